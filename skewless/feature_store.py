@@ -1,0 +1,75 @@
+"""Opening the Feast repository with the online store the settings choose, and the Feast
+operations skewless wraps (apply, materialize)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from feast import FeatureStore
+from feast.infra.offline_stores.file_source import FileSource
+
+from .settings import Settings
+
+# Static profiles are stamped long before any data set's first request; a full
+# materialization must reach back to them.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class FeatureRepoError(RuntimeError):
+    """The Feast repository cannot be used as asked (not applied, missing tables, ...)."""
+
+
+def feast_environment(settings: Settings) -> dict[str, str]:
+    # feature_store.redis.yaml reads its connection string from the environment.
+    return {**os.environ, "SKEWLESS_REDIS_CONNECTION": settings.redis_connection}
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    os.environ["SKEWLESS_REDIS_CONNECTION"] = settings.redis_connection
+    return FeatureStore(repo_path=str(settings.repo_path), fs_yaml_file=settings.feature_store_yaml)
+
+
+def feast_command(settings: Settings, *args: str) -> list[str]:
+    feast = Path(sys.executable).with_name("feast")
+    return [str(feast), "-c", str(settings.repo_path), "-f", str(settings.feature_store_yaml), *args]
+
+
+def apply(settings: Settings) -> str:
+    """`feast apply`, exactly as a data scientist runs it; returns its output."""
+    done = subprocess.run(
+        feast_command(settings, "apply"),
+        env=feast_environment(settings),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise FeatureRepoError(f"feast apply failed:\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def materialize(
+    store: FeatureStore, end: datetime, *, start: datetime | None = None, incremental: bool = False
+) -> None:
+    """Load the latest feature row per entity at or before `end` into the online store."""
+    if incremental:
+        store.materialize_incremental(end_date=end)
+    else:
+        store.materialize(start_date=start or EPOCH, end_date=end)
+
+
+def file_source_path(store: FeatureStore, source_name: str) -> Path:
+    source = store.get_data_source(source_name)
+    if not isinstance(source, FileSource):
+        raise FeatureRepoError(f"data source {source_name!r} is not a FileSource")
+    path = Path(source.path)
+    if not path.exists():
+        raise FeatureRepoError(
+            f"data source {source_name!r} reads {path}, which does not exist: "
+            "run `skewless build-tables` first"
+        )
+    return path
