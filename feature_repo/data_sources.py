@@ -35,7 +35,8 @@ aircraft = _table("aircraft", "Aircraft attributes per tail number (FAA registry
 carriers = _table("carriers", "Carrier names.")
 destinations = _table("destinations", "Airport coordinates and time zones.")
 origin_departures_1h = _table(
-    "origin_departures_1h", "Departures and late share per origin airport over the last hour, every 15 minutes."
+    "origin_departures_1h",
+    "Departures and late share per origin airport over the last hour, every 15 minutes.",
 )
 carrier_departures_7d = _table(
     "carrier_departures_7d", "Departures and late rate per carrier over the last 7 days, hourly."

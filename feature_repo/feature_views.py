@@ -125,7 +125,11 @@ route_departures_7d = FeatureView(
     ttl=timedelta(hours=2),
     source=src.route_departures_7d,
     schema=[
-        _f("route_7d_departures", Int64, "Departures on this origin-destination route, last 7 days."),
+        _f(
+            "route_7d_departures",
+            Int64,
+            "Departures on this origin-destination route, last 7 days.",
+        ),
         _f("route_7d_late_rate", Float64, "Share of them 15+ minutes late (null when none)."),
     ],
     description="Route punctuality: departures in the 7 days before the snapshot (hourly).",

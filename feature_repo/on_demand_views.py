@@ -4,6 +4,7 @@ online for serving, so the two cannot drift apart.
 """
 
 import inspect
+from datetime import UTC
 from typing import Any
 
 from feast import Field, RequestSource
@@ -34,7 +35,7 @@ flight_request = RequestSource(
 def flight_request_features(inputs: dict[str, Any]) -> dict[str, Any]:
     # Self-contained on purpose: Feast serializes this function into its registry with dill,
     # and the serving process runs it without importing this module.
-    from datetime import datetime, timezone
+    from datetime import datetime
     from zoneinfo import ZoneInfo
 
     local_tz = ZoneInfo("America/New_York")  # scheduled times are New York local times
@@ -43,8 +44,8 @@ def flight_request_features(inputs: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             return None
         if isinstance(value, (int, float)):
-            return datetime.fromtimestamp(value, tz=timezone.utc)
-        return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+            return datetime.fromtimestamp(value, tz=UTC)
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     out: dict[str, list[Any]] = {
         "minutes_to_departure": [],

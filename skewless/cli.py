@@ -62,7 +62,9 @@ def apply_command() -> None:
 
 @app.command("materialize")
 def materialize_command(
-    end: Annotated[str | None, typer.Option(help="Up to this time (default: config as_of).")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Up to this time (default: config as_of).")
+    ] = None,
     incremental: Annotated[
         bool, typer.Option(help="Only the interval since the last materialization.")
     ] = False,
@@ -98,12 +100,16 @@ def online_features_command(
     else:
         row = rows[rows[cfg.entity_id] == entity_id]
     if row.empty:
-        raise typer.BadParameter(f"no entity row {entity_id!r} in {cfg.entity_source}", param_hint="--id")
+        raise typer.BadParameter(
+            f"no entity row {entity_id!r} in {cfg.entity_source}", param_hint="--id"
+        )
     schema = service_schema(store, cfg.feature_service)
     at = row["event_timestamp"].iloc[0].to_pydatetime()
     features = online_features(store, schema, row, now=at)
-    table = Table(title=f"{cfg.feature_service} online ({settings.online_store}) for "
-                  f"{row[cfg.entity_id].iloc[0]} at {at.isoformat()}")
+    table = Table(
+        title=f"{cfg.feature_service} online ({settings.online_store}) for "
+        f"{row[cfg.entity_id].iloc[0]} at {at.isoformat()}"
+    )
     table.add_column("name")
     table.add_column("value")
     for name in (*schema.inputs, *schema.features):
@@ -129,11 +135,11 @@ def extract_command(
     extract = historical_features(store, cfg.feature_service, rows)
     seconds = time.perf_counter() - t0
     schema = service_schema(store, cfg.feature_service)
-    labelled = extract[cfg.label].notna()
+    labels = extract[cfg.label].dropna()
     console.print(
         f"extract {lo.date()} .. {hi.date()}: {len(extract):,} rows for {len(rows):,} entity rows "
         f"in {seconds:.1f} s; {len(schema.features)} features; label {cfg.label}: "
-        f"{int(labelled.sum()):,} labelled, positive rate {extract.loc[labelled, cfg.label].mean():.3f}"
+        f"{len(labels):,} labelled, positive rate {labels.mean():.3f}"
     )
     table = Table(title="features (null share and a typical value)")
     for column in ("feature", "null share", "median / top"):
@@ -141,7 +147,8 @@ def extract_command(
     for name in schema.features:
         values = extract[name]
         typical = (
-            f"{values.median():.4g}" if pd.api.types.is_numeric_dtype(values)
+            f"{values.median():.4g}"
+            if pd.api.types.is_numeric_dtype(values)
             else str(values.mode().iloc[0] if values.notna().any() else None)
         )
         table.add_row(name, f"{values.isna().mean():.3f}", typical)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from feast import FeatureStore
@@ -16,7 +16,7 @@ from .settings import Settings
 
 # Static profiles are stamped long before any data set's first request; a full
 # materialization must reach back to them.
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class FeatureRepoError(RuntimeError):
@@ -35,7 +35,14 @@ def open_store(settings: Settings) -> FeatureStore:
 
 def feast_command(settings: Settings, *args: str) -> list[str]:
     feast = Path(sys.executable).with_name("feast")
-    return [str(feast), "-c", str(settings.repo_path), "-f", str(settings.feature_store_yaml), *args]
+    return [
+        str(feast),
+        "-c",
+        str(settings.repo_path),
+        "-f",
+        str(settings.feature_store_yaml),
+        *args,
+    ]
 
 
 def apply(settings: Settings) -> str:

@@ -54,7 +54,9 @@ def rolling_late_rate(
     late_window = _trailing_sum(lates, steps)
 
     table = key_frame.loc[key_frame.index.repeat(len(grid))].reset_index(drop=True)
-    table["event_timestamp"] = pd.DatetimeIndex(np.tile(grid.tz_convert(None), len(key_frame)), tz="UTC")
+    table["event_timestamp"] = pd.DatetimeIndex(
+        np.tile(grid.tz_convert(None), len(key_frame)), tz="UTC"
+    )
     count = count_window.ravel()
     table[f"{prefix}_departures"] = count
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -8,7 +8,15 @@ import pandas as pd
 STATIC_SINCE = pd.Timestamp("2000-01-01", tz="UTC")
 
 WEATHER_COLUMNS = [
-    "temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib",
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
 ]
 
 

@@ -1,0 +1,41 @@
+"""Does configuration fail loudly on a typo, and read the environment?"""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from skewless.config import load_model_config
+from skewless.settings import PROJECT_ROOT, Settings
+
+DEFAULT = PROJECT_ROOT / "skewless" / "configs" / "delay_model.yaml"
+
+
+def test_default_model_config_loads() -> None:
+    config = load_model_config(DEFAULT)
+    assert config.feature_service == "delay_model_v1"
+    assert config.extract.start < config.extract.end
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.yaml"
+    path.write_text(DEFAULT.read_text() + "feature_servce: typo\n")
+    with pytest.raises(ValidationError, match="feature_servce"):
+        load_model_config(path)
+
+
+def test_reversed_window_is_refused(tmp_path: Path) -> None:
+    text = DEFAULT.read_text().replace('start: "2013-07-01', 'start: "2013-09-01')
+    path = tmp_path / "model.yaml"
+    path.write_text(text)
+    with pytest.raises(ValidationError, match="not before"):
+        load_model_config(path)
+
+
+def test_online_store_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKEWLESS_ONLINE_STORE", "redis")
+    settings = Settings()
+    assert settings.feature_store_yaml.name == "feature_store.redis.yaml"
+    monkeypatch.setenv("SKEWLESS_ONLINE_STORE", "cassandra")
+    with pytest.raises(ValidationError, match="online_store"):
+        Settings()
