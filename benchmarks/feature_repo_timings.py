@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +25,7 @@ from feature_repo.tables.build import build_tables  # noqa: E402
 from skewless import feature_store as fs  # noqa: E402
 from tests.repos import copy_feature_repo, settings_for  # noqa: E402
 
-AS_OF = datetime(2013, 12, 30, 23, tzinfo=timezone.utc)
+AS_OF = datetime(2013, 12, 30, 23, tzinfo=UTC)
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -77,8 +77,11 @@ def main() -> None:
     print(f"\n| step | median of {args.runs} (s) | runs (s) |\n|---|---|---|")
     for step in runs[0]:
         values = [r[step] for r in runs]
-        print(f"| {step} | {statistics.median(values):.1f} | "
-              + ", ".join(f"{v:.1f}" for v in values) + " |")
+        print(
+            f"| {step} | {statistics.median(values):.1f} | "
+            + ", ".join(f"{v:.1f}" for v in values)
+            + " |"
+        )
     print("\n| table | rows |\n|---|---|")
     for name, count in rows.items():
         print(f"| {name} | {count:,} |")

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
+from feast.errors import FeatureViewNotFoundException
 
 TIMESTAMP_SUFFIX = "__ts"  # what Feast's OnlineResponse appends for feature timestamps
 
@@ -47,7 +48,7 @@ def service_schema(store: FeatureStore, service_name: str) -> ServiceSchema:
         features.extend(names)
         try:
             view: FeatureView | OnDemandFeatureView = store.get_feature_view(projection.name)
-        except Exception:  # noqa: BLE001 - Feast raises a different class per registry type
+        except FeatureViewNotFoundException:
             view = store.get_on_demand_feature_view(projection.name)
         if isinstance(view, FeatureView):
             for column in view.entity_columns:
@@ -88,8 +89,8 @@ def online_features(
 ) -> pd.DataFrame:
     """Online features for `entity_rows` (join keys and request fields) as of `now`.
 
-    A batch feature whose row is older than its view's TTL, or that was never written, is
-    null, as it is offline.
+    A batch feature whose row is older than its view's TTL, newer than `now`, or that was
+    never written, is null, as it is offline.
     """
     missing = [c for c in schema.inputs if c not in entity_rows.columns]
     if missing:
@@ -103,7 +104,9 @@ def online_features(
     now_s = now.timestamp()
     for name, ttl in schema.ttl.items():
         stamps = pd.Series(response[name + TIMESTAMP_SUFFIX], dtype="float64")
-        fresh = stamps > 0
+        # Never written (0), or written after `now` (a replay materialized past the caller's
+        # moment): unknown as of `now`, as offline.
+        fresh = (stamps > 0) & (stamps <= now_s)
         if ttl > timedelta(0):
             fresh &= now_s - stamps <= ttl.total_seconds()
         out[name] = out[name].where(fresh.to_numpy(), None)
