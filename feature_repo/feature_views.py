@@ -140,7 +140,9 @@ route_departures_7d = FeatureView(
 aircraft_departures_today = FeatureView(
     name="aircraft_departures_today",
     entities=[aircraft],
-    ttl=timedelta(days=1),
+    # No expiry: a reset row at local midnight after every active day makes "0 departures,
+    # no delay yet" the right answer until the aircraft departs again.
+    ttl=timedelta(0),
     source=src.aircraft_departures_today,
     schema=[
         _f("aircraft_departures_today", Int64, "The aircraft's departures from NYC so far today."),

@@ -16,7 +16,10 @@ ensure_redis() {
     fi
     if ! command -v redis-server >/dev/null 2>&1; then
         echo "==> installing redis-server"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
     fi
     local dir
     dir="$(mktemp -d)"

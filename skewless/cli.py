@@ -104,7 +104,9 @@ def online_features_command(
             f"no entity row {entity_id!r} in {cfg.entity_source}", param_hint="--id"
         )
     schema = service_schema(store, cfg.feature_service)
-    at = row["event_timestamp"].iloc[0].to_pydatetime()
+    # The online store holds the values as of its materialization (`as_of`), whatever the
+    # row's own request time; request-time features come from the row itself.
+    at = cfg.as_of
     features = online_features(store, schema, row, now=at)
     table = Table(
         title=f"{cfg.feature_service} online ({settings.online_store}) for "

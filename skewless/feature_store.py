@@ -62,8 +62,14 @@ def apply(settings: Settings) -> str:
 def materialize(
     store: FeatureStore, end: datetime, *, start: datetime | None = None, incremental: bool = False
 ) -> None:
-    """Load the latest feature row per entity at or before `end` into the online store."""
-    if incremental:
+    """Load the latest feature row per entity at or before `end` into the online store.
+
+    `incremental` loads only what came since each view's last materialization; a view never
+    materialized would otherwise start at wall-clock now minus its TTL (Feast's rule), which
+    misses every row of a replayed year, so a store with any such view gets a full load.
+    """
+    never = [v.name for v in store.list_feature_views() if not v.materialization_intervals]
+    if incremental and not never:
         store.materialize_incremental(end_date=end)
     else:
         store.materialize(start_date=start or EPOCH, end_date=end)

@@ -89,13 +89,21 @@ def online_features(
 ) -> pd.DataFrame:
     """Online features for `entity_rows` (join keys and request fields) as of `now`.
 
-    A batch feature whose row is older than its view's TTL, newer than `now`, or that was
-    never written, is null, as it is offline.
+    A batch feature whose row is older than its view's TTL, or that was never written, is
+    null, as it is offline, and so is one keyed by a missing (null) join key.
+
+    The online store keeps only the latest row per entity, so `now` must not be earlier than
+    the store's last materialization: a row stamped after `now` is reported as null (unknown
+    as of `now`), where offline would find an older row.
     """
     missing = [c for c in schema.inputs if c not in entity_rows.columns]
     if missing:
         raise RetrievalError(f"entity rows lack {missing} needed by {schema.name}")
-    rows = entity_rows[list(schema.inputs)]
+    rows = entity_rows[list(schema.inputs)].astype("object")
+    # Feast cannot look up a null key; "" is no entity's key, so its views read as missing,
+    # exactly as the offline join finds no row for a null key.
+    keys = list(schema.join_keys)
+    rows[keys] = rows[keys].where(rows[keys].notna(), "")
     response = store.get_online_features(
         features=store.get_feature_service(schema.name),
         entity_rows=rows.to_dict(orient="records"),
@@ -104,8 +112,7 @@ def online_features(
     now_s = now.timestamp()
     for name, ttl in schema.ttl.items():
         stamps = pd.Series(response[name + TIMESTAMP_SUFFIX], dtype="float64")
-        # Never written (0), or written after `now` (a replay materialized past the caller's
-        # moment): unknown as of `now`, as offline.
+        # Never written (0), or written after `now` (see the docstring): unknown as of `now`.
         fresh = (stamps > 0) & (stamps <= now_s)
         if ttl > timedelta(0):
             fresh &= now_s - stamps <= ttl.total_seconds()

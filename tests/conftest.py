@@ -17,6 +17,13 @@ from .repos import apply_repo, copy_feature_repo, settings_for
 LEAD_TIME_MINUTES = 60
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Everything under tests/integration talks to real services or builds the full data set.
+    for item in items:
+        if "integration" in item.path.parts:
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def redis_connection() -> str:
     """A Redis server that answers; scripts/test starts one when none runs. Never skipped."""

@@ -19,7 +19,7 @@ from . import aggregates, flights, profiles
 from .raw import RawData, raw_fingerprint, read_raw
 
 MANIFEST = "tables.json"
-BUILD_VERSION = 1  # bump when a table's definition changes, so old builds are not reused
+BUILD_VERSION = 2  # bump when a table's definition changes, so old builds are not reused
 
 TableBuilder = Callable[[RawData, pd.DataFrame, pd.Timedelta], pd.DataFrame]
 

@@ -35,7 +35,17 @@ def flight_ids(flights: pd.DataFrame) -> pd.Series:
 
 def build_flight_requests(flights: pd.DataFrame, lead_time: pd.Timedelta) -> pd.DataFrame:
     # (year, month, day) in the id are the local scheduled date, as in the raw file.
-    """One row per scheduled flight, stamped at the moment the prediction is asked for."""
+    """One row per scheduled flight, stamped at the moment the prediction is asked for.
+
+    Only what is known at that moment, plus the label; no other outcome column (whether the
+    flight was cancelled is future information too: the null label already says it).
+    """
+    early = flights["dep_delay"] < -lead_time / pd.Timedelta(minutes=1)
+    if early.any():
+        raise ValueError(
+            f"lead time {lead_time} is too short: {int(early.sum())} flights departed before "
+            f"their prediction would be asked for (earliest {flights['dep_delay'].min():.0f} min)"
+        )
     scheduled = scheduled_departure_utc(flights)
     label = (flights["dep_delay"] >= LATE_MINUTES).astype("Int64")
     label[flights["dep_delay"].isna()] = pd.NA
@@ -50,7 +60,6 @@ def build_flight_requests(flights: pd.DataFrame, lead_time: pd.Timedelta) -> pd.
             "origin": flights["origin"].astype("string"),
             "dest": flights["dest"].astype("string"),
             "distance": flights["distance"].astype("float64"),
-            "cancelled": flights["dep_delay"].isna(),
             "departed_late": label,
         }
     )

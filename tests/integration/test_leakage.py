@@ -27,6 +27,17 @@ ROLLING = {
     "route_7d": (["origin", "dest"], pd.Timedelta(days=7), pd.Timedelta(hours=1)),
 }
 WEATHER_TTL = pd.Timedelta(hours=3)
+WEATHER = [
+    "temp",
+    "dewp",
+    "humid",
+    "wind_dir",
+    "wind_speed",
+    "wind_gust",
+    "precip",
+    "pressure",
+    "visib",
+]
 
 
 @pytest.fixture(scope="module")
@@ -89,21 +100,18 @@ def recompute_aircraft_today(requests: pd.DataFrame, departures: pd.DataFrame) -
     counts, delays = [], []
     for _, row in requests.iterrows():
         now = row["event_timestamp"]
-        midnight = now.tz_convert(LOCAL).normalize()
-        yesterday = (midnight.tz_localize(None) - pd.Timedelta(days=1)).tz_localize(LOCAL)
-        flown = by_tail.get(row["tailnum"])
-        if flown is None or pd.isna(row["tailnum"]):
+        midnight = now.tz_convert(LOCAL).normalize()  # today's local midnight
+        flown = None if pd.isna(row["tailnum"]) else by_tail.get(row["tailnum"])
+        if flown is None:
             counts.append(None), delays.append(None)
             continue
         today = flown[(flown["departed_at"] >= midnight) & (flown["departed_at"] < now)]
         if len(today):
             counts.append(len(today)), delays.append(today["dep_delay"].iloc[-1])
-        elif ((flown["departed_at"] >= yesterday) & (flown["departed_at"] < midnight)).any() and (
-            now - midnight <= pd.Timedelta(days=1)  # the midnight reset row, within its TTL
-        ):
-            counts.append(0), delays.append(None)
+        elif (flown["departed_at"] < midnight).any():
+            counts.append(0), delays.append(None)  # known aircraft, no departure yet today
         else:
-            counts.append(None), delays.append(None)
+            counts.append(None), delays.append(None)  # never seen departing before
     return pd.DataFrame(
         {
             "flight_id": requests["flight_id"].to_numpy(),
@@ -126,9 +134,7 @@ def recompute_weather(requests: pd.DataFrame) -> pd.DataFrame:
             and row["event_timestamp"] - (latest["time_hour"].iloc[0] + pd.Timedelta(hours=1))
             <= WEATHER_TTL
         )
-        values.append(
-            {c: latest[c].iloc[0] if fresh else None for c in ("temp", "humid", "visib", "precip")}
-        )
+        values.append({c: latest[c].iloc[0] if fresh else None for c in WEATHER})
     frame = pd.DataFrame(values).add_prefix("weather_")
     frame.insert(0, "flight_id", requests["flight_id"].to_numpy())
     return frame
@@ -152,6 +158,7 @@ def test_same_day_aircraft_features_use_only_past_departures(
     expected = recompute_aircraft_today(served, raw_departures)
     features = ["aircraft_departures_today", "aircraft_last_delay_today"]
     assert expected["aircraft_last_delay_today"].notna().sum() > 100
+    assert (expected["aircraft_departures_today"] == 0).sum() > 100
     assert compare_features(served, expected, features, key="flight_id") == []
 
 
@@ -159,4 +166,5 @@ def test_same_day_aircraft_features_use_only_past_departures(
 def test_weather_is_only_what_was_observed_before_the_request(served: pd.DataFrame) -> None:
     expected = recompute_weather(served)
     features = [c for c in expected.columns if c != "flight_id"]
+    assert expected["weather_temp"].notna().mean() > 0.95
     assert compare_features(served, expected, features, key="flight_id") == []

@@ -19,18 +19,20 @@ from skewless.settings import Settings
 
 from ..repos import settings_for
 
-T = pd.Timestamp("2013-06-14 21:00", tz="UTC")  # a Friday, 17:00 in New York
+# A Friday, 17:07 in New York: off the 15-minute and hourly snapshot grids on purpose.
+T = pd.Timestamp("2013-06-14 21:07", tz="UTC")
 MIN_ENTITIES = 200
 
 
 def entity_rows_at_t(settings: Settings) -> pd.DataFrame:
-    """Real flights asked for in the 4 hours after T, all asked as of T."""
+    """Real flights asked for in the 8 hours after T, all asked as of T."""
     store = fs.open_store(settings)
     requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
     soon = requests[
         (requests["event_timestamp"] >= T)
-        & (requests["event_timestamp"] < T + pd.Timedelta(hours=4))
-    ].dropna(subset=["tailnum"])
+        & (requests["event_timestamp"] < T + pd.Timedelta(hours=8))
+    ]
+    assert soon["tailnum"].isna().any(), "keep flights without a tail number: null join keys"
     rows = soon.assign(event_timestamp=T, requested_at=T).reset_index(drop=True)
     assert len(rows) >= MIN_ENTITIES
     return rows
