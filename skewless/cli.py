@@ -157,6 +157,35 @@ def extract_command(
     console.print(table)
 
 
+@app.command("train")
+def train_command(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Pipeline YAML (default: settings).")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option(help="Make a blessed model the champion even if one exists.")
+    ] = False,
+    resume: Annotated[
+        str | None, typer.Option("--resume", help="Resume this pipeline run id.")
+    ] = None,
+) -> None:
+    """Run the continuous-training pipeline: extract, validate, split, train, evaluate,
+    bless, register (MLflow). Exits 1 when data validation stops the run."""
+    from training.config import load_pipeline_config
+    from training.pipeline import Pipeline
+    from training.report import print_summary
+    from training.validate_data import DataValidationError
+
+    settings = get_settings()
+    cfg = load_pipeline_config(config or settings.pipeline_config)
+    try:
+        result = Pipeline(settings, cfg, promote=promote, progress=console.print).run(resume)
+    except DataValidationError as exc:
+        console.print(f"[red]{exc}[/red]\nthe registry was not changed")
+        raise typer.Exit(1) from None
+    print_summary(console, result)
+
+
 @app.command("quickstart")
 def quickstart_command(config: ConfigOption = None) -> None:
     """The main job on the embedded default: build, apply, materialize, read online, extract."""
@@ -165,6 +194,7 @@ def quickstart_command(config: ConfigOption = None) -> None:
     materialize_command(end=None, incremental=False, config=config)
     online_features_command(entity_id=None, config=config)
     extract_command(start=None, end=None, config=config)
+    train_command(config=None, promote=False, resume=None)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
         description="The model configuration (feature service, entity source, windows).",
     )
 
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".skewless",
+        description="Pipeline runs and the MLflow store (sqlite:///<state_dir>/mlflow.db).",
+    )
+    pipeline_config: Path = Field(
+        default=PROJECT_ROOT / "training" / "configs" / "delay_model.yaml",
+        description="The training pipeline configuration (strict YAML).",
+    )
+
     @property
     def data_dir(self) -> Path:
         # The FileSources in the Feast repository read their tables from here.

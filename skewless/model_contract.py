@@ -1,0 +1,91 @@
+"""The model contract, and the ONE function that turns feature rows into the model's input.
+
+Training, online serving, batch scoring and the infra check all call `feature_matrix`; the
+contract (feature order, kinds, category lists) travels with the model, so nothing about the
+encoding is re-derived at serving time. Two copies of this function would be a skew bug.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+Kind = Literal["numeric", "categorical"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: Kind
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    model_name: str
+    feature_service: str
+    feature_service_version: str
+    label: str
+    features: tuple[FeatureSpec, ...]
+    threshold: float = 0.5
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelContract:
+        raw = json.loads(text)
+        raw["features"] = tuple(
+            FeatureSpec(f["name"], f["kind"], tuple(f["categories"])) for f in raw["features"]
+        )
+        return cls(**raw)
+
+    @classmethod
+    def load(cls, path: Path) -> ModelContract:
+        return cls.from_json(path.read_text())
+
+
+def is_categorical(values: pd.Series) -> bool:
+    return not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def derive_features(frame: pd.DataFrame, names: list[str]) -> tuple[FeatureSpec, ...]:
+    """Kinds from the training frame's dtypes; categories sorted, so the codes are stable."""
+    specs = []
+    for name in names:
+        if is_categorical(frame[name]):
+            categories = tuple(sorted(str(v) for v in frame[name].dropna().unique()))
+            specs.append(FeatureSpec(name, "categorical", categories))
+        else:
+            specs.append(FeatureSpec(name, "numeric"))
+    return tuple(specs)
+
+
+def feature_matrix(rows: pd.DataFrame, contract: ModelContract) -> pd.DataFrame:
+    """Feature rows (any extra columns, any order) -> the model input, in contract order.
+
+    Numbers become float64 (null -> NaN); categories become pandas categoricals over the
+    contract's list, so an unseen value is missing, never a new code.
+    """
+    missing = [f.name for f in contract.features if f.name not in rows.columns]
+    if missing:
+        raise KeyError(f"feature rows lack {missing}")
+    columns = {}
+    for spec in contract.features:
+        values = rows[spec.name]
+        if spec.kind == "numeric":
+            columns[spec.name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            text = values.astype("object").where(values.notna(), None)
+            text = text.map(lambda v: None if v is None else str(v))
+            columns[spec.name] = pd.Categorical(text, categories=list(spec.categories))
+    return pd.DataFrame(columns, index=rows.index)

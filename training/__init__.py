@@ -1,0 +1,1 @@
+"""The continuous-training pipeline: one module per step, chained by `pipeline.run`."""

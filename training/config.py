@@ -1,0 +1,63 @@
+"""The pipeline configuration: strict YAML (extra="forbid"); nothing in training/ names a
+column of a data set, the configuration does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import Field, PositiveInt
+
+from skewless.config import StrictModel, Window
+
+
+class Windows(StrictModel):
+    train: Window
+    validation: Window
+    test: Window
+
+
+class DataValidation(StrictModel):
+    max_null_increase: float = Field(0.10, ge=0, le=1)  # vs the reference null rate
+    max_unknown_category_share: float = Field(0.01, ge=0, le=1)
+    max_out_of_range_share: float = Field(0.01, ge=0, le=1)
+    range_margin: float = Field(0.5, ge=0)  # allowed range: [min, max] widened by this x span
+    psi_warn: float = Field(0.25, gt=0)
+    psi_stop: float | None = None  # None: value skew only warns (seasonal drift is expected)
+
+
+class Training(StrictModel):
+    seed: int = 13
+    search_budget: PositiveInt = 3  # trials of the bounded search, the first is the default
+    max_rounds: PositiveInt = 2000
+    early_stopping_rounds: PositiveInt = 100
+    num_threads: PositiveInt = 2
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+    search_space: dict[str, list[float | int]] = Field(default_factory=dict)
+
+
+class Blessing(StrictModel):
+    min_auc_gain_over_baseline: float = 0.01
+    min_auc_gain_over_champion: float = -0.002  # a tie within noise still blesses
+    segment_min_rows: PositiveInt = 500
+    segment_auc_tolerance: float = Field(0.02, ge=0)
+    latency_budget_ms_p99: float = Field(5.0, gt=0)
+    infra_sample_rows: PositiveInt = 200
+
+
+class PipelineConfig(StrictModel):
+    model_name: str
+    feature_service: str
+    entity_source: str
+    entity_id: str
+    label: str
+    windows: Windows
+    segments: list[str]
+    baseline_by: list[str]  # the baseline: historical label rate per these columns
+    validation: DataValidation = DataValidation()
+    training: Training = Training()
+    blessing: Blessing = Blessing()
+
+
+def load_pipeline_config(path: Path) -> PipelineConfig:
+    return PipelineConfig.model_validate(yaml.safe_load(path.read_text()))
