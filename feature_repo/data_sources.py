@@ -34,15 +34,18 @@ weather_hourly = _table(
 aircraft = _table("aircraft", "Aircraft attributes per tail number (FAA registry).")
 carriers = _table("carriers", "Carrier names.")
 destinations = _table("destinations", "Airport coordinates and time zones.")
-origin_departures_1h = _table(
-    "origin_departures_1h",
-    "Departures and late share per origin airport over the last hour, every 15 minutes.",
+origin_departures_recent = _table(
+    "origin_departures_recent",
+    "Departures, late share and mean delay per origin airport over the last 1 and 3 hours, "
+    "every 15 minutes.",
 )
 carrier_departures_7d = _table(
-    "carrier_departures_7d", "Departures and late rate per carrier over the last 7 days, hourly."
+    "carrier_departures_7d",
+    "Departures, late rate and mean delay per carrier over the last 7 days, hourly.",
 )
 route_departures_7d = _table(
-    "route_departures_7d", "Departures and late rate per route over the last 7 days, hourly."
+    "route_departures_7d",
+    "Departures, late rate and mean delay per route over the last 7 days, hourly.",
 )
 aircraft_departures_today = _table(
     "aircraft_departures_today",

@@ -11,7 +11,7 @@ from feature_views import (
     carrier_departures_7d,
     carrier_profile,
     destination_profile,
-    origin_departures_1h,
+    origin_departures_recent,
     route_departures_7d,
     weather_hourly,
 )
@@ -22,7 +22,7 @@ delay_model_v1 = FeatureService(
     features=[
         flight_request_features_view,
         weather_hourly,
-        origin_departures_1h,
+        origin_departures_recent,
         carrier_departures_7d,
         route_departures_7d,
         aircraft_departures_today,

@@ -87,22 +87,30 @@ destination_profile = FeatureView(
     tags={**TAGS, "kind": "profile"},
 )
 
-origin_departures_1h = FeatureView(
-    name="origin_departures_1h",
+
+def _window_fields(prefix: str, subject: str) -> list[Field]:
+    return [
+        _f(f"{prefix}_departures", Int64, f"Departures {subject}."),
+        _f(f"{prefix}_late_rate", Float64, "Share of them 15+ minutes late (null when none)."),
+        _f(
+            f"{prefix}_mean_delay", Float64, "Their mean departure delay, minutes (null when none)."
+        ),
+    ]
+
+
+origin_departures_recent = FeatureView(
+    name="origin_departures_recent",
     entities=[origin],
     ttl=timedelta(minutes=30),
-    source=src.origin_departures_1h,
+    source=src.origin_departures_recent,
     schema=[
-        _f("origin_1h_departures", Int64, "Departures from the origin in the last hour."),
-        _f(
-            "origin_1h_late_rate",
-            Float64,
-            "Share of those departures 15+ minutes late (null when there were none).",
-        ),
+        *_window_fields("origin_1h", "from the origin in the last hour"),
+        *_window_fields("origin_3h", "from the origin in the last 3 hours"),
     ],
-    description="Origin congestion: departures in the hour before the snapshot (every 15 min).",
+    description="Origin congestion: departures in the 1 and 3 hours before the snapshot "
+    "(every 15 min).",
     owner=OWNER,
-    tags={**TAGS, "kind": "realtime-aggregate", "window": "1h"},
+    tags={**TAGS, "kind": "realtime-aggregate", "window": "1h,3h"},
 )
 
 carrier_departures_7d = FeatureView(
@@ -110,10 +118,7 @@ carrier_departures_7d = FeatureView(
     entities=[carrier],
     ttl=timedelta(hours=2),
     source=src.carrier_departures_7d,
-    schema=[
-        _f("carrier_7d_departures", Int64, "The carrier's departures from NYC, last 7 days."),
-        _f("carrier_7d_late_rate", Float64, "Share of them 15+ minutes late (null when none)."),
-    ],
+    schema=_window_fields("carrier_7d", "of the carrier from NYC in the last 7 days"),
     description="Carrier punctuality: departures in the 7 days before the snapshot (hourly).",
     owner=OWNER,
     tags={**TAGS, "kind": "realtime-aggregate", "window": "7d"},
@@ -124,14 +129,7 @@ route_departures_7d = FeatureView(
     entities=[origin, dest],
     ttl=timedelta(hours=2),
     source=src.route_departures_7d,
-    schema=[
-        _f(
-            "route_7d_departures",
-            Int64,
-            "Departures on this origin-destination route, last 7 days.",
-        ),
-        _f("route_7d_late_rate", Float64, "Share of them 15+ minutes late (null when none)."),
-    ],
+    schema=_window_fields("route_7d", "on this origin-destination route in the last 7 days"),
     description="Route punctuality: departures in the 7 days before the snapshot (hourly).",
     owner=OWNER,
     tags={**TAGS, "kind": "realtime-aggregate", "window": "7d"},

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 Kind = Literal["numeric", "categorical"]
@@ -70,22 +72,33 @@ def derive_features(frame: pd.DataFrame, names: list[str]) -> tuple[FeatureSpec,
     return tuple(specs)
 
 
-def feature_matrix(rows: pd.DataFrame, contract: ModelContract) -> pd.DataFrame:
+def feature_matrix(rows: pd.DataFrame, contract: ModelContract) -> np.ndarray:
     """Feature rows (any extra columns, any order) -> the model input, in contract order.
 
-    Numbers become float64 (null -> NaN); categories become pandas categoricals over the
-    contract's list, so an unseen value is missing, never a new code.
+    A float64 matrix: numbers as they are (null -> NaN); a category as its index in the
+    contract's list, so an unseen value is missing (NaN), never a new code. LightGBM is told
+    which columns are categorical at training time (`categorical_columns`).
     """
     missing = [f.name for f in contract.features if f.name not in rows.columns]
     if missing:
         raise KeyError(f"feature rows lack {missing}")
-    columns = {}
-    for spec in contract.features:
+    matrix = np.empty((len(rows), len(contract.features)), dtype="float64")
+    for j, spec in enumerate(contract.features):
         values = rows[spec.name]
         if spec.kind == "numeric":
-            columns[spec.name] = pd.to_numeric(values, errors="coerce").astype("float64")
+            matrix[:, j] = pd.to_numeric(values, errors="coerce").to_numpy(
+                dtype="float64", na_value=np.nan
+            )
         else:
-            text = values.astype("object").where(values.notna(), None)
-            text = text.map(lambda v: None if v is None else str(v))
-            columns[spec.name] = pd.Categorical(text, categories=list(spec.categories))
-    return pd.DataFrame(columns, index=rows.index)
+            codes = _codes(spec)
+            matrix[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in values]
+    return matrix
+
+
+def categorical_columns(contract: ModelContract) -> list[str]:
+    return [f.name for f in contract.features if f.kind == "categorical"]
+
+
+@lru_cache(maxsize=256)
+def _codes(spec: FeatureSpec) -> dict[str, float]:
+    return {category: float(i) for i, category in enumerate(spec.categories)}

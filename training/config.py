@@ -32,6 +32,9 @@ class Training(StrictModel):
     max_rounds: PositiveInt = 2000
     early_stopping_rounds: PositiveInt = 100
     num_threads: PositiveInt = 2
+    # After the search picks parameters and rounds on the validation window, train the final
+    # model on train + validation with those rounds, so it has seen the most recent data.
+    refit_on_validation: bool = True
     params: dict[str, float | int | str] = Field(default_factory=dict)
     search_space: dict[str, list[float | int]] = Field(default_factory=dict)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from skewless.model_contract import ModelContract, feature_matrix
+from skewless.model_contract import ModelContract, categorical_columns, feature_matrix
 
 from .config import Training
 
@@ -23,7 +23,7 @@ class TrainedModel:
     booster: lgb.Booster
     params: dict[str, Any]
     best_iteration: int
-    validation_auc: float
+    validation_auc: float  # of the chosen trial, before any refit on train + validation
     trials: list[dict[str, Any]]
     history: list[float]  # validation log loss per round of the chosen trial
 
@@ -71,9 +71,22 @@ def train(
         history: dict[str, Any] = {}
         booster = lgb.train(
             params,
-            lgb.Dataset(x_train, y_train, free_raw_data=False),
+            lgb.Dataset(
+                x_train,
+                y_train,
+                feature_name=contract.feature_names,
+                categorical_feature=categorical_columns(contract),
+                free_raw_data=False,
+            ),
             num_boost_round=config.max_rounds,
-            valid_sets=[lgb.Dataset(x_val, y_val, reference=None)],
+            valid_sets=[
+                lgb.Dataset(
+                    x_val,
+                    y_val,
+                    feature_name=contract.feature_names,
+                    categorical_feature=categorical_columns(contract),
+                )
+            ],
             valid_names=["validation"],
             callbacks=[
                 lgb.early_stopping(config.early_stopping_rounds, verbose=False),
@@ -100,8 +113,19 @@ def train(
                 list(history["validation"]["binary_logloss"]),
             )
     assert best is not None
-    # Keep only the rounds that early stopping chose, so the saved model is what was validated.
-    final = lgb.Booster(model_str=best.booster.model_to_string(num_iteration=best.best_iteration))
+    if config.refit_on_validation:
+        both = lgb.Dataset(
+            np.vstack([x_train, x_val]),
+            pd.concat([y_train, y_val]),
+            feature_name=contract.feature_names,
+            categorical_feature=categorical_columns(contract),
+        )
+        final = lgb.train(best.params, both, num_boost_round=best.best_iteration)
+    else:
+        # Keep only the rounds early stopping chose, so the saved model is what was validated.
+        final = lgb.Booster(
+            model_str=best.booster.model_to_string(num_iteration=best.best_iteration)
+        )
     return TrainedModel(
         final, best.params, best.best_iteration, best.validation_auc, trials, best.history
     )

@@ -19,7 +19,7 @@ from . import aggregates, flights, profiles
 from .raw import RawData, raw_fingerprint, read_raw
 
 MANIFEST = "tables.json"
-BUILD_VERSION = 2  # bump when a table's definition changes, so old builds are not reused
+BUILD_VERSION = 3  # bump when a table's definition changes, so old builds are not reused
 
 TableBuilder = Callable[[RawData, pd.DataFrame, pd.Timedelta], pd.DataFrame]
 
@@ -31,8 +31,11 @@ TABLES: dict[str, TableBuilder] = {
     "aircraft": lambda raw, dep, lead: profiles.build_aircraft(raw.planes),
     "carriers": lambda raw, dep, lead: profiles.build_carriers(raw.airlines),
     "destinations": lambda raw, dep, lead: profiles.build_destinations(raw.airports),
-    "origin_departures_1h": lambda raw, dep, lead: aggregates.rolling_late_rate(
-        dep, ["origin"], pd.Timedelta(hours=1), pd.Timedelta(minutes=15), "origin_1h"
+    "origin_departures_recent": lambda raw, dep, lead: aggregates.rolling_windows(
+        dep,
+        ["origin"],
+        {"origin_1h": pd.Timedelta(hours=1), "origin_3h": pd.Timedelta(hours=3)},
+        pd.Timedelta(minutes=15),
     ),
     "carrier_departures_7d": lambda raw, dep, lead: aggregates.rolling_late_rate(
         dep, ["carrier"], pd.Timedelta(days=7), pd.Timedelta(hours=1), "carrier_7d"

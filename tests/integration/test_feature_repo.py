@@ -39,7 +39,7 @@ def test_plan_and_apply_into_an_empty_folder(tmp_path: Path) -> None:
 
 def test_feature_views_and_services_are_listed_with_descriptions(real_repo: Settings) -> None:
     views = run_feast(real_repo, "feature-views", "list")
-    for name in ("weather_hourly", "origin_departures_1h", "aircraft_departures_today"):
+    for name in ("weather_hourly", "origin_departures_recent", "aircraft_departures_today"):
         assert name in views
     services = run_feast(real_repo, "feature-services", "list")
     assert "delay_model_v1" in services
@@ -64,7 +64,7 @@ def test_service_schema_names_what_a_caller_must_send(real_repo: Settings) -> No
     schema = service_schema(fs.open_store(real_repo), "delay_model_v1")
     assert set(schema.join_keys) == {"origin", "dest", "carrier", "tailnum"}
     assert set(schema.request_fields) == {"scheduled_departure", "requested_at", "distance"}
-    assert len(schema.features) == len(set(schema.features)) == 35
+    assert len(schema.features) == len(set(schema.features)) == 42
 
 
 @pytest.mark.parametrize("online_store", ["sqlite", "redis"])

@@ -23,6 +23,7 @@ LOCAL = "America/New_York"
 # The snapshot grid of each rolling aggregate: (keys, window, snapshot interval).
 ROLLING = {
     "origin_1h": (["origin"], pd.Timedelta(hours=1), pd.Timedelta(minutes=15)),
+    "origin_3h": (["origin"], pd.Timedelta(hours=3), pd.Timedelta(minutes=15)),
     "carrier_7d": (["carrier"], pd.Timedelta(days=7), pd.Timedelta(hours=1)),
     "route_7d": (["origin", "dest"], pd.Timedelta(days=7), pd.Timedelta(hours=1)),
 }
@@ -66,16 +67,17 @@ def recompute_rolling(
 ) -> pd.DataFrame:
     keys, window, every = ROLLING[prefix]
     grid_start = departures["departed_at"].min().floor(every)
-    counts, rates = [], []
+    counts, rates, delays = [], [], []
     ordered = departures.sort_values("departed_at")
     ns = ordered["departed_at"].dt.as_unit("ns").astype("int64")
     by_key = {k: ns[g.index].to_numpy() for k, g in ordered.groupby(keys)}
     late_by_key = {k: g["late"].to_numpy() for k, g in ordered.groupby(keys)}
+    delay_by_key = {k: g["dep_delay"].to_numpy() for k, g in ordered.groupby(keys)}
     for _, row in requests.iterrows():
         snapshot = row["event_timestamp"].floor(every)  # the latest snapshot the request sees
         key = tuple(row[k] for k in keys)  # groupby on a list of keys gives tuple keys
         if snapshot < grid_start:
-            counts.append(None), rates.append(None)
+            counts.append(None), rates.append(None), delays.append(None)
             continue
         times = by_key.get(key, np.array([], dtype="int64"))
         lo = np.searchsorted(times, (snapshot - window).value, side="left")
@@ -84,11 +86,13 @@ def recompute_rolling(
         n = hi - lo
         counts.append(n)
         rates.append(late_by_key[key][lo:hi].mean() if n else None)
+        delays.append(delay_by_key[key][lo:hi].mean() if n else None)
     return pd.DataFrame(
         {
             "flight_id": requests["flight_id"].to_numpy(),
             f"{prefix}_departures": counts,
             f"{prefix}_late_rate": rates,
+            f"{prefix}_mean_delay": delays,
         }
     )
 
@@ -146,7 +150,7 @@ def test_rolling_aggregates_use_only_past_departures(
     prefix: str, served: pd.DataFrame, raw_departures: pd.DataFrame
 ) -> None:
     expected = recompute_rolling(served, raw_departures, prefix)
-    features = [f"{prefix}_departures", f"{prefix}_late_rate"]
+    features = [f"{prefix}_departures", f"{prefix}_late_rate", f"{prefix}_mean_delay"]
     assert expected[features[0]].notna().sum() > SAMPLE * 0.9
     assert compare_features(served, expected, features, key="flight_id") == []
 
