@@ -188,7 +188,8 @@ def train_command(
 
 @app.command("quickstart")
 def quickstart_command(config: ConfigOption = None) -> None:
-    """The main job on the embedded default: build, apply, materialize, read online, extract."""
+    """The main job on the embedded default: build, apply, materialize, read online, extract,
+    train (and register a champion)."""
     build_tables_command(force=False)
     apply_command()
     materialize_command(end=None, incremental=False, config=config)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-from pydantic import Field, PositiveInt
+from pydantic import Field, PositiveInt, model_validator
 
 from skewless.config import StrictModel, Window
 
@@ -15,6 +15,12 @@ class Windows(StrictModel):
     train: Window
     validation: Window
     test: Window
+
+    @model_validator(mode="after")
+    def _in_time_order(self) -> Windows:
+        if not (self.train.end <= self.validation.start and self.validation.end <= self.test.start):
+            raise ValueError("windows must not overlap: train, then validation, then test")
+        return self
 
 
 class DataValidation(StrictModel):

@@ -45,7 +45,8 @@ def print_summary(console: Console, result: RunResult) -> None:
     console.print(verdicts)
     console.print(
         f"registered version {result.version} "
-        f"({'blessed' if result.blessed else 'NOT blessed'}); aliases: {', '.join(result.aliases) or 'none'}; "
+        f"({'blessed' if result.blessed else 'NOT blessed'}); "
+        f"aliases: {', '.join(result.aliases) or 'none'}; "
         "step seconds: "
         + ", ".join(
             f"{k} {v:.1f}" + (" (reused)" if k in result.reused else "")

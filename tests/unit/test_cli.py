@@ -5,7 +5,15 @@ from typer.testing import CliRunner
 
 from skewless.cli import app
 
-COMMANDS = ["build-tables", "apply", "materialize", "online-features", "extract", "quickstart"]
+COMMANDS = [
+    "build-tables",
+    "apply",
+    "materialize",
+    "online-features",
+    "extract",
+    "train",
+    "quickstart",
+]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])

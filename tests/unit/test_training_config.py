@@ -1,0 +1,39 @@
+"""Is the pipeline configuration strict, and the search bounded?"""
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from training.config import Training, load_pipeline_config
+from training.train import candidate_params
+
+DEFAULT = Path(__file__).resolve().parents[2] / "training" / "configs" / "delay_model.yaml"
+
+
+def test_default_config_loads_and_typos_fail(tmp_path: Path) -> None:
+    assert load_pipeline_config(DEFAULT).feature_service == "delay_model_v1"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT.read_text().replace("segments:", "segmnts:"))
+    with pytest.raises(ValidationError):
+        load_pipeline_config(bad)
+
+
+def test_overlapping_windows_are_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        DEFAULT.read_text().replace('test: {start: "2013-07-01', 'test: {start: "2013-06-15')
+    )
+    with pytest.raises(ValidationError, match="overlap"):
+        load_pipeline_config(bad)
+
+
+def test_search_is_bounded_seeded_and_starts_with_the_configured_params() -> None:
+    config = Training(
+        search_budget=3,
+        params={"num_leaves": 31},
+        search_space={"num_leaves": [15, 63], "min_child_samples": [20, 50]},
+    )
+    trials = candidate_params(config)
+    assert len(trials) == 3 and trials[0]["num_leaves"] == 31
+    assert trials == candidate_params(config)  # deterministic
