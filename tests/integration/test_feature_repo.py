@@ -64,7 +64,7 @@ def test_service_schema_names_what_a_caller_must_send(real_repo: Settings) -> No
     schema = service_schema(fs.open_store(real_repo), "delay_model_v1")
     assert set(schema.join_keys) == {"origin", "dest", "carrier", "tailnum"}
     assert set(schema.request_fields) == {"scheduled_departure", "requested_at", "distance"}
-    assert len(schema.features) == len(set(schema.features)) == 42
+    assert len(schema.features) == len(set(schema.features)) == 41
 
 
 @pytest.mark.parametrize("online_store", ["sqlite", "redis"])
