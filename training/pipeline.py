@@ -38,6 +38,7 @@ from .train import train
 from .validate_data import DataValidationError, derive_schema, validate
 
 STEPS = ("extract", "validate_data", "split", "train", "evaluate", "bless", "register")
+CHAMPION_DEPENDENT = {"validate_data", "evaluate", "bless", "register"}
 FAULT_ENV = "SKEWLESS_FAULT_AFTER_STEP"  # test hook: the process dies after this step
 
 
@@ -110,9 +111,9 @@ class Pipeline:
         state = RunState.load(run_dir / "state.json")
         self.progress(f"pipeline run {run_id} -> {run_dir}")
         try:
-            upstream: dict[str, str] = {}
+            upstream: dict[str, str] = {}  # every artifact written so far -> sha256
             for step in STEPS:
-                upstream = self._step(step, state, result, upstream)
+                upstream = {**upstream, **self._step(step, state, result, upstream)}
         except DataValidationError as exc:
             client.set_tag(run_id, "skewless.stopped", str(exc)[:4000])
             client.set_terminated(run_id, "FAILED")
@@ -126,7 +127,9 @@ class Pipeline:
     def _step(
         self, step: str, state: RunState, result: RunResult, upstream: dict[str, str]
     ) -> dict[str, str]:
-        key = input_key(step, self.config.model_dump(mode="json"), upstream, self.promote)
+        # The champion a step compares against is one of its inputs too.
+        champion = self._champion_identity() if step in CHAMPION_DEPENDENT else None
+        key = input_key(step, self.config.model_dump(mode="json"), upstream, self.promote, champion)
         client = self.registry.client
         parent = client.get_run(result.run_id)
         child = client.create_run(
@@ -182,8 +185,19 @@ class Pipeline:
         path = Path(str(self.store.config.registry.path))
         return path if path.is_absolute() else self.settings.repo_path / path
 
-    def _champion(self, result: RunResult):
+    def _champion_version(self):
+        """The champion to compare with: only one trained on the same feature service."""
         version = self.registry.by_alias(self.config.model_name, CHAMPION)
+        if version is None or version.tags.get("feature_service") != self.config.feature_service:
+            return None
+        return version
+
+    def _champion_identity(self) -> str | None:
+        version = self._champion_version()
+        return None if version is None else f"{version.version}:{version.tags.get('sha256')}"
+
+    def _champion(self, result: RunResult):
+        version = self._champion_version()
         if version is None or version.run_id == result.run_id:
             return None
         return self.registry.fetch(version, result.run_dir / "champion")
@@ -206,7 +220,15 @@ class Pipeline:
         else:
             reference = derive_schema(train_rows, features)
             source = "derived from this run's train window (no champion yet)"
+        # Each window on its own: skew confined to the newest month must not drown in the rest.
+        parts = split(dataset, self.config.windows)
         report = validate(dataset, features, reference, self.config.validation)
+        for window in ("train", "validation", "test"):
+            part = validate(getattr(parts, window), features, reference, self.config.validation)
+            report.problems.extend(
+                f"{window} window: {p}" for p in part.problems if p not in report.problems
+            )
+            report.warnings.extend(f"{window} window: {w}" for w in part.warnings)
         write_json(
             {
                 "reference": source,
@@ -257,7 +279,8 @@ class Pipeline:
             features=derive_features(train_rows, list(schema.features)),
         )
         model = train(train_rows, validation_rows, contract, self.config.training)
-        scores = model.booster.predict(feature_matrix(validation_rows, contract))
+        # Chosen on validation scores of the model before any refit, which never saw them.
+        scores = model.validation_scores
         contract = ModelContract(
             **{
                 **contract.__dict__,
@@ -270,6 +293,12 @@ class Pipeline:
         client.log_metric(cid, "validation_auc", model.validation_auc)
         client.log_metric(cid, "best_iteration", model.best_iteration)
         model_art = write_text(model.booster.model_to_string(), self._path(result, "model.txt"))
+        # Scores of the in-memory booster training produced: what the infra check must match.
+        test_rows = pd.read_parquet(self._path(result, "test.parquet"))
+        np.save(
+            self._path(result, "training_test_scores.npy"),
+            model.booster.predict(feature_matrix(test_rows, contract)),
+        )
         contract_art = write_text(contract.to_json(), self._path(result, "contract.json"))
         training_art = write_json(
             {
@@ -285,6 +314,7 @@ class Pipeline:
             "model.txt": model_art.sha256,
             "contract.json": contract_art.sha256,
             "training.json": training_art.sha256,
+            "training_test_scores.npy": sha256_file(self._path(result, "training_test_scores.npy")),
         }
 
     def _evaluate(self, result: RunResult, cid: str) -> dict[str, str]:
@@ -333,7 +363,7 @@ class Pipeline:
         sample_index = np.random.default_rng(0).choice(
             len(test_rows), min(cfg.infra_sample_rows, len(test_rows)), replace=False
         )
-        expected = np.load(self._path(result, "test_scores.npy"))[sample_index]
+        expected = np.load(self._path(result, "training_test_scores.npy"))[sample_index]
         checks = [
             blessing.compare_to_baseline(ev["candidate"], ev["baseline"], cfg),
             *blessing.compare_to_champion(ev["candidate"], ev.get("champion"), cfg),
@@ -382,6 +412,8 @@ class Pipeline:
                 "test_roc_auc": f"{result.evaluation['candidate']['overall']['roc_auc']:.5f}",
             }
             version = self.registry.register(name, result.run_id, tags)
+            if os.environ.get(FAULT_ENV) == "register:registered":
+                os._exit(137)  # simulate a kill between registering and aliasing (tests only)
         aliases = []
         if result.blessed:
             current = self.registry.by_alias(name, CHAMPION)

@@ -26,6 +26,7 @@ class TrainedModel:
     validation_auc: float  # of the chosen trial, before any refit on train + validation
     trials: list[dict[str, Any]]
     history: list[float]  # validation log loss per round of the chosen trial
+    validation_scores: np.ndarray  # of the chosen trial, before any refit
 
 
 def _base_params(config: Training) -> dict[str, Any]:
@@ -93,9 +94,8 @@ def train(
                 lgb.record_evaluation(history),
             ],
         )
-        auc = float(
-            roc_auc_score(y_val, booster.predict(x_val, num_iteration=booster.best_iteration))
-        )
+        val_scores = booster.predict(x_val, num_iteration=booster.best_iteration)
+        auc = float(roc_auc_score(y_val, val_scores))
         trials.append(
             {
                 "params": {k: params[k] for k in sorted(params)},
@@ -111,6 +111,7 @@ def train(
                 auc,
                 [],
                 list(history["validation"]["binary_logloss"]),
+                val_scores,
             )
     assert best is not None
     if config.refit_on_validation:
@@ -127,7 +128,13 @@ def train(
             model_str=best.booster.model_to_string(num_iteration=best.best_iteration)
         )
     return TrainedModel(
-        final, best.params, best.best_iteration, best.validation_auc, trials, best.history
+        final,
+        best.params,
+        best.best_iteration,
+        best.validation_auc,
+        trials,
+        best.history,
+        best.validation_scores,
     )
 
 

@@ -81,8 +81,12 @@ def _numeric_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
         np.append(ref_hist * (1 - null_ref), null_ref),
         np.append(cur_hist * (1 - null_cur), null_cur),
     )
-    current_cdf = np.searchsorted(np.sort(numbers), quantiles, side="right") / len(numbers)
-    return {"psi": psi, "ks": float(np.max(np.abs(current_cdf - QUANTILES)))}
+    # Both CDFs at the same points (the distinct reference quantiles): the reference CDF at x
+    # is the largest quantile level whose value is <= x, which stays right for repeated values.
+    points = np.unique(quantiles)
+    reference_cdf = QUANTILES[np.searchsorted(quantiles, points, side="right") - 1]
+    current_cdf = np.searchsorted(np.sort(numbers), points, side="right") / len(numbers)
+    return {"psi": psi, "ks": float(np.max(np.abs(current_cdf - reference_cdf)))}
 
 
 def _categorical_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:

@@ -55,3 +55,12 @@ def test_value_skew_warns_or_stops_by_threshold() -> None:
     assert warned.passed and any("temp" in w for w in warned.warnings)
     stopped = validate(shifted, FEATURES, SCHEMA, DataValidation(psi_stop=0.2))
     assert not stopped.passed
+
+
+def test_ks_is_near_zero_for_the_same_zero_inflated_distribution() -> None:
+    values = pd.DataFrame(
+        {"rain": np.where(RNG.random(4000) < 0.85, 0.0, RNG.exponential(1, 4000))}
+    )
+    schema = derive_schema(values.iloc[:2000], ["rain"])
+    report = validate(values.iloc[2000:], ["rain"], schema, DataValidation())
+    assert report.skew["rain"]["ks"] < 0.05
