@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from feature_repo.tables.profiles import WEATHER_COLUMNS
 from feature_repo.tables.raw import read_raw
 from skewless import feature_store as fs
 from skewless.features import historical_features
@@ -28,17 +29,8 @@ ROLLING = {
     "route_7d": (["origin", "dest"], pd.Timedelta(days=7), pd.Timedelta(hours=1)),
 }
 WEATHER_TTL = pd.Timedelta(hours=3)
-WEATHER = [
-    "temp",
-    "dewp",
-    "humid",
-    "wind_dir",
-    "wind_speed",
-    "wind_gust",
-    "precip",
-    "pressure",
-    "visib",
-]
+# The raw file's column names; how they are stamped is recomputed here, independently.
+WEATHER = WEATHER_COLUMNS
 
 
 @pytest.fixture(scope="module")

@@ -53,6 +53,28 @@ def config(config_path: Path) -> PipelineConfig:
     return load_pipeline_config(config_path)
 
 
+class TrainCli:
+    """`skewless train` in a subprocess, so that a fault can really kill the process."""
+
+    def __init__(self, real_repo: Settings, config_path: Path, state_dir: Path) -> None:
+        self.env = {
+            **os.environ,
+            "SKEWLESS_REPO_PATH": str(real_repo.repo_path),
+            "SKEWLESS_STATE_DIR": str(state_dir),
+            "SKEWLESS_ONLINE_STORE": "sqlite",
+        }
+        self.command = [
+            str(Path(sys.executable).with_name("skewless")),
+            "train",
+            "--config",
+            str(config_path),
+        ]
+
+    def run(self, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, FAULT_ENV: fault} if fault else self.env
+        return subprocess.run([*self.command, *args], env=env, capture_output=True, text=True)
+
+
 def settings_with_state(real_repo: Settings, state: Path) -> Settings:
     return Settings(repo_path=real_repo.repo_path, online_store="sqlite", state_dir=state)
 
@@ -191,28 +213,13 @@ def test_kill_and_resume_gives_the_model_of_an_uninterrupted_run(
     real_repo: Settings, first_run, config_path: Path, tmp_path: Path
 ) -> None:
     _, uninterrupted = first_run
-    env = {
-        **os.environ,
-        "SKEWLESS_REPO_PATH": str(real_repo.repo_path),
-        "SKEWLESS_STATE_DIR": str(tmp_path),
-        "SKEWLESS_ONLINE_STORE": "sqlite",
-    }
-    command = [
-        str(Path(sys.executable).with_name("skewless")),
-        "train",
-        "--config",
-        str(config_path),
-    ]
-    killed = subprocess.run(
-        command, env={**env, FAULT_ENV: "train"}, capture_output=True, text=True
-    )
+    train_cli = TrainCli(real_repo, config_path, tmp_path)
+    killed = train_cli.run(fault="train")
     assert killed.returncode == 137, killed.stderr[-2000:]
     [run_dir] = (tmp_path / "runs").iterdir()
     assert (run_dir / "model.txt").exists()
     assert ModelRegistry(tmp_path).versions("departure_delay_test") == []  # nothing half-made
-    resumed = subprocess.run(
-        [*command, "--resume", run_dir.name], env=env, capture_output=True, text=True
-    )
+    resumed = train_cli.run("--resume", run_dir.name)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "train: reused" in resumed.stdout
     assert sha256_file(run_dir / "model.txt") == sha256_file(uninterrupted.run_dir / "model.txt")
@@ -240,30 +247,15 @@ def test_a_second_run_is_challenger_and_promote_moves_the_champion(
 def test_a_kill_between_registering_and_aliasing_resumes_without_a_duplicate(
     real_repo: Settings, config_path: Path, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "SKEWLESS_REPO_PATH": str(real_repo.repo_path),
-        "SKEWLESS_STATE_DIR": str(tmp_path),
-        "SKEWLESS_ONLINE_STORE": "sqlite",
-    }
-    command = [
-        str(Path(sys.executable).with_name("skewless")),
-        "train",
-        "--config",
-        str(config_path),
-    ]
-    killed = subprocess.run(
-        command, env={**env, FAULT_ENV: "register:registered"}, capture_output=True, text=True
-    )
+    train_cli = TrainCli(real_repo, config_path, tmp_path)
+    killed = train_cli.run(fault="register:registered")
     assert killed.returncode == 137, killed.stderr[-2000:]
     [run_dir] = (tmp_path / "runs").iterdir()
     registry = ModelRegistry(tmp_path)
     [version] = registry.versions("departure_delay_test")
     # registered, not yet aliased (search results carry no aliases: ask by alias)
     assert registry.by_alias("departure_delay_test", CHAMPION) is None
-    resumed = subprocess.run(
-        [*command, "--resume", run_dir.name], env=env, capture_output=True, text=True
-    )
+    resumed = train_cli.run("--resume", run_dir.name)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     [same] = registry.versions("departure_delay_test")
     assert same.version == version.version
