@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -22,9 +21,6 @@ class Window(StrictModel):
         if self.start >= self.end:
             raise ValueError(f"window start {self.start} is not before its end {self.end}")
         return self
-
-    def contains(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
 
 
 class ModelConfig(StrictModel):

@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from skewless import feature_store as fs
 from skewless.settings import Settings
 
-from .repos import apply_repo, copy_feature_repo, settings_for
+from .repos import copy_feature_repo, settings_for
 
 LEAD_TIME_MINUTES = 60
 
@@ -47,7 +46,7 @@ def real_repo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     repo = copy_feature_repo(tmp_path_factory.mktemp("feature_repo"))
     settings = settings_for(repo, "sqlite", "unused")
     build_tables(settings.data_dir, LEAD_TIME_MINUTES, progress=lambda _: None)
-    apply_repo(settings)
+    fs.apply(settings)
     return settings
 
 
@@ -55,11 +54,6 @@ def real_repo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def real_repo_redis(real_repo: Settings, redis_connection: str) -> Iterator[Settings]:
     """The same repository and tables, registered for the Redis online store."""
     settings = settings_for(real_repo.repo_path, "redis", redis_connection)
-    apply_repo(settings)
+    fs.apply(settings)
     yield settings
     fs.open_store(settings).teardown()  # removes this test project's keys from Redis
-
-
-@pytest.fixture(scope="session")
-def raw_tables_dir(real_repo: Settings) -> Path:
-    return real_repo.data_dir

@@ -8,7 +8,6 @@ import shutil
 import uuid
 from pathlib import Path
 
-from skewless import feature_store as fs
 from skewless.settings import PROJECT_ROOT, Settings
 
 SOURCE_REPO = PROJECT_ROOT / "feature_repo"
@@ -29,7 +28,3 @@ def copy_feature_repo(target: Path, project: str | None = None) -> Path:
 
 def settings_for(repo: Path, online_store: str, redis_connection: str) -> Settings:
     return Settings(repo_path=repo, online_store=online_store, redis_connection=redis_connection)
-
-
-def apply_repo(settings: Settings) -> None:
-    fs.apply(settings)

@@ -136,10 +136,3 @@ def train(
         best.history,
         best.validation_scores,
     )
-
-
-def predictions_are_finite(
-    model: TrainedModel, rows: pd.DataFrame, contract: ModelContract
-) -> bool:
-    scores = model.booster.predict(feature_matrix(rows, contract))
-    return bool(np.isfinite(scores).all())

@@ -90,7 +90,7 @@ def first_run(
 
 def test_training_converges_without_nan(real_repo: Settings, config: PipelineConfig) -> None:
     from skewless.features import service_schema
-    from skewless.model_contract import ModelContract, derive_features
+    from skewless.model_contract import ModelContract, derive_features, feature_matrix
 
     store = fs.open_store(real_repo)
     parts = split(extract(store, config), config.windows)
@@ -105,9 +105,7 @@ def test_training_converges_without_nan(real_repo: Settings, config: PipelineCon
         config.training.model_copy(update={"search_budget": 1}),
     )
     assert model.history[0] > min(model.history) + 0.01  # validation loss went down
-    scores = model.booster.predict(
-        __import__("skewless.model_contract", fromlist=["x"]).feature_matrix(parts.test, contract)
-    )
+    scores = model.booster.predict(feature_matrix(parts.test, contract))
     assert np.isfinite(scores).all() and 0 < scores.min() < scores.max() < 1
 
 
