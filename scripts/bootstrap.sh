@@ -20,3 +20,5 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
     echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
+source "$ROOT/scripts/protos.sh"
+generate_protos

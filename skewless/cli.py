@@ -93,17 +93,15 @@ def online_features_command(
     cfg = _config(config, settings)
     store = fs.open_store(settings)
     rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    schema = service_schema(store, cfg.feature_service)
     if entity_id is None:
-        past = rows[(rows["event_timestamp"] <= pd.Timestamp(cfg.as_of))]
-        row = past.dropna(subset=list(service_schema(store, cfg.feature_service).join_keys))
-        row = row.sort_values("event_timestamp").tail(1)
+        row = fs.recent_entity_rows(store, cfg, schema, 1)
     else:
         row = rows[rows[cfg.entity_id] == entity_id]
     if row.empty:
         raise typer.BadParameter(
             f"no entity row {entity_id!r} in {cfg.entity_source}", param_hint="--id"
         )
-    schema = service_schema(store, cfg.feature_service)
     # The online store holds the values as of its materialization (`as_of`), whatever the
     # row's own request time; request-time features come from the row itself.
     at = cfg.as_of
@@ -186,16 +184,127 @@ def train_command(
     print_summary(console, result)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings).")] = None,
+    rest_port: Annotated[int | None, typer.Option(help="REST port (0: any free).")] = None,
+    grpc_port: Annotated[int | None, typer.Option(help="gRPC port (0: any free).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Server processes.")] = None,
+) -> None:
+    """Serve the champion model over REST (FastAPI) and gRPC, reading features online."""
+    from serving.server import serve
+
+    settings = get_settings()
+    given = {"serve_host": host, "rest_port": rest_port, "grpc_port": grpc_port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
+    raise typer.Exit(serve(settings))
+
+
+@app.command("score")
+def score_command(
+    input_path: Annotated[Path, typer.Argument(help="Entity rows: .parquet or .csv.")],
+    output: Annotated[Path, typer.Option(help="Output folder of prediction parts.")],
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default: the champion).")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
+) -> None:
+    """Batch scoring: point-in-time features offline, the same scorer as the online service.
+
+    The input needs `event_timestamp` (the moment features are taken as of), the feature
+    service's join keys and request fields; other columns are carried through. Rerunning
+    with the same arguments resumes after the last chunk written."""
+    from serving.batch import BatchInputError, score_file
+
+    settings = get_settings()
+    store, schema, loader = _serving_parts(settings)
+    try:
+        model = loader.load(version)
+        result = score_file(
+            store, schema, model, input_path, output, chunk_rows=chunk_rows, progress=console.print
+        )
+    except BatchInputError as exc:
+        raise typer.BadParameter(str(exc), param_hint="INPUT_PATH") from None
+    finally:
+        loader.close()
+    console.print(
+        f"scored {result.rows:,} rows with {model.name} v{model.version} in "
+        f"{result.seconds:.1f} s ({result.rows / result.seconds:,.0f} rows/s); "
+        f"{result.skipped} of {result.chunks} chunks were already written -> {result.output}"
+    )
+
+
+@app.command("check-skew")
+def check_skew_command(
+    log_dir: Annotated[
+        Path | None, typer.Option("--log", help="Prediction log folder (default: settings).")
+    ] = None,
+    sample: Annotated[int, typer.Option(min=1, help="Served predictions to recheck.")] = 1000,
+    tolerance: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest share of mismatching rows accepted.")
+    ] = 0.0,
+) -> None:
+    """Recompute served features offline at each request's time and compare value by value
+    and score by score. Exits 1 when a feature or the scores differ on more than
+    `tolerance` of the sample."""
+    from serving.prediction_log import read_prediction_log
+    from serving.skew import check_skew
+
+    settings = get_settings()
+    served = read_prediction_log(log_dir or settings.prediction_log_dir)
+    if served.empty:
+        raise typer.BadParameter("the prediction log is empty", param_hint="--log")
+    store, schema, loader = _serving_parts(settings)
+    try:
+        report = check_skew(store, schema, served, loader, sample=sample, tolerance=tolerance)
+    finally:
+        loader.close()
+    table = Table(title=f"skew check: {report.rows} served predictions recomputed offline")
+    for column in ("feature", "rows differing", "share", "served", "offline"):
+        table.add_column(column)
+    for f in report.features:
+        table.add_row(
+            f.feature, str(f.rows), f"{f.share:.3f}", str(f.example_served), str(f.example_offline)
+        )
+    console.print(table)
+    differing = len(report.features)
+    console.print(
+        f"{len(schema.features) - differing} of {len(schema.features)} features identical; "
+        f"scores differing: {report.score_mismatches} (max |diff| {report.max_score_diff:.2e})"
+    )
+    if not report.passed:
+        console.print(f"[red]skew above tolerance {tolerance}[/red]")
+        raise typer.Exit(1)
+
+
+def _serving_parts(settings: Settings):  # type: ignore[no-untyped-def]
+    from serving.metrics import Metrics
+    from serving.models import ModelLoader
+
+    from .registry import ModelRegistry
+
+    cfg = _config(None, settings)
+    store = fs.open_store(settings)
+    schema = service_schema(store, cfg.feature_service)
+    loader = ModelLoader(
+        ModelRegistry(settings.state_dir), cfg.name, schema, Metrics(), settings.state_dir / "cli"
+    )
+    return store, schema, loader
+
+
 @app.command("quickstart")
 def quickstart_command(config: ConfigOption = None) -> None:
     """The main job on the embedded default: build, apply, materialize, read online, extract,
-    train (and register a champion)."""
+    train (and register a champion), then serve a few real predictions over REST and gRPC."""
+    from serving.demo import serve_examples
+
     build_tables_command(force=False)
     apply_command()
     materialize_command(end=None, incremental=False, config=config)
     online_features_command(entity_id=None, config=config)
     extract_command(start=None, end=None, config=config)
     train_command(config=None, promote=False, resume=None)
+    serve_examples(get_settings(), console)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 from feast import FeatureStore
 from feast.infra.offline_stores.file_source import FileSource
 
+from .config import ModelConfig
+from .features import ServiceSchema
 from .settings import Settings
 
 # Static profiles are stamped long before any data set's first request; a full
@@ -86,3 +89,13 @@ def file_source_path(store: FeatureStore, source_name: str) -> Path:
             "run `skewless build-tables` first"
         )
     return path
+
+
+def recent_entity_rows(
+    store: FeatureStore, config: ModelConfig, schema: ServiceSchema, n: int
+) -> pd.DataFrame:
+    """The last `n` entity rows at or before `as_of` whose join keys are all known."""
+    rows = pd.read_parquet(file_source_path(store, config.entity_source))
+    past = rows[rows["event_timestamp"] <= pd.Timestamp(config.as_of)]
+    past = past.dropna(subset=list(schema.join_keys))
+    return past.sort_values("event_timestamp", kind="stable").tail(n).reset_index(drop=True)

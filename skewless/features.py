@@ -10,10 +10,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, Literal
 
 import pandas as pd
-from feast import FeatureStore, FeatureView, OnDemandFeatureView
+from feast import FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
 from feast.errors import FeatureViewNotFoundException
+from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
+
+ValueKind = Literal["string", "float", "int", "bool", "timestamp"]
+_KINDS: dict[Any, ValueKind] = {
+    String: "string",
+    Float64: "float",
+    Float32: "float",
+    Int64: "int",
+    Int32: "int",
+    Bool: "bool",
+    UnixTimestamp: "timestamp",
+}
 
 TIMESTAMP_SUFFIX = "__ts"  # what Feast's OnlineResponse appends for feature timestamps
 
@@ -31,6 +44,7 @@ class ServiceSchema:
     request_fields: tuple[str, ...]
     features: tuple[str, ...]
     ttl: dict[str, timedelta]  # batch feature -> its view's TTL (timedelta(0): never expires)
+    kinds: dict[str, ValueKind]  # join key or request field -> the type a caller must send
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -43,6 +57,7 @@ def service_schema(store: FeatureStore, service_name: str) -> ServiceSchema:
     request_fields: list[str] = []
     features: list[str] = []
     ttl: dict[str, timedelta] = {}
+    kinds: dict[str, ValueKind] = {}
     for projection in service.feature_view_projections:
         names = [f.name for f in projection.features]
         features.extend(names)
@@ -55,12 +70,16 @@ def service_schema(store: FeatureStore, service_name: str) -> ServiceSchema:
                 key = projection.join_key_map.get(column.name, column.name)
                 if key not in join_keys:
                     join_keys.append(key)
+                    kinds[key] = _KINDS.get(column.dtype, "string")
             ttl.update({name: view.ttl or timedelta(0) for name in names})
         else:
             for source in view.source_request_sources.values():
-                request_fields.extend(f.name for f in source.schema if f.name not in request_fields)
+                for f in source.schema:
+                    if f.name not in request_fields:
+                        request_fields.append(f.name)
+                        kinds[f.name] = _KINDS.get(f.dtype, "string")
     return ServiceSchema(
-        service_name, tuple(join_keys), tuple(request_fields), tuple(features), ttl
+        service_name, tuple(join_keys), tuple(request_fields), tuple(features), ttl, kinds
     )
 
 
@@ -84,10 +103,20 @@ def historical_features(
     return result.reset_index(drop=True)
 
 
-def online_features(
-    store: FeatureStore, schema: ServiceSchema, entity_rows: pd.DataFrame, now: datetime
-) -> pd.DataFrame:
-    """Online features for `entity_rows` (join keys and request fields) as of `now`.
+@dataclass(frozen=True)
+class OnlineRead:
+    values: dict[str, list[Any]]  # feature -> a value per row; None where missing or stale
+    missing: list[tuple[str, ...]]  # per row: batch features never written or past their TTL
+
+
+def read_online(
+    store: FeatureStore,
+    schema: ServiceSchema,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    service: FeatureService | None = None,
+) -> OnlineRead:
+    """Online features for `rows` (dicts of join keys and request fields) as of `now`.
 
     A batch feature whose row is older than its view's TTL, or that was never written, is
     null, as it is offline, and so is one keyed by a missing (null) join key.
@@ -96,25 +125,57 @@ def online_features(
     the store's last materialization: a row stamped after `now` is reported as null (unknown
     as of `now`), where offline would find an older row.
     """
+    entity_rows = []
+    for row in rows:
+        # Feast cannot look up a null key; "" is no entity's key, so its views read as
+        # missing, exactly as the offline join finds no row for a null key.
+        entity = {key: "" if null_key(row.get(key)) else row[key] for key in schema.join_keys}
+        entity.update({name: row.get(name) for name in schema.request_fields})
+        entity_rows.append(entity)
+    response = store.get_online_features(
+        features=service or store.get_feature_service(schema.name), entity_rows=entity_rows
+    ).to_dict(include_event_timestamps=True)
+    values = {name: list(response[name]) for name in schema.features}
+    stamps = {
+        name: [float(s or 0) for s in response[name + TIMESTAMP_SUFFIX]] for name in schema.ttl
+    }
+    return apply_ttl(schema, values, stamps, now)
+
+
+def apply_ttl(
+    schema: ServiceSchema,
+    values: dict[str, list[Any]],
+    stamps: dict[str, list[float]],
+    now: datetime,
+) -> OnlineRead:
+    """The online TTL rule: a batch feature never written (stamp 0), written after `now`, or
+    older than its view's TTL is null, and is reported missing for its row."""
+    n = len(next(iter(values.values()), []))
+    missing: list[list[str]] = [[] for _ in range(n)]
+    now_s = now.timestamp()
+    for name, ttl in schema.ttl.items():
+        limit = ttl.total_seconds()
+        column = values[name]
+        for i, written in enumerate(stamps[name]):
+            if not (0 < written <= now_s and (limit == 0 or now_s - written <= limit)):
+                column[i] = None
+                missing[i].append(name)
+    return OnlineRead(values, [tuple(m) for m in missing])
+
+
+def online_features(
+    store: FeatureStore, schema: ServiceSchema, entity_rows: pd.DataFrame, now: datetime
+) -> pd.DataFrame:
+    """`read_online` for a frame of entity rows: the rows with their features appended."""
     missing = [c for c in schema.inputs if c not in entity_rows.columns]
     if missing:
         raise RetrievalError(f"entity rows lack {missing} needed by {schema.name}")
     rows = entity_rows[list(schema.inputs)].astype("object")
-    # Feast cannot look up a null key; "" is no entity's key, so its views read as missing,
-    # exactly as the offline join finds no row for a null key.
-    keys = list(schema.join_keys)
-    rows[keys] = rows[keys].where(rows[keys].notna(), "")
-    response = store.get_online_features(
-        features=store.get_feature_service(schema.name),
-        entity_rows=rows.to_dict(orient="records"),
-    ).to_dict(include_event_timestamps=True)
-    out = pd.DataFrame({name: response[name] for name in schema.features})
-    now_s = now.timestamp()
-    for name, ttl in schema.ttl.items():
-        stamps = pd.Series(response[name + TIMESTAMP_SUFFIX], dtype="float64")
-        # Never written (0), or written after `now` (see the docstring): unknown as of `now`.
-        fresh = (stamps > 0) & (stamps <= now_s)
-        if ttl > timedelta(0):
-            fresh &= now_s - stamps <= ttl.total_seconds()
-        out[name] = out[name].where(fresh.to_numpy(), None)
+    rows = rows.where(rows.notna(), None)
+    read = read_online(store, schema, rows.to_dict(orient="records"), now)
+    out = pd.DataFrame({name: read.values[name] for name in schema.features})
     return pd.concat([entity_rows.reset_index(drop=True), out], axis=1)
+
+
+def null_key(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)

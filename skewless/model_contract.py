@@ -8,10 +8,11 @@ encoding is re-derived at serving time. Two copies of this function would be a s
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -72,27 +73,39 @@ def derive_features(frame: pd.DataFrame, names: list[str]) -> tuple[FeatureSpec,
     return tuple(specs)
 
 
-def feature_matrix(rows: pd.DataFrame, contract: ModelContract) -> np.ndarray:
+FeatureRows = pd.DataFrame | Mapping[str, Sequence[Any]]
+
+
+def feature_matrix(rows: FeatureRows, contract: ModelContract) -> np.ndarray:
     """Feature rows (any extra columns, any order) -> the model input, in contract order.
 
-    A float64 matrix: numbers as they are (null -> NaN); a category as its index in the
-    contract's list, so an unseen value is missing (NaN), never a new code. LightGBM is told
-    which columns are categorical at training time (`categorical_columns`).
+    `rows` is a frame (training, batch scoring) or a mapping of columns (the online path,
+    which skips building a frame). A float64 matrix: numbers as they are (null -> NaN); a
+    category as its index in the contract's list, so an unseen value is missing (NaN), never
+    a new code. LightGBM is told which columns are categorical at training time
+    (`categorical_columns`).
     """
-    missing = [f.name for f in contract.features if f.name not in rows.columns]
+    missing = [f.name for f in contract.features if f.name not in rows]
     if missing:
         raise KeyError(f"feature rows lack {missing}")
-    matrix = np.empty((len(rows), len(contract.features)), dtype="float64")
+    n = len(rows) if isinstance(rows, pd.DataFrame) else len(rows[contract.features[0].name])
+    matrix = np.empty((n, len(contract.features)), dtype="float64")
     for j, spec in enumerate(contract.features):
         values = rows[spec.name]
         if spec.kind == "numeric":
-            matrix[:, j] = pd.to_numeric(values, errors="coerce").to_numpy(
-                dtype="float64", na_value=np.nan
-            )
+            matrix[:, j] = _numeric(values)
         else:
             codes = _codes(spec)
             matrix[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in values]
     return matrix
+
+
+def _numeric(values: Sequence[Any]) -> np.ndarray:
+    try:  # plain numbers and None (-> NaN): the common case, and the fast one
+        return np.asarray(values, dtype="float64")
+    except (TypeError, ValueError):  # strings, pandas NA: coerced, unparseable -> NaN
+        series = values if isinstance(values, pd.Series) else pd.Series(list(values))
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
 def categorical_columns(contract: ModelContract) -> list[str]:

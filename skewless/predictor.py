@@ -9,9 +9,11 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 
-from .model_contract import ModelContract, feature_matrix
+from .model_contract import FeatureRows, ModelContract, feature_matrix
+
+# A registered model's artifact folder holds these two files (written by the training pipeline).
+MODEL_FILE, CONTRACT_FILE = "model.txt", "contract.json"
 
 
 class ModelArtifactError(RuntimeError):
@@ -32,7 +34,7 @@ class LoadedModel:
     contract: ModelContract
     sha256: str
 
-    def score(self, rows: pd.DataFrame) -> np.ndarray:
+    def score(self, rows: FeatureRows) -> np.ndarray:
         """Probability of the positive class per row. One thread: on a busy 2-core machine
         LightGBM's default OpenMP threads stall single-row calls by milliseconds."""
         matrix = feature_matrix(rows, self.contract)
@@ -53,7 +55,15 @@ def load_model(model_path: Path, contract_path: Path, expected_sha256: str | Non
         booster = lgb.Booster(model_str=model_path.read_text())
     except lgb.basic.LightGBMError as exc:
         raise ModelArtifactError(f"model {model_path} is not a LightGBM model: {exc}") from exc
-    contract = ModelContract.load(contract_path)
+    try:
+        contract = ModelContract.load(contract_path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelArtifactError(f"model contract {contract_path} is unreadable: {exc}") from exc
     if booster.feature_name() != contract.feature_names:
         raise ModelArtifactError("model features differ from its contract's feature list")
     return LoadedModel(booster, contract, actual)
+
+
+def load_artifacts(folder: Path, expected_sha256: str | None) -> LoadedModel:
+    """A registered model's artifact folder (see `ModelRegistry.fetch`)."""
+    return load_model(folder / MODEL_FILE, folder / CONTRACT_FILE, expected_sha256)

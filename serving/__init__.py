@@ -1,0 +1,1 @@
+"""The prediction service: REST and gRPC faces over one predictor core (`serving.core`)."""

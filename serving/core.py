@@ -1,0 +1,200 @@
+"""The predictor core: the one code path from entity keys and request fields to a prediction.
+
+REST, gRPC, and through `score_rows` batch scoring, all come here: features are read through
+the model's FeatureService (`skewless.features`), turned into the model input by the same
+`feature_matrix` training used, and scored by LightGBM.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+import uuid
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from skewless.features import OnlineRead, ServiceSchema
+
+from .errors import NotReady, OnlineStoreUnavailable
+from .metrics import Metrics
+from .models import ModelSlots, ServedModel
+from .prediction_log import LogRecord, PredictionLog
+
+log = logging.getLogger("skewless.serving")
+STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
+
+
+@dataclass(frozen=True)
+class Instance:
+    request_id: str | None
+    entities: dict[str, Any]
+    request: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    request_id: str
+    probability: float
+    decision: bool
+    threshold: float
+    model_name: str
+    model_version: str
+    served_by: str
+    missing_features: tuple[str, ...]
+    features: dict[str, Any] | None
+
+
+# Reads the feature service online for rows of join keys and request fields, as of a time.
+OnlineReader = Callable[[list[dict[str, Any]], datetime], OnlineRead]
+
+
+class PredictorCore:
+    def __init__(
+        self,
+        reader: OnlineReader,
+        schema: ServiceSchema,
+        slots: ModelSlots,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        prediction_log: PredictionLog | None = None,
+        challenger_share: float = 0.0,
+        challenger_shadow: bool = False,
+    ) -> None:
+        self.reader = reader
+        self.schema = schema
+        self.slots = slots
+        self.metrics = metrics
+        self.clock = clock
+        self.prediction_log = prediction_log
+        self.challenger_share = challenger_share
+        self.challenger_shadow = challenger_shadow
+        self.store_failed = False  # the last read failed; /readyz says so until one succeeds
+
+    def predict(
+        self, instances: list[Instance], *, endpoint: str, return_features: bool = False
+    ) -> list[Prediction]:
+        started = time.perf_counter()
+        champion = self.slots.champion  # one reference for the whole request (hot swap)
+        challenger = self.slots.challenger
+        if champion is None:
+            raise NotReady("no model is loaded yet")
+        now = self.clock()
+        rows = [{**i.entities, **i.request} for i in instances]
+        read = self._read(rows, now)
+        t_read = time.perf_counter()
+        self.metrics.latency.labels(endpoint, "features").observe(t_read - started)
+
+        routes = [self._route(i, challenger) for i in instances]
+        models = [challenger if r == "challenger" and challenger else champion for r in routes]
+        scores = self._score(read, models)
+        t_score = time.perf_counter()
+        self.metrics.latency.labels(endpoint, "score").observe(t_score - t_read)
+
+        request_ids = [i.request_id or uuid.uuid4().hex for i in instances]
+        predictions = []
+        for k, (model, probability) in enumerate(zip(models, scores, strict=True)):
+            threshold = model.model.contract.threshold
+            predictions.append(
+                Prediction(
+                    request_ids[k],
+                    probability,
+                    probability >= threshold,
+                    threshold,
+                    model.name,
+                    model.version,
+                    "challenger" if model is challenger else "champion",
+                    read.missing[k],
+                    {n: read.values[n][k] for n in self.schema.features}
+                    if return_features
+                    else None,
+                )
+            )
+            self.metrics.predictions.labels(predictions[-1].served_by, model.version).inc()
+            for name in read.missing[k]:
+                self.metrics.missing_features.labels(name).inc()
+        if self.challenger_shadow and challenger is not None:
+            self._shadow(challenger, read, rows, request_ids, now, endpoint)
+        self._log(rows, read, predictions, now, endpoint, time.perf_counter() - started)
+        return predictions
+
+    def _read(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
+        try:
+            read = self.reader(rows, now)
+        except STORE_ERRORS as exc:
+            self.store_failed = True
+            self.metrics.store_errors.inc()
+            log.warning("online store read failed: %s", exc)
+            raise OnlineStoreUnavailable(
+                f"the online store did not answer ({type(exc).__name__}); retry later"
+            ) from None
+        self.store_failed = False
+        return read
+
+    def _route(self, instance: Instance, challenger: ServedModel | None) -> str:
+        """Sticky by entity: the same keys always go the same way at a given share."""
+        if challenger is None or self.challenger_share <= 0 or self.challenger_shadow:
+            return "champion"
+        key = "\x1f".join(str(instance.entities.get(k)) for k in self.schema.join_keys)
+        return (
+            "challenger" if zlib.crc32(key.encode()) / 2**32 < self.challenger_share else "champion"
+        )
+
+    def _score(self, read: OnlineRead, models: list[ServedModel]) -> list[float]:
+        scores = [0.0] * len(models)
+        for model in {id(m): m for m in models}.values():
+            index = [k for k, m in enumerate(models) if m is model]
+            columns = (
+                read.values
+                if len(index) == len(models)
+                else {n: [v[k] for k in index] for n, v in read.values.items()}
+            )
+            for k, score in zip(index, model.model.score(columns), strict=True):
+                scores[k] = float(score)
+        return scores
+
+    def _shadow(self, challenger, read, rows, request_ids, now, endpoint) -> None:  # type: ignore[no-untyped-def]
+        scores = [float(s) for s in challenger.model.score(read.values)]
+        threshold = challenger.model.contract.threshold
+        if self.prediction_log is not None:
+            self.prediction_log.append(
+                LogRecord(
+                    datetime.now(UTC),
+                    now,
+                    endpoint,
+                    request_ids,
+                    rows,
+                    read.values,
+                    ["shadow"] * len(rows),
+                    [challenger.name] * len(rows),
+                    [challenger.version] * len(rows),
+                    scores,
+                    [s >= threshold for s in scores],
+                    0.0,
+                )  # fmt: skip
+            )
+
+    def _log(self, rows, read, predictions, now, endpoint, seconds) -> None:  # type: ignore[no-untyped-def]
+        if self.prediction_log is None:
+            return
+        self.prediction_log.append(
+            LogRecord(
+                served_at=datetime.now(UTC),
+                feature_time=now,
+                endpoint=endpoint,
+                request_ids=[p.request_id for p in predictions],
+                inputs=rows,
+                features=read.values,
+                served_by=[p.served_by for p in predictions],
+                model_names=[p.model_name for p in predictions],
+                model_versions=[p.model_version for p in predictions],
+                probabilities=[p.probability for p in predictions],
+                decisions=[p.decision for p in predictions],
+                latency_ms=seconds * 1000,
+            )
+        )

@@ -1,0 +1,62 @@
+"""The service's Prometheus metrics, in a registry of its own (one per process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+# Fine buckets around the 2 ms budget, so that p50 and p99 can be read off /metrics.
+LATENCY_BUCKETS = (
+    0.00025, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175, 0.002, 0.0025, 0.003, 0.004,
+    0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+)  # fmt: skip
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.latency = Histogram(
+            "skewless_request_duration_seconds",
+            "Server-side latency per endpoint and stage (features, score, total).",
+            ["endpoint", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "skewless_requests", "Requests by endpoint and status.", ["endpoint", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.predictions = Counter(
+            "skewless_predictions", "Predictions served, by model role and version.",
+            ["role", "version"], registry=r,
+        )  # fmt: skip
+        self.model = Gauge(
+            "skewless_model_info", "The loaded model per role (value 1).",
+            ["role", "name", "version", "sha256"], registry=r,
+        )  # fmt: skip
+        self.model_loads = Counter(
+            "skewless_model_loads", "Model load attempts by result (loaded, refused).",
+            ["result"], registry=r,
+        )  # fmt: skip
+        self.missing_features = Counter(
+            "skewless_missing_features", "Features missing or stale at request time.",
+            ["feature"], registry=r,
+        )  # fmt: skip
+        self.store_errors = Counter(
+            "skewless_online_store_errors", "Online-store reads that failed.", registry=r
+        )
+        self.log_written = Counter(
+            "skewless_prediction_log_written", "Predictions written to the log.", registry=r
+        )
+        self.log_dropped = Counter(
+            "skewless_prediction_log_dropped", "Predictions dropped: log queue full.", registry=r
+        )
+
+    def set_model(self, role: str, name: str, version: str, sha256: str) -> None:
+        for labels in list(self.model._metrics):  # one series per role: drop the old version
+            if labels[0] == role:
+                self.model.remove(*labels)
+        self.model.labels(role, name, version, sha256).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

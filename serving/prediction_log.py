@@ -1,0 +1,174 @@
+"""The prediction log: every served prediction, appended off the request path.
+
+The request path only puts one record per request on a bounded queue (never blocking: a full
+queue drops the record and counts it); a writer thread turns records into Arrow tables and
+writes them as parquet parts, partitioned by day: `<dir>/date=YYYY-MM-DD/part-*.parquet`.
+Columns: request_id, served_at, feature_time, endpoint, served_by, model_name,
+model_version, probability, decision, latency_ms, then `entity.<key>`, `request.<field>`
+and `feature.<name>` for every value the model was given. Monitoring and the skew check
+read it (`read_prediction_log`).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .metrics import Metrics
+
+ENTITY, REQUEST, FEATURE = "entity.", "request.", "feature."
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One request's predictions, as the core served them (columns, not rows: cheap to make)."""
+
+    served_at: datetime
+    feature_time: datetime
+    endpoint: str
+    request_ids: list[str]
+    inputs: list[dict[str, Any]]  # per prediction: join keys and request fields
+    features: dict[str, list[Any]]  # feature -> a value per prediction
+    served_by: list[str]
+    model_names: list[str]
+    model_versions: list[str]
+    probabilities: list[float]
+    decisions: list[bool]
+    latency_ms: float
+
+    def __len__(self) -> int:
+        return len(self.request_ids)
+
+
+class PredictionLog:
+    _STOP = object()
+
+    def __init__(
+        self,
+        directory: Path,
+        metrics: Metrics,
+        *,
+        queue_size: int,
+        flush_rows: int,
+        flush_seconds: float,
+        join_keys: Iterable[str],
+        request_fields: Iterable[str],
+    ) -> None:
+        self.directory = directory
+        self.metrics = metrics
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.join_keys = tuple(join_keys)
+        self.request_fields = tuple(request_fields)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._parts = 0
+
+    def start(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+
+    def append(self, record: LogRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.metrics.log_dropped.inc(len(record))
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then stop the writer (graceful shutdown)."""
+        if self._thread.is_alive():
+            self._queue.put(self._STOP)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        pending: list[LogRecord] = []
+        rows = 0
+        deadline = time.monotonic() + self.flush_seconds
+        while True:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                item = None
+            if isinstance(item, LogRecord):
+                pending.append(item)
+                rows += len(item)
+            stop = item is self._STOP
+            if pending and (stop or rows >= self.flush_rows or time.monotonic() >= deadline):
+                self._write(pending)
+                pending, rows = [], 0
+            if time.monotonic() >= deadline:
+                deadline = time.monotonic() + self.flush_seconds
+            if stop:
+                return
+
+    def _write(self, records: list[LogRecord]) -> None:
+        table = self._table(records)
+        day = records[0].served_at.strftime("%Y-%m-%d")
+        folder = self.directory / f"date={day}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._parts += 1
+        name = f"part-{os.getpid()}-{time.time_ns()}-{self._parts:06d}.parquet"
+        tmp = folder / ("." + name)
+        pq.write_table(table, tmp)
+        tmp.replace(folder / name)  # readers never see a half-written part
+        self.metrics.log_written.inc(table.num_rows)
+
+    def _table(self, records: list[LogRecord]) -> pa.Table:
+        columns: dict[str, list[Any]] = {
+            "request_id": [],
+            "served_at": [],
+            "feature_time": [],
+            "endpoint": [],
+            "served_by": [],
+            "model_name": [],
+            "model_version": [],
+            "probability": [],
+            "decision": [],
+            "latency_ms": [],
+        }
+        inputs = {name: [] for name in (*self.join_keys, *self.request_fields)}
+        features: dict[str, list[Any]] = {}
+        for r in records:
+            n = len(r)
+            columns["request_id"].extend(r.request_ids)
+            columns["served_at"].extend([r.served_at] * n)
+            columns["feature_time"].extend([r.feature_time] * n)
+            columns["endpoint"].extend([r.endpoint] * n)
+            columns["served_by"].extend(r.served_by)
+            columns["model_name"].extend(r.model_names)
+            columns["model_version"].extend(r.model_versions)
+            columns["probability"].extend(r.probabilities)
+            columns["decision"].extend(r.decisions)
+            columns["latency_ms"].extend([r.latency_ms] * n)
+            for name, values in inputs.items():
+                values.extend(row.get(name) for row in r.inputs)
+            for name, values in r.features.items():
+                features.setdefault(name, []).extend(values)
+        arrays = {k: pa.array(v) for k, v in columns.items()}
+        for name, values in inputs.items():
+            prefix = ENTITY if name in self.join_keys else REQUEST
+            arrays[prefix + name] = pa.array(values)
+        for name, values in features.items():
+            arrays[FEATURE + name] = pa.array(values)
+        return pa.table(arrays)
+
+
+def read_prediction_log(directory: Path) -> pd.DataFrame:
+    """Every part under `directory`, oldest first. Parts are read one by one: a feature that
+    was null in a whole part has no type there, which a single dataset read would refuse."""
+    parts = sorted(directory.glob("date=*/part-*.parquet"))
+    if not parts:
+        return pd.DataFrame()
+    frames = [pd.read_parquet(p) for p in parts]
+    return pd.concat(frames, ignore_index=True).sort_values("served_at", kind="stable")

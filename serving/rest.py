@@ -1,0 +1,176 @@
+"""The REST face (FastAPI): thin over the predictor core; all errors through one handler."""
+
+# No `from __future__ import annotations`: FastAPI reads the request models from the
+# endpoint annotations at run time, and they are made per feature service in create_app.
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .core import Instance, Prediction
+from .errors import PayloadTooLarge, ServingError
+from .runtime import Runtime
+from .schemas import BatchPrediction, ErrorBody, invalid_input
+from .schemas import Prediction as PredictionOut
+
+log = logging.getLogger("skewless.serving")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (413, 422, 500, 503)
+}
+
+
+def create_app(
+    runtime: Runtime,
+    lifespan_hooks: tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]
+    | None = None,
+) -> FastAPI:
+    """`lifespan_hooks`: (start, stop) run around the runtime's own start and stop (the gRPC
+    face uses them to live and die with the REST server)."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        if lifespan_hooks:
+            await lifespan_hooks[0]()
+        yield
+        if lifespan_hooks:
+            await lifespan_hooks[1]()
+        await runtime.stop()
+
+    app = FastAPI(
+        title="skewless prediction service",
+        version="1",
+        description=f"Predictions from the `{runtime.schema.name}` feature service and the "
+        f"`{runtime.config.name}` champion model.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=runtime.settings.max_body_bytes)
+    wire = runtime.wire
+    metrics = runtime.metrics
+
+    @app.exception_handler(ServingError)
+    async def serving_error(_: Request, exc: ServingError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        error = invalid_input(exc.errors())
+        return JSONResponse(error.body(), status_code=error.http_status)
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error")  # the trace goes to the log, never to the client
+        body = ErrorBody(code="internal", message="internal error; see the service log")
+        return JSONResponse(body.model_dump(), status_code=500)
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        endpoint = request.url.path
+        if endpoint.startswith("/v1/"):
+            metrics.latency.labels(endpoint, "total").observe(time.perf_counter() - started)
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        return response
+
+    @app.post("/v1/predict", response_model=PredictionOut, responses=ERRORS)
+    async def predict(body: wire.single) -> PredictionOut:  # type: ignore[name-defined]
+        (prediction,) = runtime.core.predict(
+            [_instance(body)], endpoint="/v1/predict", return_features=body.return_features
+        )
+        return _out(prediction)
+
+    @app.post("/v1/predict/batch", response_model=BatchPrediction, responses=ERRORS)
+    async def predict_batch(body: wire.batch) -> BatchPrediction:  # type: ignore[name-defined]
+        predictions = runtime.core.predict(
+            [_instance(i) for i in body.instances],
+            endpoint="/v1/predict/batch",
+            return_features=body.return_features,
+        )
+        return BatchPrediction(predictions=[_out(p) for p in predictions])
+
+    @app.get("/livez")
+    async def livez() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", responses={503: {"model": ErrorBody}})
+    async def readyz() -> JSONResponse:
+        ready, why = runtime.ready()
+        champion = runtime.slots.champion
+        body = {
+            "ready": ready,
+            "reason": why,
+            "model_version": champion.version if champion else None,
+        }
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    return app
+
+
+def _instance(body: Any) -> Instance:
+    return Instance(body.request_id, body.entities.__dict__, body.request.__dict__)
+
+
+def _out(p: Prediction) -> PredictionOut:
+    return PredictionOut(
+        request_id=p.request_id,
+        probability=p.probability,
+        decision=p.decision,
+        threshold=p.threshold,
+        model_name=p.model_name,
+        model_version=p.model_version,
+        served_by=p.served_by,  # type: ignore[arg-type]
+        missing_features=list(p.missing_features),
+        features=p.features,
+    )
+
+
+class BodyLimit:
+    """Refuse a body over `limit` bytes with 413, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _send_json(send, PayloadTooLarge(self._message(), "body"))
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(self._message(), "body")
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _message(self) -> str:
+        return f"request body is larger than {self.limit} bytes"
+
+
+async def _send_json(send: Send, error: ServingError) -> None:
+    response = JSONResponse(error.body(), status_code=error.http_status)
+    await send(
+        {"type": "http.response.start", "status": error.http_status,
+         "headers": response.raw_headers}
+    )  # fmt: skip
+    await send({"type": "http.response.body", "body": response.body})

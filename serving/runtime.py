@@ -1,0 +1,199 @@
+"""Everything one server process holds, built from the settings: the feature store, the
+feature service's schema, the model slots and their loader, the predictor core, the
+prediction log and the metrics. Both faces (REST and gRPC) share one Runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import redis
+from feast import FeatureStore
+
+from skewless import feature_store as fs
+from skewless.config import ModelConfig, load_model_config
+from skewless.features import ServiceSchema, read_online, service_schema
+from skewless.redis_features import RedisFeatureReader, UnsupportedService
+from skewless.registry import ModelRegistry
+from skewless.settings import Settings
+
+from .core import STORE_ERRORS, OnlineReader, PredictorCore
+from .metrics import Metrics
+from .models import ModelLoader, ModelSlots
+from .prediction_log import PredictionLog
+from .schemas import WireModels
+
+log = logging.getLogger("skewless.serving")
+
+
+def request_path_settings(settings: Settings) -> Settings:
+    """Redis options for the request path: short timeouts, a bounded pool and no retries, so
+    that a stopped or frozen Redis costs a request one timeout, not seconds of backoff."""
+    if settings.online_store != "redis":
+        return settings
+    timeout = settings.redis_timeout_ms / 1000
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "max_connections": settings.redis_max_connections,
+        "retry": "null",  # Feast json-decodes values: null -> redis-py's no-retry policy
+    }
+    given = {part.split("=", 1)[0] for part in settings.redis_connection.split(",")}
+    extra = [f"{k}={v}" for k, v in options.items() if k not in given]
+    return settings.model_copy(
+        update={"redis_connection": ",".join([settings.redis_connection, *extra])}
+    )
+
+
+def request_path_redis(settings: Settings) -> redis.Redis:
+    """A Redis client for the request path, from Feast's connection string (host:port, then
+    db=, password=, username=, ssl=), with the service's timeouts, pool bound and no retries."""
+    first, *options = settings.redis_connection.split(",")
+    host, _, port = first.partition(":")
+    params = dict(option.split("=", 1) for option in options if "=" in option)
+    timeout = settings.redis_timeout_ms / 1000
+    return redis.Redis(
+        host=host,
+        port=int(port or 6379),
+        db=int(params.get("db", 0)),
+        username=params.get("username"),
+        password=params.get("password"),
+        ssl=params.get("ssl", "false").lower() == "true",
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        max_connections=settings.redis_max_connections,
+        retry=None,
+    )
+
+
+class StoreProbe:
+    """Does the online store answer? A Redis PING with the request path's timeout."""
+
+    def __init__(self, client: redis.Redis | None) -> None:
+        self.client = client
+
+    def ok(self) -> bool:
+        if self.client is None:
+            return True
+        try:
+            return bool(self.client.ping())
+        except STORE_ERRORS:
+            return False
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = request_path_settings(settings)
+        self.config: ModelConfig = load_model_config(settings.config)
+        self.store: FeatureStore = fs.open_store(self.settings)
+        self.schema: ServiceSchema = service_schema(self.store, self.config.feature_service)
+        self.metrics = Metrics()
+        self.slots = ModelSlots()
+        self.loader = ModelLoader(
+            ModelRegistry(settings.state_dir),
+            self.config.name,
+            self.schema,
+            self.metrics,
+            settings.state_dir / "serving-cache",
+        )
+        client = request_path_redis(settings) if settings.online_store == "redis" else None
+        self.reader = self._reader(client)
+        self.prediction_log = PredictionLog(
+            settings.prediction_log_dir,
+            self.metrics,
+            queue_size=settings.prediction_log_queue,
+            flush_rows=settings.prediction_log_flush_rows,
+            flush_seconds=settings.prediction_log_flush_seconds,
+            join_keys=self.schema.join_keys,
+            request_fields=self.schema.request_fields,
+        )
+        self.core = PredictorCore(
+            self.reader,
+            self.schema,
+            self.slots,
+            self.metrics,
+            self.clock,
+            self.prediction_log,
+            settings.challenger_share,
+            settings.challenger_shadow,
+        )
+        self.wire = WireModels(self.schema, self.example(), settings.max_batch_size)
+        self.probe = StoreProbe(client)
+        self.draining = False
+        self._poll_task: asyncio.Task[None] | None = None
+
+    def _reader(self, client: redis.Redis | None) -> OnlineReader:
+        """The direct Redis reader where it applies (proved equal to the SDK by a parity
+        test), else the Feast SDK."""
+        if client is not None and self.settings.fast_redis_reader:
+            try:
+                return RedisFeatureReader(self.store, self.schema, client).read
+            except UnsupportedService as exc:
+                log.warning("reading features through the Feast SDK: %s", exc)
+        service = self.store.get_feature_service(self.schema.name)
+        return partial(read_online, self.store, self.schema, service=service)
+
+    def clock(self) -> datetime:
+        if self.settings.serve_clock == "replay":
+            return self.config.as_of
+        return datetime.now(UTC)
+
+    def example(self) -> dict[str, Any]:
+        """A real request from the entity source, for the OpenAPI schema and the README."""
+        row = fs.recent_entity_rows(self.store, self.config, self.schema, 1).iloc[0]
+        return {
+            "request_id": "example-1",
+            "entities": {k: _plain(row[k]) for k in self.schema.join_keys},
+            "request": {k: _plain(row[k]) for k in self.schema.request_fields},
+            "return_features": False,
+        }
+
+    def ready(self) -> tuple[bool, str]:
+        if self.draining:
+            return False, "shutting down"
+        if self.slots.champion is None:
+            return False, "no model loaded"
+        if not self.probe.ok():
+            return False, "online store does not answer"
+        return True, "ready"
+
+    def refresh_models(self) -> None:
+        self.loader.refresh(
+            self.slots,
+            challenger=self.settings.challenger_share > 0 or self.settings.challenger_shadow,
+        )
+
+    async def start(self) -> None:
+        self.prediction_log.start()
+        await asyncio.to_thread(self.refresh_models)
+        if self.slots.champion is None:
+            log.error("no champion model in the registry yet: /readyz stays false until one is")
+        self._poll_task = asyncio.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.model_poll_seconds)
+            try:
+                await asyncio.to_thread(self.refresh_models)
+            except Exception:  # the registry being briefly unreadable must not stop polling
+                log.exception("model poll failed; keeping the models being served")
+
+    async def stop(self) -> None:
+        if self._poll_task is not None:
+            self._poll_task.cancel()
+        await asyncio.to_thread(self.prediction_log.close)
+        self.loader.close()
+        log.warning("prediction log flushed; pid %d stopped", os.getpid())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value

@@ -1,0 +1,123 @@
+"""The wire schema: request models built from the feature service, explicit responses.
+
+The request models are made at start-up from the feature service (its join keys and request
+fields, with their types), so the OpenAPI schema names every field a caller must send, and
+REST and gRPC validate through the same models: they accept and refuse the same inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    create_model,
+)
+
+from skewless.features import ServiceSchema, ValueKind
+
+from .errors import InvalidInput
+
+FeatureValue = float | int | str | bool | None
+_FIELD_TYPES: dict[ValueKind, Any] = {
+    "string": Annotated[str, Strict(), Field(max_length=256)],
+    "float": Annotated[float, Strict(), Field(allow_inf_nan=False)],
+    "int": Annotated[int, Strict()],
+    "bool": Annotated[bool, Strict()],
+    # ISO 8601 with a zone, or seconds since the epoch
+    "timestamp": AwareDatetime,
+}
+
+
+class Forbid(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Prediction(BaseModel):
+    request_id: str
+    probability: float = Field(description="Probability of the positive class.")
+    decision: bool = Field(description="probability >= threshold")
+    threshold: float
+    model_name: str
+    model_version: str
+    served_by: Literal["champion", "challenger"]
+    missing_features: list[str] = Field(
+        description="Features never written or older than their view's TTL; the model "
+        "received them as missing."
+    )
+    features: dict[str, FeatureValue] | None = Field(
+        default=None, description="The feature values used, when return_features is true."
+    )
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_input"])
+    message: str
+    field: str | None = Field(default=None, examples=["request.distance"])
+
+
+class WireModels:
+    """The request models of one feature service."""
+
+    def __init__(self, schema: ServiceSchema, example: dict[str, Any], max_batch_size: int) -> None:
+        entities = create_model(  # type: ignore[call-overload]
+            "Entities",
+            __base__=Forbid,
+            **{
+                key: (_FIELD_TYPES[schema.kinds[key]] | None, Field(description="join key"))
+                for key in schema.join_keys
+            },
+        )
+        request = create_model(  # type: ignore[call-overload]
+            "RequestFields",
+            __base__=Forbid,
+            **{name: (_FIELD_TYPES[schema.kinds[name]], ...) for name in schema.request_fields},
+        )
+        instance_fields: dict[str, Any] = {
+            "request_id": (str | None, Field(default=None, max_length=128)),
+            "entities": (entities, ...),
+            "request": (request, ...),
+        }
+        self.instance: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            "Instance", __base__=Forbid, **instance_fields
+        )
+        self.single: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            "PredictRequest",
+            __base__=_with_example(example),
+            **instance_fields,
+            return_features=(bool, False),
+        )
+        self.batch: type[BaseModel] = create_model(  # type: ignore[call-overload]
+            "PredictBatchRequest",
+            __base__=_with_example({"instances": [example], "return_features": False}),
+            instances=(list[self.instance], Field(min_length=1, max_length=max_batch_size)),
+            return_features=(bool, False),
+        )
+
+    def parse_instance(self, raw: dict[str, Any]) -> BaseModel:
+        """Validate one instance given as plain values (the gRPC face)."""
+        try:
+            return self.instance.model_validate(raw)
+        except ValidationError as exc:
+            raise invalid_input(exc.errors()) from None
+
+
+def invalid_input(errors: Any) -> InvalidInput:
+    """The first validation error, with its field as a dotted path (`request.distance`)."""
+    first = errors[0]
+    field = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    return InvalidInput(f"{field}: {first.get('msg', 'invalid input')}", field)
+
+
+def _with_example(example: dict[str, Any]) -> type[BaseModel]:
+    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+    return type("ExampleBase", (BaseModel,), {"model_config": config})

@@ -1,0 +1,154 @@
+"""`skewless serve`: REST (uvicorn) and gRPC in one process per worker, one predictor core.
+
+Workers are separate processes that each bind both ports with SO_REUSEPORT; the kernel
+spreads connections over them. SIGTERM (or SIGINT) makes /readyz false and the gRPC health
+NOT_SERVING, waits `drain_seconds` so that load balancers stop sending, then lets uvicorn
+drain in-flight requests, stops gRPC with a grace period, flushes the prediction log, and
+exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import warnings
+from types import FrameType
+
+import uvicorn
+
+from skewless.settings import Settings
+
+from .grpc_face import GrpcFace
+from .rest import create_app
+from .runtime import Runtime
+
+log = logging.getLogger("skewless.serving")
+GRPC_GRACE_SECONDS = 5.0
+
+
+class DrainingServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, runtime: Runtime, grpc_face: GrpcFace) -> None:
+        super().__init__(config)
+        self.runtime = runtime
+        self.grpc_face = grpc_face
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # Not uvicorn's handler: it would re-raise the signal after shutdown (exit -15).
+        if self.runtime.draining:
+            self.force_exit = sig == signal.SIGINT
+            return
+        self.runtime.draining = True
+        log.warning(
+            "signal %d: not ready; draining in %.1f s", sig, self.runtime.settings.drain_seconds
+        )
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self.grpc_face.set_health(), self.loop)
+        timer = threading.Timer(self.runtime.settings.drain_seconds, self._exit)
+        timer.daemon = True
+        timer.start()
+
+    def _exit(self) -> None:
+        self.should_exit = True
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+
+def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_worker(settings: Settings) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # third-party noise in the log
+    reuse = settings.workers > 1
+    rest_socket = bind(settings.serve_host, settings.rest_port, reuse_port=reuse)
+    runtime = Runtime(settings)
+    grpc_face = GrpcFace(runtime, settings.serve_host, settings.grpc_port, reuse_port=reuse)
+
+    async def start_grpc() -> None:
+        await grpc_face.start()
+        # Everything a request needs is imported and loaded: keep those objects out of every
+        # later garbage collection (a full one costs ~50 ms here, see ARCHITECTURE.md).
+        gc.collect()
+        gc.freeze()
+        rest_port = rest_socket.getsockname()[1]
+        print(
+            f"serving {runtime.config.name} "
+            f"(champion {runtime.slots.champion.version if runtime.slots.champion else 'none'}) "
+            f"REST http://{settings.serve_host}:{rest_port} gRPC {settings.serve_host}:"
+            f"{grpc_face.port}",
+            flush=True,
+        )
+        asyncio.get_running_loop().create_task(_health_loop(runtime, grpc_face))
+
+    async def stop_grpc() -> None:
+        await grpc_face.stop(GRPC_GRACE_SECONDS)
+
+    app = create_app(runtime, (start_grpc, stop_grpc))
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
+    server = DrainingServer(config, runtime, grpc_face)
+    asyncio.run(server.serve(sockets=[rest_socket]))
+    return 0
+
+
+async def _health_loop(runtime: Runtime, grpc_face: GrpcFace) -> None:
+    """Keep the gRPC health status in step with /readyz (model loaded, store answering)."""
+    while not runtime.draining:
+        await grpc_face.set_health()
+        await asyncio.sleep(1.0)
+
+
+def serve(settings: Settings) -> int:
+    if settings.workers == 1:
+        return run_worker(settings)
+    context = multiprocessing.get_context("spawn")
+    workers = [
+        context.Process(target=run_worker, args=(settings,)) for _ in range(settings.workers)
+    ]
+    for worker in workers:
+        worker.start()
+
+    def forward(sig: int, _: FrameType | None) -> None:
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                worker.terminate() if sig == signal.SIGTERM else _interrupt(worker.pid)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.join()
+    return max((w.exitcode or 0) for w in workers)
+
+
+def _interrupt(pid: int) -> None:
+    os.kill(pid, signal.SIGINT)
+
+
+if __name__ == "__main__":
+    sys.exit(serve(Settings()))
