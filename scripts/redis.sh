@@ -10,16 +10,18 @@ redis_answers() {
 }
 
 ensure_redis() {
-    if redis_answers; then
-        echo "==> Redis answers on 127.0.0.1:$REDIS_PORT"
-        return
-    fi
+    # The binary is needed even when a server answers: the serving tests start (and stop,
+    # and freeze) private Redis servers of their own.
     if ! command -v redis-server >/dev/null 2>&1; then
         echo "==> installing redis-server"
         local sudo=""
         [ "$(id -u)" -eq 0 ] || sudo="sudo"
         $sudo apt-get update -qq
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+    fi
+    if redis_answers; then
+        echo "==> Redis answers on 127.0.0.1:$REDIS_PORT"
+        return
     fi
     local dir
     dir="$(mktemp -d)"

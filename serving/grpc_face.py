@@ -94,11 +94,7 @@ class PredictionServicer(pb_grpc.PredictionServicer):
             "entities": {k: _from_value(v) for k, v in message.entities.items()},
             "request": {k: _from_value(v) for k, v in message.request.items()},
         }
-        try:
-            parsed = self.runtime.wire.parse_instance(raw)
-        except InvalidInput as exc:
-            exc.field = where if exc.field == "body" else f"{where}.{exc.field}"
-            raise
+        parsed = self.runtime.wire.parse_instance(raw, where)
         return Instance(
             parsed.request_id,  # type: ignore[attr-defined]
             parsed.entities.__dict__,  # type: ignore[attr-defined]

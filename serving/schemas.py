@@ -7,14 +7,17 @@ REST and gRPC validate through the same models: they accept and refuse the same 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     Strict,
+    StrictBool,
     ValidationError,
     create_model,
 )
@@ -24,13 +27,23 @@ from skewless.features import ServiceSchema, ValueKind
 from .errors import InvalidInput
 
 FeatureValue = float | int | str | bool | None
+EARLIEST, LATEST = datetime(1970, 1, 2, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _in_time_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
+    return value
+
+
 _FIELD_TYPES: dict[ValueKind, Any] = {
     "string": Annotated[str, Strict(), Field(max_length=256)],
     "float": Annotated[float, Strict(), Field(allow_inf_nan=False)],
     "int": Annotated[int, Strict()],
     "bool": Annotated[bool, Strict()],
-    # ISO 8601 with a zone, or seconds since the epoch
-    "timestamp": AwareDatetime,
+    # ISO 8601 with a zone, or seconds since the epoch; within the range that Feast's Unix
+    # timestamps and local-time conversions handle.
+    "timestamp": Annotated[AwareDatetime, AfterValidator(_in_time_range)],
 }
 
 
@@ -94,27 +107,31 @@ class WireModels:
             "PredictRequest",
             __base__=_with_example(example),
             **instance_fields,
-            return_features=(bool, False),
+            return_features=(StrictBool, False),
         )
+        instance_example = {k: v for k, v in example.items() if k != "return_features"}
         self.batch: type[BaseModel] = create_model(  # type: ignore[call-overload]
             "PredictBatchRequest",
-            __base__=_with_example({"instances": [example], "return_features": False}),
+            __base__=_with_example({"instances": [instance_example], "return_features": False}),
             instances=(list[self.instance], Field(min_length=1, max_length=max_batch_size)),
-            return_features=(bool, False),
+            return_features=(StrictBool, False),
         )
 
-    def parse_instance(self, raw: dict[str, Any]) -> BaseModel:
-        """Validate one instance given as plain values (the gRPC face)."""
+    def parse_instance(self, raw: dict[str, Any], where: str) -> BaseModel:
+        """Validate one instance given as plain values (the gRPC face); `where` names it in
+        the message (`instances.3`)."""
         try:
             return self.instance.model_validate(raw)
         except ValidationError as exc:
-            raise invalid_input(exc.errors()) from None
+            raise invalid_input(exc.errors(), where) from None
 
 
-def invalid_input(errors: Any) -> InvalidInput:
+def invalid_input(errors: Any, where: str = "") -> InvalidInput:
     """The first validation error, with its field as a dotted path (`request.distance`)."""
     first = errors[0]
-    field = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    parts = [where] if where else []
+    parts += [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(parts) or "body"
     return InvalidInput(f"{field}: {first.get('msg', 'invalid input')}", field)
 
 

@@ -1,0 +1,107 @@
+"""What the serving tests share: a private Redis holding the real feature service as of the
+configuration's `as_of`, a state folder whose registry has a small real champion, and the
+prediction service started on them as a child process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from serving.process import ServiceProcess
+from skewless import feature_store as fs
+from skewless.config import ModelConfig, load_model_config
+from skewless.features import ServiceSchema, service_schema
+from skewless.settings import Settings
+from training.config import load_pipeline_config
+from training.pipeline import Pipeline
+
+from ..redis_server import RedisServer
+
+# The model name is the serving configuration's (skewless/configs/delay_model.yaml); a short
+# training window keeps the pipeline to seconds.
+SMALL_PIPELINE = """
+model_name: departure_delay
+feature_service: delay_model_v1
+entity_source: flight_requests
+entity_id: flight_id
+label: departed_late
+windows:
+  train: {start: "2013-03-01T00:00:00Z", end: "2013-03-15T00:00:00Z"}
+  validation: {start: "2013-03-15T00:00:00Z", end: "2013-03-22T00:00:00Z"}
+  test: {start: "2013-03-22T00:00:00Z", end: "2013-03-29T00:00:00Z"}
+segments: [origin]
+baseline_by: [carrier]
+training: {search_budget: 1, max_rounds: 200, early_stopping_rounds: 20}
+blessing: {latency_budget_ms_p99: 50, infra_sample_rows: 50}
+"""
+
+
+@dataclass
+class ServingWorld:
+    settings: Settings  # redis online store, the private Redis, the state folder
+    redis: RedisServer
+    config: ModelConfig
+    schema: ServiceSchema
+    folder: Path
+
+    def env(self, **extra: Any) -> dict[str, str]:
+        values = {
+            "SKEWLESS_REPO_PATH": str(self.settings.repo_path),
+            "SKEWLESS_ONLINE_STORE": "redis",
+            "SKEWLESS_REDIS_CONNECTION": self.settings.redis_connection,
+            "SKEWLESS_STATE_DIR": str(self.settings.state_dir),
+            "SKEWLESS_MODEL_POLL_SECONDS": "0.3",
+            "SKEWLESS_PREDICTION_LOG_FLUSH_SECONDS": "0.2",
+            "SKEWLESS_DRAIN_SECONDS": "0.5",
+            **{f"SKEWLESS_{k.upper()}": str(v) for k, v in extra.items()},
+        }
+        return values
+
+    def service(self, name: str, **extra: Any) -> ServiceProcess:
+        return ServiceProcess(self.env(**extra), log_path=self.folder / f"{name}.log")
+
+    def requests(self, n: int) -> pd.DataFrame:
+        """Real entity rows just before `as_of`, each with its join keys and request fields."""
+        store = fs.open_store(self.settings)
+        return fs.recent_entity_rows(store, self.config, self.schema, n)
+
+
+def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
+    (folder / "redis").mkdir()
+    redis = RedisServer(folder / "redis").start()
+    settings = Settings(
+        repo_path=real_repo.repo_path,
+        online_store="redis",
+        redis_connection=redis.connection,
+        state_dir=folder / "state",
+    )
+    config = load_model_config(settings.config)
+    fs.apply(settings)
+    store = fs.open_store(settings)
+    fs.materialize(store, config.as_of)
+    pipeline_yaml = folder / "pipeline.yaml"
+    pipeline_yaml.write_text(SMALL_PIPELINE)
+    result = Pipeline(settings, load_pipeline_config(pipeline_yaml), progress=lambda _: None).run()
+    assert result.version is not None and "champion" in result.aliases, result.verdict
+    schema = service_schema(store, config.feature_service)
+    return ServingWorld(settings, redis, config, schema, folder)
+
+
+def wire_request(row: pd.Series, schema: ServiceSchema, **extra: Any) -> dict[str, Any]:
+    """A REST body for an entity row."""
+    return {
+        "entities": {k: _json(row[k]) for k in schema.join_keys},
+        "request": {k: _json(row[k]) for k in schema.request_fields},
+        **extra,
+    }
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value
