@@ -66,6 +66,9 @@ class DrainingServer(uvicorn.Server):
 def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it. Without it, a response written as headers then body
+    # waits for the client's delayed ACK: ~40 ms per request on a kept-alive connection.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
@@ -76,7 +79,6 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 
 def run_worker(settings: Settings) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # third-party noise in the log
     reuse = settings.workers > 1
     rest_socket = bind(settings.serve_host, settings.rest_port, reuse_port=reuse)

@@ -22,7 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole: logs and tests grep them
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Model configuration YAML (default: settings).")
@@ -259,14 +259,13 @@ def check_skew_command(
         report = check_skew(store, schema, served, loader, sample=sample, tolerance=tolerance)
     finally:
         loader.close()
-    table = Table(title=f"skew check: {report.rows} served predictions recomputed offline")
-    for column in ("feature", "rows differing", "share", "served", "offline"):
-        table.add_column(column)
+    console.print(f"skew check: {report.rows} served predictions recomputed offline")
     for f in report.features:
-        table.add_row(
-            f.feature, str(f.rows), f"{f.share:.3f}", str(f.example_served), str(f.example_offline)
+        console.print(
+            f"  {f.feature}: {f.rows} rows differ ({f.share:.1%}); "
+            f"e.g. served {f.example_served!r}, offline {f.example_offline!r}",
+            soft_wrap=True,
         )
-    console.print(table)
     differing = len(report.features)
     console.print(
         f"{len(schema.features) - differing} of {len(schema.features)} features identical; "

@@ -6,6 +6,7 @@ Aliases: `challenger` on every blessed model, `champion` on the one being served
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,8 @@ class ModelRegistry:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # Artifacts are a few local files: a progress bar per download is only noise.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.state_dir = state_dir
         self.uri = f"sqlite:///{state_dir / 'mlflow.db'}"
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)

@@ -92,9 +92,13 @@ class Settings(BaseSettings):
         default=1.0, ge=0, description="On SIGTERM: /readyz is false this long before closing."
     )
 
+    prediction_log: Path | None = Field(
+        default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
+    )
+
     @property
     def prediction_log_dir(self) -> Path:
-        return self.state_dir / "prediction_log"
+        return self.prediction_log or self.state_dir / "prediction_log"
 
     @property
     def data_dir(self) -> Path:

@@ -30,8 +30,19 @@ class RedisServer:
         # Saved to disk only on `stop(save=True)`, so that a restart finds the same data.
         self.process = subprocess.Popen(
             [
-                self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--dir", str(self.folder), "--dbfilename", "dump.rdb",
+                self.binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+                "--dbfilename",
+                "dump.rdb",
             ],  # fmt: skip
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -75,7 +74,9 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
     with grpc.insecure_channel(service.grpc_target) as channel:
         answer = pb_grpc.PredictionStub(channel).PredictBatch(
             pb.PredictBatchRequest(
-                instances=[_grpc_instance(row, serving_world, f"g{i}") for i, row in rows.iterrows()]
+                instances=[
+                    _grpc_instance(row, serving_world, f"g{i}") for i, row in rows.iterrows()
+                ]
             ),
             timeout=10,
         )
@@ -112,7 +113,10 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
         (lambda b: b["request"].update(distance=True), "request.distance"),
         (lambda b: b["entities"].update(origin=7), "entities.origin"),
         (lambda b: b["entities"].update(airport="JFK"), "entities.airport"),
-        (lambda b: b["request"].update(scheduled_departure="tomorrow"), "request.scheduled_departure"),
+        (
+            lambda b: b["request"].update(scheduled_departure="tomorrow"),
+            "request.scheduled_departure",
+        ),
         (lambda b: b["request"].update(requested_at="2013-12-30T23:00:00"), "request.requested_at"),
         (lambda b: b.pop("entities"), "entities"),
         (lambda b: b.update(return_features="yes"), "return_features"),
@@ -245,9 +249,16 @@ def test_openapi_example_works_and_metrics_are_exposed(service: ServiceProcess) 
 def test_schemathesis_finds_no_server_error(service: ServiceProcess, tmp_path: Path) -> None:
     done = subprocess.run(
         [
-            str(Path(sys.executable).with_name("schemathesis")), "run",
-            service.url + "/openapi.json", "--checks", "not_a_server_error",
-            "--max-examples", "60", "--seed", "1", "--no-color",
+            str(Path(sys.executable).with_name("schemathesis")),
+            "run",
+            service.url + "/openapi.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "60",
+            "--seed",
+            "1",
+            "--no-color",
         ],  # fmt: skip
         capture_output=True,
         text=True,

@@ -1,0 +1,319 @@
+"""The service under failure and change: Redis frozen or stopped, a hot swap during traffic,
+refused models, and a graceful shutdown that loses no logged prediction."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pandas as pd
+import pytest
+
+from serving.prediction_log import FEATURE, read_prediction_log
+from serving.process import ServiceProcess
+from serving.protos import prediction_pb2 as pb
+from serving.protos import prediction_pb2_grpc as pb_grpc
+from skewless.predictor import CONTRACT_FILE, MODEL_FILE, sha256_file
+from skewless.registry import CHAMPION, MODEL_DIR, ModelRegistry
+
+from .serving_setup import ServingWorld, wire_request
+
+
+@pytest.fixture(scope="module")
+def service(serving_world: ServingWorld) -> Iterator[ServiceProcess]:
+    with serving_world.service("resilience") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def body(serving_world: ServingWorld) -> dict:
+    return wire_request(serving_world.requests(1).iloc[0], serving_world.schema)
+
+
+def _predict(service: ServiceProcess, body: dict) -> httpx.Response:
+    return httpx.post(service.url + "/v1/predict", json=body, timeout=10)
+
+
+def _wait_for(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_frozen_or_stopped_redis_gives_fast_503_then_recovery(
+    service: ServiceProcess, serving_world: ServingWorld, body: dict
+) -> None:
+    redis = serving_world.redis
+    assert _predict(service, body).status_code == 200
+    redis.freeze()
+    try:
+        started = time.monotonic()
+        frozen = _predict(service, body)
+        assert time.monotonic() - started < 1.0  # one 100 ms timeout, no retries
+        assert frozen.status_code == 503
+        assert frozen.json()["code"] == "online_store_unavailable"
+        assert httpx.get(service.url + "/readyz", timeout=10).status_code == 503
+        with (
+            grpc.insecure_channel(service.grpc_target) as channel,
+            pytest.raises(grpc.RpcError) as caught,
+        ):
+            pb_grpc.PredictionStub(channel).Predict(pb.PredictRequest(), timeout=10)
+        # An empty request is refused before the store is read; a valid one is UNAVAILABLE.
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    finally:
+        redis.thaw()
+    _wait_for(lambda: _predict(service, body).status_code == 200)
+
+    redis.stop(save=True)
+    try:
+        stopped = _predict(service, body)
+        assert stopped.status_code == 503 and "online store" in stopped.json()["message"]
+        assert httpx.get(service.url + "/readyz", timeout=10).json()["ready"] is False
+    finally:
+        redis.start()
+    _wait_for(lambda: httpx.get(service.url + "/readyz", timeout=10).status_code == 200)
+    recovered = _predict(service, {**body, "return_features": True})
+    assert recovered.status_code == 200 and not recovered.json()["missing_features"]
+    metrics = httpx.get(service.url + "/metrics", timeout=10).text
+    errors = next(
+        line for line in metrics.splitlines()
+        if line.startswith("skewless_online_store_errors_total")
+    )  # fmt: skip
+    assert float(errors.split()[-1]) >= 2
+
+
+class Stream:
+    """Sequential requests in a thread, each answer kept in order."""
+
+    def __init__(self, service: ServiceProcess, body: dict) -> None:
+        self.service, self.body = service, body
+        self.answers: list[httpx.Response | Exception] = []
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.service.url, timeout=10) as client:
+            while not self.stop.is_set():
+                self.sent += 1
+                try:
+                    self.answers.append(client.post("/v1/predict", json=self.body))
+                except httpx.HTTPError as exc:
+                    self.answers.append(exc)
+
+    def __enter__(self) -> Stream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(30)
+
+
+def _register_copy(
+    world: ServingWorld, tags: dict[str, str] | None = None, run_id: str | None = None
+) -> str:
+    registry = ModelRegistry(world.settings.state_dir)
+    champion = registry.by_alias(world.config.name, CHAMPION)
+    assert champion is not None
+    version = registry.register(
+        world.config.name, run_id or champion.run_id, {**champion.tags, **(tags or {})}
+    )
+    return str(version.version)
+
+
+def _champion(world: ServingWorld) -> str:
+    found = ModelRegistry(world.settings.state_dir).by_alias(world.config.name, CHAMPION)
+    assert found is not None
+    return str(found.version)
+
+
+def _set_champion(world: ServingWorld, version: str) -> None:
+    ModelRegistry(world.settings.state_dir).set_alias(world.config.name, CHAMPION, version)
+
+
+def test_hot_swap_during_a_stream_loses_no_request(
+    service: ServiceProcess, serving_world: ServingWorld, body: dict
+) -> None:
+    old = _choose_served(service, body)
+    new = _register_copy(serving_world)
+    with Stream(service, body) as stream:
+        time.sleep(0.5)
+        _set_champion(serving_world, new)
+        _wait_for(lambda: any(
+            isinstance(a, httpx.Response) and a.json().get("model_version") == new
+            for a in stream.answers[-5:]
+        ))  # fmt: skip
+        time.sleep(0.5)
+    answers = stream.answers
+    assert len(answers) == stream.sent and len(answers) > 50
+    assert all(isinstance(a, httpx.Response) and a.status_code == 200 for a in answers)
+    versions = [a.json()["model_version"] for a in answers]  # type: ignore[union-attr]
+    assert set(versions) == {old, new}
+    first_new = versions.index(new)
+    assert versions[:first_new] == [old] * first_new and set(versions[first_new:]) == {new}
+
+
+def _choose_served(service: ServiceProcess, body: dict) -> str:
+    return str(_predict(service, body).json()["model_version"])
+
+
+def _corrupt_artifact(world: ServingWorld, tmp_path: Path) -> str:
+    registry = ModelRegistry(world.settings.state_dir)
+    champion = registry.fetch(registry.by_alias(world.config.name, CHAMPION), tmp_path / "good")
+    bad = tmp_path / "bad"
+    shutil.copytree(champion.artifacts, bad)
+    (bad / MODEL_FILE).write_text("tree\nthis is not a LightGBM model\n")
+    run = registry.client.create_run(registry.experiment_id("corrupt-models"))
+    registry.client.log_artifacts(run.info.run_id, str(bad), MODEL_DIR)
+    return _register_copy(world, {"sha256": sha256_file(bad / MODEL_FILE)}, run.info.run_id)
+
+
+def _wrong_feature_service(world: ServingWorld, tmp_path: Path) -> str:
+    registry = ModelRegistry(world.settings.state_dir)
+    champion = registry.fetch(registry.by_alias(world.config.name, CHAMPION), tmp_path / "good")
+    other = tmp_path / "other"
+    shutil.copytree(champion.artifacts, other)
+    contract = (other / CONTRACT_FILE).read_text()
+    (other / CONTRACT_FILE).write_text(contract.replace('"delay_model_v1"', '"delay_model_v9"'))
+    run = registry.client.create_run(registry.experiment_id("corrupt-models"))
+    registry.client.log_artifacts(run.info.run_id, str(other), MODEL_DIR)
+    return _register_copy(world, None, run.info.run_id)
+
+
+@pytest.mark.parametrize("kind", ["sha256 mismatch", "not a model", "other feature service"])
+def test_a_bad_model_is_refused_while_the_old_one_serves(
+    service: ServiceProcess, serving_world: ServingWorld, body: dict, tmp_path: Path, kind: str
+) -> None:
+    serving = _choose_served(service, body)
+    before = _refusals(service)
+    if kind == "sha256 mismatch":
+        bad = _register_copy(serving_world, {"sha256": "0" * 64})
+    elif kind == "not a model":
+        bad = _corrupt_artifact(serving_world, tmp_path)
+    else:
+        bad = _wrong_feature_service(serving_world, tmp_path)
+    _set_champion(serving_world, bad)
+    try:
+        _wait_for(lambda: _refusals(service) > before)
+        answer = _predict(service, body)
+        assert answer.status_code == 200 and answer.json()["model_version"] == serving
+        assert httpx.get(service.url + "/readyz", timeout=10).status_code == 200
+    finally:
+        _set_champion(serving_world, serving)
+
+
+def _refusals(service: ServiceProcess) -> float:
+    for line in httpx.get(service.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith('skewless_model_loads_total{result="refused"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_graceful_shutdown_drains_and_logs_every_served_prediction(
+    serving_world: ServingWorld, tmp_path: Path
+) -> None:
+    log_dir = tmp_path / "log"
+    service = serving_world.service("shutdown", prediction_log=log_dir, drain_seconds=1.0)
+    service.start()
+    rows = serving_world.requests(30)
+    served: list[str] = []
+    for i, row in rows.iterrows():
+        answer = httpx.post(
+            service.url + "/v1/predict",
+            json=wire_request(row, serving_world.schema, request_id=f"single-{i}"),
+            timeout=10,
+        )
+        assert answer.status_code == 200
+        served.append(answer.json()["request_id"])
+    batch = httpx.post(
+        service.url + "/v1/predict/batch",
+        json={"instances": [wire_request(r, serving_world.schema) for _, r in rows.iterrows()]},
+        timeout=10,
+    ).json()
+    served += [p["request_id"] for p in batch["predictions"]]
+    body = wire_request(rows.iloc[0], serving_world.schema)
+    with Stream(service, body) as stream:
+        time.sleep(0.3)
+        assert service.process is not None
+        service.process.send_signal(signal.SIGTERM)
+        # Not ready at once, while requests are still answered during the drain period.
+        _wait_for(lambda: httpx.get(service.url + "/readyz", timeout=10).status_code == 503, 5)
+        during = len(stream.answers)
+        time.sleep(0.3)
+        assert len(stream.answers) > during
+        assert service.process.wait(60) == 0
+    ok = [a for a in stream.answers if isinstance(a, httpx.Response) and a.status_code == 200]
+    assert ok and all(
+        isinstance(a, httpx.ConnectError)
+        or (isinstance(a, httpx.Response) and a.status_code == 200)
+        for a in stream.answers
+    )
+    served += [a.json()["request_id"] for a in ok]
+    logged = read_prediction_log(log_dir)
+    assert sorted(logged["request_id"]) == sorted(served)
+    assert logged[FEATURE + "weather_temp"].notna().mean() > 0.5
+
+    # The skew check over this log: nothing differs; a tampered copy fails, naming the feature.
+    env = {**os.environ, **serving_world.env()}
+    skewless = str(Path(sys.executable).with_name("skewless"))
+    clean = subprocess.run(
+        [skewless, "check-skew", "--log", str(log_dir), "--sample", "200"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    n = len(serving_world.schema.features)
+    assert f"{n} of {n} features identical" in clean.stdout
+    tampered_dir = tmp_path / "tampered" / "date=2013-12-30"
+    tampered_dir.mkdir(parents=True)
+    tampered = logged.copy()
+    tampered[FEATURE + "carrier_7d_late_rate"] = tampered[FEATURE + "carrier_7d_late_rate"] + 0.01
+    tampered.to_parquet(tampered_dir / "part-0.parquet")
+    skewed = subprocess.run(
+        [skewless, "check-skew", "--log", str(tmp_path / "tampered"), "--sample", "200"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert skewed.returncode == 1, skewed.stdout + skewed.stderr
+    assert "carrier_7d_late_rate" in skewed.stdout
+
+
+def test_batch_scoring_cli_is_chunked_and_resumable(
+    serving_world: ServingWorld, tmp_path: Path
+) -> None:
+    rows = serving_world.requests(500).assign(event_timestamp=lambda f: f["requested_at"])
+    source = tmp_path / "rows.csv"
+    rows.to_csv(source, index=False)
+    out = tmp_path / "scores"
+    env = {**os.environ, **serving_world.env()}
+    command = [str(Path(sys.executable).with_name("skewless")), "score", str(source),
+               "--output", str(out), "--chunk-rows", "150"]  # fmt: skip
+    first = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    parts = sorted(out.glob("part-*.parquet"))
+    assert len(parts) == 4
+    scores = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    assert len(scores) == 500 and scores["probability"].between(0, 1).all()
+    parts[2].unlink()  # as if the job died before its third chunk
+    again = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and "3 of 4 chunks were already written" in again.stdout
+    rescored = pd.concat([pd.read_parquet(p) for p in sorted(out.glob("part-*.parquet"))])
+    assert rescored["probability"].tolist() == scores["probability"].tolist()
+    other = subprocess.run([*command[:-1], "100"], env=env, capture_output=True, text=True)
+    assert other.returncode != 0 and "another job" in (other.stdout + other.stderr)
+    bad = tmp_path / "bad.csv"
+    rows.drop(columns=["distance"]).to_csv(bad, index=False)
+    refused = subprocess.run(
+        [*command[:2], str(bad), "--output", str(tmp_path / "x")],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode == 2 and "distance" in refused.stdout + refused.stderr
