@@ -4,7 +4,6 @@ online for serving, so the two cannot drift apart.
 """
 
 import inspect
-from datetime import UTC
 from typing import Any
 
 from feast import Field, RequestSource
@@ -35,7 +34,7 @@ flight_request = RequestSource(
 def flight_request_features(inputs: dict[str, Any]) -> dict[str, Any]:
     # Self-contained on purpose: Feast serializes this function into its registry with dill,
     # and the serving process runs it without importing this module.
-    from datetime import datetime
+    from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     local_tz = ZoneInfo("America/New_York")  # scheduled times are New York local times

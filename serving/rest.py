@@ -21,6 +21,10 @@ from .schemas import BatchPrediction, ErrorBody, invalid_input
 from .schemas import Prediction as PredictionOut
 
 log = logging.getLogger("skewless.serving")
+JSON = "application/json"
+KNOWN_PATHS = frozenset(
+    {"/v1/predict", "/v1/predict/batch", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (413, 422, 500, 503)
 }
@@ -70,31 +74,26 @@ def create_app(
         body = ErrorBody(code="internal", message="internal error; see the service log")
         return JSONResponse(body.model_dump(), status_code=500)
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Any) -> Response:
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        endpoint = request.url.path
-        if endpoint.startswith("/v1/"):
-            metrics.latency.labels(endpoint, "total").observe(time.perf_counter() - started)
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        return response
+    app.add_middleware(Observe, metrics=metrics)
 
+    # The endpoints return their JSON themselves: FastAPI would otherwise validate the
+    # response model a second time on every request (response_model still documents it).
     @app.post("/v1/predict", response_model=PredictionOut, responses=ERRORS)
-    async def predict(body: wire.single) -> PredictionOut:  # type: ignore[name-defined]
+    async def predict(body: wire.single) -> Response:  # type: ignore[name-defined]
         (prediction,) = runtime.core.predict(
             [_instance(body)], endpoint="/v1/predict", return_features=body.return_features
         )
-        return _out(prediction)
+        return Response(_out(prediction).model_dump_json(), media_type=JSON)
 
     @app.post("/v1/predict/batch", response_model=BatchPrediction, responses=ERRORS)
-    async def predict_batch(body: wire.batch) -> BatchPrediction:  # type: ignore[name-defined]
+    async def predict_batch(body: wire.batch) -> Response:  # type: ignore[name-defined]
         predictions = runtime.core.predict(
             [_instance(i) for i in body.instances],
             endpoint="/v1/predict/batch",
             return_features=body.return_features,
         )
-        return BatchPrediction(predictions=[_out(p) for p in predictions])
+        out = BatchPrediction(predictions=[_out(p) for p in predictions])
+        return Response(out.model_dump_json(), media_type=JSON)
 
     @app.get("/livez")
     async def livez() -> dict[str, str]:
@@ -134,6 +133,36 @@ def _out(p: Prediction) -> PredictionOut:
         missing_features=list(p.missing_features),
         features=p.features,
     )
+
+
+class Observe:
+    """Requests by status, and the server-side total latency of the prediction endpoints.
+    Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request."""
+
+    def __init__(self, app: ASGIApp, metrics: Any) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            path = scope["path"] if scope["path"] in KNOWN_PATHS else "other"  # bounded labels
+            if path.startswith("/v1/"):
+                self.metrics.latency.labels(path, "total").observe(time.perf_counter() - started)
+            self.metrics.requests.labels(path, str(status)).inc()
 
 
 class BodyLimit:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import redis
@@ -110,17 +111,28 @@ class RedisFeatureReader:
                 for source in odfv.source_request_sources.values()
                 for f in source.schema
             }
-            out = odfv.transform_dict(inputs)
+            # Request fields only (checked above), so the name aliasing transform_dict adds
+            # first has nothing to do; the transformation itself is the same call.
+            if odfv.mode == "python" and not odfv.singleton:
+                out = odfv.feature_transformation.transform(inputs)
+            else:
+                out = odfv.transform_dict(inputs)
             for name in names:
                 values[name] = list(out[name])
         ordered = {name: values[name] for name in self.schema.features}
         return apply_ttl(self.schema, ordered, stamps, now)
 
     def _redis_key(self, view: _View, row: dict[str, Any]) -> bytes:
+        values = tuple(row.get(request) for _, request in view.join_keys)
+        return self._serialized_key(view, values)
+
+    @lru_cache(maxsize=1 << 16)  # noqa: B019 -- one reader per process; keys repeat a lot
+    def _serialized_key(self, view: _View, values: tuple[Any, ...]) -> bytes:
         key = EntityKeyProto(
             join_keys=[k for k, _ in view.join_keys],
             entity_values=[
-                self._key_value(request, row.get(request)) for _, request in view.join_keys
+                self._key_value(request, value)
+                for (_, request), value in zip(view.join_keys, values, strict=True)
             ],
         )
         return serialize_entity_key(key, self.key_version) + self.project
