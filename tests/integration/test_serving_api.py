@@ -269,3 +269,20 @@ def test_schemathesis_finds_no_server_error(service: ServiceProcess, tmp_path: P
     generated = re.search(r"(\d+) generated", done.stdout)
     assert generated and int(generated.group(1)) >= 100, done.stdout[-2000:]
     assert "No issues found" in done.stdout
+
+
+def test_the_readme_curl_and_grpcurl_examples_work(service: ServiceProcess) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    curl_body = re.search(r"curl -s http://127.0.0.1:8000/v1/predict .* -d '(.+)'", readme)
+    grpcurl_body = re.search(r"\$GRPCURL -plaintext -d '(.+)' 127.0.0.1:50051 ", readme)
+    assert curl_body and grpcurl_body, "the README lost its examples"
+    rest = httpx.post(service.url + "/v1/predict", json=json.loads(curl_body.group(1)), timeout=10)
+    assert rest.status_code == 200, rest.text
+    done = subprocess.run(
+        [GRPCURL, "-plaintext", "-d", grpcurl_body.group(1), service.grpc_target,
+         "skewless.serving.v1.Prediction/Predict"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["probability"] == rest.json()["probability"]
+    assert rest.json()["features"]["minutes_to_departure"] == 60.0

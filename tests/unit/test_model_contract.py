@@ -37,3 +37,11 @@ def test_categories_are_derived_sorted_from_training_rows() -> None:
     frame = pd.DataFrame({"c": ["b", "a", None, "b"], "n": [1.0, 2.0, 3.0, None]})
     specs = derive_features(frame, ["n", "c"])
     assert specs == (FeatureSpec("n", "numeric"), FeatureSpec("c", "categorical", ("a", "b")))
+
+
+def test_a_mapping_of_columns_gives_the_same_matrix_as_a_frame() -> None:
+    columns = {"colour": ["red", None, "green", "blue"], "speed": [1, None, 2.5, "7"], "x": [0] * 4}
+    from_mapping = feature_matrix(columns, CONTRACT)
+    from_frame = feature_matrix(pd.DataFrame(columns), CONTRACT)
+    np.testing.assert_array_equal(from_mapping, from_frame)
+    assert from_mapping[3].tolist() == [7.0, 0.0]  # a numeric string is coerced, both ways

@@ -1,0 +1,205 @@
+"""The serving pieces on their own, with a fake feature reader and a tiny real LightGBM model:
+request validation, error bodies, routing, the TTL rule, the prediction log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from serving.core import Instance, PredictorCore
+from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
+from serving.metrics import Metrics
+from serving.models import ModelRefused, ModelSlots, ServedModel, check_fits
+from serving.prediction_log import FEATURE, LogRecord, PredictionLog, read_prediction_log
+from serving.runtime import request_path_settings
+from serving.schemas import WireModels
+from skewless.features import OnlineRead, ServiceSchema, apply_ttl
+from skewless.model_contract import FeatureSpec, ModelContract
+from skewless.predictor import LoadedModel
+from skewless.settings import Settings
+
+NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)
+SCHEMA = ServiceSchema(
+    name="svc",
+    join_keys=("shop", "item"),
+    request_fields=("asked_at", "price"),
+    features=("stock", "price_ratio"),
+    ttl={"stock": timedelta(hours=1)},
+    kinds={"shop": "string", "item": "string", "asked_at": "timestamp", "price": "float"},
+)
+EXAMPLE = {
+    "entities": {"shop": "s1", "item": "i1"},
+    "request": {"asked_at": "2013-06-01T12:00:00Z", "price": 3.5},
+}
+
+
+def _model(version: str, shift: float = 0.0) -> ServedModel:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 2))
+    y = (x[:, 0] + shift > 0).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 4}, lgb.Dataset(x, y), 10
+    )
+    contract = ModelContract(
+        "m",
+        "svc",
+        "1",
+        "y",
+        (FeatureSpec("stock", "numeric"), FeatureSpec("price_ratio", "numeric")),
+    )
+    return ServedModel("m", version, "sha", LoadedModel(booster, contract, "sha"))
+
+
+class FakeReader:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+
+    def __call__(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
+        if self.fail:
+            raise self.fail
+        values = {
+            "stock": [float(len(r["item"])) for r in rows],
+            "price_ratio": [r["price"] for r in rows],
+        }
+        return OnlineRead(values, [() for _ in rows])
+
+
+def _core(slots: ModelSlots, **kwargs: Any) -> PredictorCore:
+    return PredictorCore(
+        FakeReader(kwargs.pop("fail", None)), SCHEMA, slots, Metrics(), lambda: NOW, **kwargs
+    )
+
+
+def _instances(n: int) -> list[Instance]:
+    return [
+        Instance(None, {"shop": "s", "item": f"item-{i}"}, {"asked_at": NOW, "price": 1.0})
+        for i in range(n)
+    ]
+
+
+def test_request_models_accept_the_example_and_name_the_field_at_fault() -> None:
+    wire = WireModels(SCHEMA, EXAMPLE, max_batch_size=4)
+    parsed = wire.parse_instance(EXAMPLE, "instance")
+    assert parsed.request.asked_at == NOW  # type: ignore[attr-defined]
+    cases = [
+        ({"request": {**EXAMPLE["request"], "price": "3.5"}}, "instance.request.price"),
+        ({"request": {**EXAMPLE["request"], "price": float("nan")}}, "instance.request.price"),
+        (
+            {"request": {**EXAMPLE["request"], "asked_at": "2013-06-01T12:00:00"}},
+            "instance.request.asked_at",
+        ),
+        (
+            {"request": {**EXAMPLE["request"], "asked_at": "1900-01-01T00:00:00Z"}},
+            "instance.request.asked_at",
+        ),
+        ({"entities": {"shop": "s1"}}, "instance.entities.item"),
+        ({"entities": {"shop": "s1", "item": 3}}, "instance.entities.item"),
+        ({"colour": "red"}, "instance.colour"),
+    ]
+    for change, field in cases:
+        with pytest.raises(InvalidInput) as caught:
+            wire.parse_instance({**EXAMPLE, **change}, "instance")
+        assert caught.value.field == field
+        assert caught.value.message.startswith(field)
+    assert wire.parse_instance({**EXAMPLE, "entities": {"shop": "s1", "item": None}}, "i")
+
+
+def test_each_error_carries_its_http_and_grpc_status() -> None:
+    assert (InvalidInput("x", "f").http_status, InvalidInput("x").grpc_status) == (
+        422, grpc.StatusCode.INVALID_ARGUMENT,
+    )  # fmt: skip
+    assert OnlineStoreUnavailable("x").http_status == 503
+    assert NotReady("x").grpc_status == grpc.StatusCode.UNAVAILABLE
+    assert InvalidInput("bad", "request.price").body() == {
+        "code": "invalid_input", "message": "bad", "field": "request.price",
+    }  # fmt: skip
+
+
+def test_no_model_means_not_ready_and_a_store_failure_means_unavailable() -> None:
+    with pytest.raises(NotReady):
+        _core(ModelSlots()).predict(_instances(1), endpoint="t")
+    core = _core(ModelSlots(champion=_model("1")), fail=ConnectionError("refused"))
+    with pytest.raises(OnlineStoreUnavailable):
+        core.predict(_instances(1), endpoint="t")
+    assert core.store_failed
+
+
+def test_challenger_share_is_sticky_by_entity_and_close_to_the_share() -> None:
+    slots = ModelSlots(champion=_model("1"), challenger=_model("2", shift=1.0))
+    core = _core(slots, challenger_share=0.3)
+    first = core.predict(_instances(2000), endpoint="t")
+    again = core.predict(_instances(2000), endpoint="t")
+    assert [p.served_by for p in first] == [p.served_by for p in again]
+    share = np.mean([p.served_by == "challenger" for p in first])
+    assert 0.25 < share < 0.35
+    assert {p.model_version for p in first if p.served_by == "challenger"} == {"2"}
+
+
+def test_shadow_scores_the_challenger_without_returning_it(tmp_path: Path) -> None:
+    metrics = Metrics()
+    log = PredictionLog(
+        tmp_path, metrics, queue_size=100, flush_rows=1000, flush_seconds=60,
+        join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
+    )  # fmt: skip
+    log.start()
+    slots = ModelSlots(champion=_model("1"), challenger=_model("2", shift=1.0))
+    core = PredictorCore(FakeReader(), SCHEMA, slots, metrics, lambda: NOW, log, 0.0, True)
+    answers = core.predict(_instances(5), endpoint="t", return_features=True)
+    log.close()
+    assert {a.served_by for a in answers} == {"champion"}
+    assert answers[0].features == {"stock": 6.0, "price_ratio": 1.0}
+    logged = read_prediction_log(tmp_path)
+    assert sorted(logged["served_by"].unique()) == ["champion", "shadow"]
+    assert (logged[FEATURE + "stock"] == 6.0).all() and len(logged) == 10
+
+
+def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    metrics = Metrics()
+    log = PredictionLog(tmp_path, metrics, queue_size=2, flush_rows=10, flush_seconds=60,
+                        join_keys=("k",), request_fields=())  # fmt: skip
+    record = LogRecord(NOW, NOW, "t", ["a"], [{"k": "x"}], {"f": [1.0]}, ["champion"], ["m"],
+                       ["1"], [0.5], [True], 1.0)  # fmt: skip
+    for _ in range(5):  # the writer is not started: the queue only fills
+        log.append(record)
+    assert metrics.log_dropped._value.get() == 3
+    log.start()
+    log.close()
+    assert len(read_prediction_log(tmp_path)) == 2
+
+
+def test_ttl_rule_nulls_never_written_stale_and_future_rows() -> None:
+    hour = 3600.0
+    now_s = NOW.timestamp()
+    values = {"stock": [1.0, 2.0, 3.0, 4.0], "price_ratio": [1.0] * 4}
+    stamps = {"stock": [now_s - hour / 2, 0.0, now_s - 2 * hour, now_s + 60]}
+    read = apply_ttl(SCHEMA, values, stamps, NOW)
+    assert read.values["stock"] == [1.0, None, None, None]
+    assert read.missing == [(), ("stock",), ("stock",), ("stock",)]
+
+
+def test_a_model_for_another_feature_service_is_refused() -> None:
+    model = _model("1")
+    check_fits(model.model, SCHEMA)
+    other = ServiceSchema("other", (), (), ("stock", "price_ratio"), {}, {})
+    with pytest.raises(ModelRefused, match="other"):
+        check_fits(model.model, other)
+    fewer = ServiceSchema("svc", (), (), ("stock",), {}, {})
+    with pytest.raises(ModelRefused, match="price_ratio"):
+        check_fits(model.model, fewer)
+
+
+def test_request_path_redis_options_are_added_without_overriding_given_ones() -> None:
+    settings = Settings(online_store="redis", redis_connection="r:6380,socket_timeout=2")
+    connection = request_path_settings(settings).redis_connection
+    assert connection.startswith("r:6380,socket_timeout=2,")
+    assert "socket_connect_timeout=0.1" in connection and "retry=null" in connection
+    assert connection.count("socket_timeout") == 1
+    assert (
+        request_path_settings(Settings(online_store="sqlite")).redis_connection == "127.0.0.1:6379"
+    )
