@@ -29,14 +29,7 @@ def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
         table = Table(
             title=f"real predictions from {service.url} (REST) and {service.grpc_target} (gRPC)"
         )
-        for column in (
-            "face",
-            config.entity_id,
-            *schema.join_keys,
-            "probability",
-            "decision",
-            "model",
-        ):
+        for column in ("face", config.entity_id, "keys", "probability", "decision", "model"):
             table.add_column(column)
         with grpc.insecure_channel(service.grpc_target) as channel:
             stub = pb_grpc.PredictionStub(channel)
@@ -73,9 +66,8 @@ def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
                         "model_version": response.model_version,
                     }
                 table.add_row(
-                    face, str(row[config.entity_id]), *(str(v) for v in entities.values()),
-                    f"{p['probability']:.3f}", str(p["decision"]),
-                    f"{p['model_name']} v{p['model_version']}",
+                    face, str(row[config.entity_id]), " ".join(str(v) for v in entities.values()),
+                    f"{p['probability']:.3f}", str(p["decision"]), f"v{p['model_version']}",
                 )  # fmt: skip
         console.print(table)
     console.print("service stopped; `skewless serve` runs it until you stop it")
