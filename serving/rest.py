@@ -122,17 +122,7 @@ def _instance(body: Any) -> Instance:
 
 
 def _out(p: Prediction) -> PredictionOut:
-    return PredictionOut(
-        request_id=p.request_id,
-        probability=p.probability,
-        decision=p.decision,
-        threshold=p.threshold,
-        model_name=p.model_name,
-        model_version=p.model_version,
-        served_by=p.served_by,  # type: ignore[arg-type]
-        missing_features=list(p.missing_features),
-        features=p.features,
-    )
+    return PredictionOut.model_validate(vars(p))  # the same fields, validated once
 
 
 class Observe:

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-import pandas as pd
 import redis
 from feast import FeatureStore
 
@@ -26,7 +25,7 @@ from .core import STORE_ERRORS, OnlineReader, PredictorCore
 from .metrics import Metrics
 from .models import ModelLoader, ModelSlots
 from .prediction_log import PredictionLog
-from .schemas import WireModels
+from .schemas import WireModels, json_value
 
 log = logging.getLogger("skewless.serving")
 
@@ -148,8 +147,8 @@ class Runtime:
         row = fs.recent_entity_rows(self.store, self.config, self.schema, 1).iloc[0]
         return {
             "request_id": "example-1",
-            "entities": {k: _plain(row[k]) for k in self.schema.join_keys},
-            "request": {k: _plain(row[k]) for k in self.schema.request_fields},
+            "entities": {k: json_value(row[k]) for k in self.schema.join_keys},
+            "request": {k: json_value(row[k]) for k in self.schema.request_fields},
             "return_features": False,
         }
 
@@ -189,11 +188,3 @@ class Runtime:
         await asyncio.to_thread(self.prediction_log.close)
         self.loader.close()
         log.warning("prediction log flushed; pid %d stopped", os.getpid())
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    return value.item() if hasattr(value, "item") else value

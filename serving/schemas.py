@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import pandas as pd
 from pydantic import (
     AfterValidator,
     AwareDatetime,
@@ -138,3 +139,12 @@ def invalid_input(errors: Any, where: str = "") -> InvalidInput:
 def _with_example(example: dict[str, Any]) -> type[BaseModel]:
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
     return type("ExampleBase", (BaseModel,), {"model_config": config})
+
+
+def json_value(value: Any) -> Any:
+    """A value read from a frame as plain JSON: timestamps as ISO 8601, every null as None."""
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        return None
+    return value.item() if hasattr(value, "item") else value

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from serving.process import ServiceProcess
+from serving.schemas import json_value
 from skewless import feature_store as fs
 from skewless.config import ModelConfig, load_model_config
 from skewless.features import ServiceSchema, service_schema
@@ -93,15 +94,7 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
 def wire_request(row: pd.Series, schema: ServiceSchema, **extra: Any) -> dict[str, Any]:
     """A REST body for an entity row."""
     return {
-        "entities": {k: _json(row[k]) for k in schema.join_keys},
-        "request": {k: _json(row[k]) for k in schema.request_fields},
+        "entities": {k: json_value(row[k]) for k in schema.join_keys},
+        "request": {k: json_value(row[k]) for k in schema.request_fields},
         **extra,
     }
-
-
-def _json(value: Any) -> Any:
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
-        return None
-    return value.item() if hasattr(value, "item") else value
