@@ -124,8 +124,9 @@ async def run_face(
     return results
 
 
-async def bench_skewless(service: ServiceProcess, rest: list[bytes], grpc_requests, rates, seconds):  # type: ignore[no-untyped-def]
-    scrape = lambda: httpx.get(service.url + "/metrics", timeout=10).text  # noqa: E731
+async def bench_skewless(service, rest, grpc_requests, rates, seconds, one_worker):  # type: ignore[no-untyped-def]
+    # /metrics is per process: with several workers one scrape sees one worker only.
+    scrape = (lambda: httpx.get(service.url + "/metrics", timeout=10).text) if one_worker else None
     pool = HttpPool("127.0.0.1", service.rest_port, POOL)
     await pool.open()
     encoded = [http_request("127.0.0.1", service.rest_port, "/v1/predict", b) for b in rest]
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rates", default="1000,2000")
     parser.add_argument("--no-materialize", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="skewless server processes")
+    parser.add_argument("--skip-feast", action="store_true")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
@@ -186,15 +189,22 @@ def main() -> None:
         fs.materialize(fs.open_store(settings), load_model_config(settings.config).as_of)
     rest, grpc_requests, feast = payloads(settings)
     rows: list[tuple[str, str, LoadResult, tuple[float, float] | None]] = []
-    with ServiceProcess(log_path=settings.state_dir / "benchmark-serve.log") as service:
-        rows += uvloop.run(bench_skewless(service, rest, grpc_requests, rates, args.seconds))
-    process, port = start_feast(settings)
-    try:
-        rows += uvloop.run(bench_feast(port, feast, rates, args.seconds))
-    finally:
-        process.terminate()
-        process.wait(30)
-    print(f"\n{args.seconds:.0f} s per run, 1 server worker, Redis, {ROWS} real requests\n")
+    env = {"SKEWLESS_WORKERS": str(args.workers)}
+    with ServiceProcess(env, log_path=settings.state_dir / "benchmark-serve.log") as service:
+        rows += uvloop.run(
+            bench_skewless(service, rest, grpc_requests, rates, args.seconds, args.workers == 1)
+        )
+    if not args.skip_feast:
+        process, port = start_feast(settings)
+        try:
+            rows += uvloop.run(bench_feast(port, feast, rates, args.seconds))
+        finally:
+            process.terminate()
+            process.wait(30)
+    print(
+        f"\n{args.seconds:.0f} s per run, {args.workers} skewless worker(s), Redis, "
+        f"{ROWS} real requests\n"
+    )
     print("| face | load | achieved (req/s) | errors | client p50 (ms) | client p99 (ms) "
           "| server p50 (ms) | server p99 (ms) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
