@@ -74,7 +74,6 @@ class PredictorCore:
         self.prediction_log = prediction_log
         self.challenger_share = challenger_share
         self.challenger_shadow = challenger_shadow
-        self.store_failed = False  # the last read failed; /readyz says so until one succeeds
 
     def predict(
         self, instances: list[Instance], *, endpoint: str, return_features: bool = False
@@ -127,13 +126,11 @@ class PredictorCore:
         try:
             read = self.reader(rows, now)
         except STORE_ERRORS as exc:
-            self.store_failed = True
             self.metrics.store_errors.inc()
             log.warning("online store read failed: %s", exc)
             raise OnlineStoreUnavailable(
                 f"the online store did not answer ({type(exc).__name__}); retry later"
             ) from None
-        self.store_failed = False
         return read
 
     def _route(self, instance: Instance, challenger: ServedModel | None) -> str:

@@ -3,6 +3,7 @@ standard health service and server reflection (so `grpcurl` can list and call it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -91,8 +92,8 @@ class PredictionServicer(pb_grpc.PredictionServicer):
     def _instance(self, message: pb.Instance, where: str) -> Instance:
         raw = {
             "request_id": message.request_id or None,
-            "entities": {k: _from_value(v) for k, v in message.entities.items()},
-            "request": {k: _from_value(v) for k, v in message.request.items()},
+            "entities": _values(message.entities, f"{where}.entities"),
+            "request": _values(message.request, f"{where}.request"),
         }
         parsed = self.runtime.wire.parse_instance(raw, where)
         return Instance(
@@ -105,6 +106,16 @@ class PredictionServicer(pb_grpc.PredictionServicer):
         metrics = self.runtime.metrics
         metrics.latency.labels(endpoint, "total").observe(time.perf_counter() - started)
         metrics.requests.labels(endpoint, "OK").inc()
+
+
+def _values(values: Any, where: str) -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
+        try:
+            out[name] = _from_value(value)
+        except (ValueError, OverflowError) as exc:  # a Timestamp beyond what datetime holds
+            raise InvalidInput(f"{where}.{name}: {exc}", f"{where}.{name}") from None
+    return out
 
 
 def _from_value(value: pb.Value) -> Any:
@@ -182,7 +193,7 @@ class GrpcFace:
         await self.set_health()
 
     async def set_health(self) -> None:
-        ready, _ = self.runtime.ready()
+        ready, _ = await asyncio.to_thread(self.runtime.ready)
         serving = health_pb2.HealthCheckResponse.SERVING
         status = serving if ready else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):

@@ -82,7 +82,8 @@ class ModelLoader:
     def _follow(self, alias: str, current: ServedModel | None) -> ServedModel | None:
         version = self.registry.by_alias(self.model_name, alias)
         if version is None:
-            return current
+            # No champion: keep serving the last one. No challenger: stop routing to it.
+            return current if alias == CHAMPION else None
         identity = f"{version.version}:{version.tags.get('sha256', '')}"
         if current is not None and f"{current.version}:{current.sha256}" == identity:
             return current
@@ -90,7 +91,11 @@ class ModelLoader:
             return current
         try:
             served = self._load(version)
-        except (ModelRefused, ModelArtifactError, OSError) as exc:
+        except OSError as exc:  # perhaps passing (a download, a disk): tried again next poll
+            self.metrics.model_loads.labels("failed").inc()
+            log.error("could not load %s version %s: %s", alias, version.version, exc)
+            return current
+        except (ModelRefused, ModelArtifactError) as exc:
             self.refused[identity] = str(exc)
             self.metrics.model_loads.labels("refused").inc()
             log.error("refused %s version %s: %s", alias, version.version, exc)

@@ -11,6 +11,7 @@ read it (`read_prediction_log`).
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -28,6 +29,7 @@ import pyarrow.parquet as pq
 from .metrics import Metrics
 
 ENTITY, REQUEST, FEATURE = "entity.", "request.", "feature."
+log = logging.getLogger("skewless.serving")
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,12 @@ class PredictionLog:
             self.metrics.log_dropped.inc(len(record))
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, then stop the writer (graceful shutdown)."""
+        """Write everything queued, then stop the writer (graceful shutdown). Idempotent."""
         if self._thread.is_alive():
             self._queue.put(self._STOP)
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("the prediction log writer did not finish within %.0f s", timeout)
 
     def _run(self) -> None:
         pending: list[LogRecord] = []
@@ -105,7 +109,11 @@ class PredictionLog:
                 rows += len(item)
             stop = item is self._STOP
             if pending and (stop or rows >= self.flush_rows or time.monotonic() >= deadline):
-                self._write(pending)
+                try:
+                    self._write(pending)
+                except Exception:  # a full disk, a type clash: counted, and the log goes on
+                    log.exception("could not write %d logged predictions", rows)
+                    self.metrics.log_dropped.inc(rows)
                 pending, rows = [], 0
             if time.monotonic() >= deadline:
                 deadline = time.monotonic() + self.flush_seconds

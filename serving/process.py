@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,6 +28,7 @@ class ServiceProcess:
         self.env = {**os.environ, **(env or {})}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_file: Any = None
 
     @property
     def url(self) -> str:
@@ -38,6 +40,7 @@ class ServiceProcess:
 
     def start(self, timeout: float = 90.0) -> ServiceProcess:
         out = self.log_path.open("wb") if self.log_path else subprocess.DEVNULL
+        self._log_file = out if self.log_path else None
         command = [
             sys.executable, "-m", "skewless.cli", "serve", "--host", "127.0.0.1",
             "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),
@@ -72,6 +75,9 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+        finally:
+            if self._log_file is not None:
+                self._log_file.close()
 
     def __enter__(self) -> ServiceProcess:
         return self.start()

@@ -3,6 +3,7 @@
 # No `from __future__ import annotations`: FastAPI reads the request models from the
 # endpoint annotations at run time, and they are made per feature service in create_app.
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,12 +42,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
-        if lifespan_hooks:
-            await lifespan_hooks[0]()
-        yield
-        if lifespan_hooks:
-            await lifespan_hooks[1]()
-        await runtime.stop()
+        try:
+            if lifespan_hooks:
+                await lifespan_hooks[0]()
+            yield
+        finally:
+            try:
+                if lifespan_hooks:
+                    await lifespan_hooks[1]()
+            finally:
+                await runtime.stop()  # the prediction log is flushed whatever happened above
 
     app = FastAPI(
         title="skewless prediction service",
@@ -101,7 +106,7 @@ def create_app(
 
     @app.get("/readyz", responses={503: {"model": ErrorBody}})
     async def readyz() -> JSONResponse:
-        ready, why = runtime.ready()
+        ready, why = await asyncio.to_thread(runtime.ready)  # a PING must not hold the loop
         champion = runtime.slots.champion
         body = {
             "ready": ready,
@@ -170,17 +175,27 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await _send_json(send, PayloadTooLarge(self._message(), "body"))
             return
+        if declared is not None:  # a declared length within the limit: h11/httptools hold to it
+            await self.app(scope, receive, send)
+            return
+        # No length declared (chunked): read up to the limit here, then replay to the app.
+        # Raising inside `receive` would reach FastAPI's body parser, which answers 400.
+        messages: list[Message] = []
         seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        while True:
             message = await receive()
+            messages.append(message)
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise PayloadTooLarge(self._message(), "body")
-            return message
+                await _send_json(send, PayloadTooLarge(self._message(), "body"))
+                return
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                break
 
-        await self.app(scope, counted, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     def _message(self) -> str:
         return f"request body is larger than {self.limit} bytes"

@@ -185,6 +185,8 @@ class Runtime:
     async def stop(self) -> None:
         if self._poll_task is not None:
             self._poll_task.cancel()
+            # A refresh running in its thread finishes before the loader's folder goes.
+            await asyncio.gather(self._poll_task, return_exceptions=True)
         await asyncio.to_thread(self.prediction_log.close)
         self.loader.close()
         log.warning("prediction log flushed; pid %d stopped", os.getpid())

@@ -32,9 +32,11 @@ EARLIEST, LATEST = datetime(1970, 1, 2, tzinfo=UTC), datetime(2200, 1, 1, tzinfo
 
 
 def _in_time_range(value: datetime) -> datetime:
+    """Within range, and cut to whole seconds: Feast's Unix timestamps hold seconds (its SDK
+    drops the fraction online), so every path sees the same instant."""
     if not EARLIEST <= value < LATEST:
         raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
-    return value
+    return value.replace(microsecond=0)
 
 
 _FIELD_TYPES: dict[ValueKind, Any] = {

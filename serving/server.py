@@ -13,7 +13,6 @@ import asyncio
 import gc
 import logging
 import multiprocessing
-import os
 import signal
 import socket
 import sys
@@ -117,7 +116,10 @@ def run_worker(settings: Settings) -> int:
     server = DrainingServer(config, runtime, grpc_face)
     # The standard asyncio loop, shared with grpc.aio: uvloop gave no measurable gain here
     # (REST saturation 703 requests/s with it, 725-829 without, on this noisy machine).
-    asyncio.run(server.serve(sockets=[rest_socket]))
+    try:
+        asyncio.run(server.serve(sockets=[rest_socket]))
+    finally:
+        runtime.prediction_log.close()  # even after a forced exit skipped the lifespan
     return 0
 
 
@@ -139,19 +141,17 @@ def serve(settings: Settings) -> int:
         worker.start()
 
     def forward(sig: int, _: FrameType | None) -> None:
+        # SIGTERM for both: a terminal's Ctrl-C already reached the workers (same process
+        # group), and a second SIGINT would make uvicorn skip the graceful shutdown.
         for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                worker.terminate() if sig == signal.SIGTERM else _interrupt(worker.pid)
+            if worker.is_alive():
+                worker.terminate()
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     for worker in workers:
         worker.join()
-    return max((w.exitcode or 0) for w in workers)
-
-
-def _interrupt(pid: int) -> None:
-    os.kill(pid, signal.SIGINT)
+    return 0 if all(w.exitcode == 0 for w in workers) else 1
 
 
 if __name__ == "__main__":

@@ -70,8 +70,10 @@ class RedisFeatureReader:
                 view = store.get_feature_view(projection.name)
             except FeatureViewNotFoundException:
                 odfv = store.get_on_demand_feature_view(projection.name)
-                if odfv.source_feature_view_projections:
-                    raise UnsupportedService(f"{odfv.name} reads other views") from None
+                if odfv.source_feature_view_projections or odfv.write_to_online_store:
+                    raise UnsupportedService(
+                        f"{odfv.name} reads other views or is written to the online store"
+                    ) from None
                 self.on_demand.append((odfv, names))
                 continue
             if projection.name_alias:
@@ -107,7 +109,7 @@ class RedisFeatureReader:
                 stamps[name] = written
         for odfv, names in self.on_demand:
             inputs = {
-                f.name: [row.get(f.name) for row in rows]
+                f.name: [_whole_seconds(row.get(f.name)) for row in rows]
                 for source in odfv.source_request_sources.values()
                 for f in source.schema
             }
@@ -157,8 +159,14 @@ def _decode(raw: bytes | None) -> Any:
 
 
 def _seconds(raw: bytes | None) -> float:
+    """Whole seconds, as the SDK's response reports a feature's timestamp."""
     if not raw:
         return 0.0
     stamp = Timestamp()
     stamp.ParseFromString(raw)
-    return stamp.seconds + stamp.nanos / 1e9
+    return float(stamp.seconds)
+
+
+def _whole_seconds(value: Any) -> Any:
+    """The SDK passes request data through protos, whose Unix timestamps hold whole seconds."""
+    return value.replace(microsecond=0) if isinstance(value, datetime) else value

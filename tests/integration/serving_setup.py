@@ -79,15 +79,20 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
         redis_connection=redis.connection,
         state_dir=folder / "state",
     )
-    config = load_model_config(settings.config)
-    fs.apply(settings)
-    store = fs.open_store(settings)
-    fs.materialize(store, config.as_of)
-    pipeline_yaml = folder / "pipeline.yaml"
-    pipeline_yaml.write_text(SMALL_PIPELINE)
-    result = Pipeline(settings, load_pipeline_config(pipeline_yaml), progress=lambda _: None).run()
-    assert result.version is not None and "champion" in result.aliases, result.verdict
-    schema = service_schema(store, config.feature_service)
+    try:
+        config = load_model_config(settings.config)
+        fs.apply(settings)
+        store = fs.open_store(settings)
+        fs.materialize(store, config.as_of)
+        pipeline_yaml = folder / "pipeline.yaml"
+        pipeline_yaml.write_text(SMALL_PIPELINE)
+        pipeline = Pipeline(settings, load_pipeline_config(pipeline_yaml), progress=lambda _: None)
+        result = pipeline.run()
+        assert result.version is not None and "champion" in result.aliases, result.verdict
+        schema = service_schema(store, config.feature_service)
+    except BaseException:
+        redis.stop(save=False)  # no redis-server left behind by a failed setup
+        raise
     return ServingWorld(settings, redis, config, schema, folder)
 
 

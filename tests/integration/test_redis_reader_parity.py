@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -22,6 +23,7 @@ def _records(world: ServingWorld, n: int) -> list[dict[str, Any]]:
     records[0]["tailnum"] = None  # a null key
     records[1]["origin"] = "XXX"  # an entity the store never saw
     records[2]["dest"] = "ZZZ"  # half of a two-key entity unknown
+    records[3]["requested_at"] += timedelta(milliseconds=500)  # the SDK keeps whole seconds
     return records
 
 

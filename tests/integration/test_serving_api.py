@@ -149,6 +149,11 @@ def test_malformed_oversized_and_too_large_batches_get_4xx(
         headers={"content-type": "application/json"},
     )  # fmt: skip
     assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
+    chunked = httpx.post(  # no Content-Length: the limit must hold while reading
+        service.url + "/v1/predict", content=iter([b"x" * 40_000, b"x" * 40_000]), timeout=10,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert chunked.status_code == 413 and chunked.json()["field"] == "body", chunked.text
     one = wire_request(rows.iloc[0], serving_world.schema)
     too_many = httpx.post(
         service.url + "/v1/predict/batch", json={"instances": [one] * 65}, timeout=10

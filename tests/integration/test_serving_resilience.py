@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -18,6 +19,7 @@ import httpx
 import pandas as pd
 import pytest
 
+from serving.grpc_face import to_value
 from serving.prediction_log import FEATURE, read_prediction_log
 from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
@@ -63,13 +65,12 @@ def test_frozen_or_stopped_redis_gives_fast_503_then_recovery(
         assert frozen.status_code == 503
         assert frozen.json()["code"] == "online_store_unavailable"
         assert httpx.get(service.url + "/readyz", timeout=10).status_code == 503
-        with (
-            grpc.insecure_channel(service.grpc_target) as channel,
-            pytest.raises(grpc.RpcError) as caught,
-        ):
-            pb_grpc.PredictionStub(channel).Predict(pb.PredictRequest(), timeout=10)
-        # An empty request is refused before the store is read; a valid one is UNAVAILABLE.
-        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with grpc.insecure_channel(service.grpc_target) as channel:
+            stub = pb_grpc.PredictionStub(channel)
+            with pytest.raises(grpc.RpcError) as caught:
+                stub.Predict(pb.PredictRequest(instance=_grpc_instance(body)), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "online store" in caught.value.details()
     finally:
         redis.thaw()
     _wait_for(lambda: _predict(service, body).status_code == 200)
@@ -226,33 +227,36 @@ def test_graceful_shutdown_drains_and_logs_every_served_prediction(
     log_dir = tmp_path / "log"
     service = serving_world.service("shutdown", prediction_log=log_dir, drain_seconds=1.0)
     service.start()
-    rows = serving_world.requests(30)
-    served: list[str] = []
-    for i, row in rows.iterrows():
-        answer = httpx.post(
-            service.url + "/v1/predict",
-            json=wire_request(row, serving_world.schema, request_id=f"single-{i}"),
+    try:
+        rows = serving_world.requests(30)
+        served: list[str] = []
+        for i, row in rows.iterrows():
+            answer = httpx.post(
+                service.url + "/v1/predict",
+                json=wire_request(row, serving_world.schema, request_id=f"single-{i}"),
+                timeout=10,
+            )
+            assert answer.status_code == 200
+            served.append(answer.json()["request_id"])
+        batch = httpx.post(
+            service.url + "/v1/predict/batch",
+            json={"instances": [wire_request(r, serving_world.schema) for _, r in rows.iterrows()]},
             timeout=10,
-        )
-        assert answer.status_code == 200
-        served.append(answer.json()["request_id"])
-    batch = httpx.post(
-        service.url + "/v1/predict/batch",
-        json={"instances": [wire_request(r, serving_world.schema) for _, r in rows.iterrows()]},
-        timeout=10,
-    ).json()
-    served += [p["request_id"] for p in batch["predictions"]]
-    body = wire_request(rows.iloc[0], serving_world.schema)
-    with Stream(service, body) as stream:
-        time.sleep(0.3)
-        assert service.process is not None
-        service.process.send_signal(signal.SIGTERM)
-        # Not ready at once, while requests are still answered during the drain period.
-        _wait_for(lambda: httpx.get(service.url + "/readyz", timeout=10).status_code == 503, 5)
-        during = len(stream.answers)
-        time.sleep(0.3)
-        assert len(stream.answers) > during
-        assert service.process.wait(60) == 0
+        ).json()
+        served += [p["request_id"] for p in batch["predictions"]]
+        body = wire_request(rows.iloc[0], serving_world.schema)
+        with Stream(service, body) as stream:
+            time.sleep(0.3)
+            assert service.process is not None
+            service.process.send_signal(signal.SIGTERM)
+            # Not ready at once, while requests are still answered during the drain period.
+            _wait_for(lambda: httpx.get(service.url + "/readyz", timeout=10).status_code == 503, 5)
+            during = len(stream.answers)
+            time.sleep(0.3)
+            assert len(stream.answers) > during
+            assert service.process.wait(60) == 0
+    finally:
+        service.stop()
     ok = [a for a in stream.answers if isinstance(a, httpx.Response) and a.status_code == 200]
     assert ok and all(
         isinstance(a, httpx.ConnectError)
@@ -317,3 +321,15 @@ def test_batch_scoring_cli_is_chunked_and_resumable(
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert refused.returncode == 2 and "distance" in refused.stdout + refused.stderr
+
+
+def _grpc_instance(body: dict) -> pb.Instance:
+    def value(v: object) -> pb.Value:
+        if isinstance(v, str) and v[:2] == "20" and "T" in v:  # an ISO timestamp
+            return to_value(datetime.fromisoformat(v))
+        return to_value(v)
+
+    return pb.Instance(
+        entities={k: value(v) for k, v in body["entities"].items()},
+        request={k: value(v) for k, v in body["request"].items()},
+    )

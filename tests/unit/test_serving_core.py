@@ -127,7 +127,7 @@ def test_no_model_means_not_ready_and_a_store_failure_means_unavailable() -> Non
     core = _core(ModelSlots(champion=_model("1")), fail=ConnectionError("refused"))
     with pytest.raises(OnlineStoreUnavailable):
         core.predict(_instances(1), endpoint="t")
-    assert core.store_failed
+    assert core.metrics.store_errors._value.get() == 1
 
 
 def test_challenger_share_is_sticky_by_entity_and_close_to_the_share() -> None:
@@ -200,6 +200,5 @@ def test_request_path_redis_options_are_added_without_overriding_given_ones() ->
     assert connection.startswith("r:6380,socket_timeout=2,")
     assert "socket_connect_timeout=0.1" in connection and "retry=null" in connection
     assert connection.count("socket_timeout") == 1
-    assert (
-        request_path_settings(Settings(online_store="sqlite")).redis_connection == "127.0.0.1:6379"
-    )
+    sqlite = Settings(online_store="sqlite", redis_connection="r:6380")
+    assert request_path_settings(sqlite).redis_connection == "r:6380"  # untouched
