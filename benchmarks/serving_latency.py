@@ -31,10 +31,11 @@ from prometheus_client.parser import text_string_to_metric_families
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.loadgen import HttpPool, LoadResult, closed_loop, http_request, open_loop  # noqa: E402
-from serving.grpc_face import to_value  # noqa: E402
+from serving.grpc_face import grpc_instance  # noqa: E402
 from serving.process import ServiceProcess, free_port  # noqa: E402
 from serving.protos import prediction_pb2 as pb  # noqa: E402
 from serving.protos import prediction_pb2_grpc as pb_grpc  # noqa: E402
+from serving.schemas import rest_body  # noqa: E402
 from skewless import feature_store as fs  # noqa: E402
 from skewless.config import load_model_config  # noqa: E402
 from skewless.features import service_schema  # noqa: E402
@@ -51,15 +52,10 @@ def payloads(settings: Settings) -> tuple[list[bytes], list[pb.PredictRequest], 
     rows = fs.recent_entity_rows(store, config, schema, ROWS)
     rest, grpc_requests, feast = [], [], []
     for _, row in rows.iterrows():
+        rest.append(json.dumps(rest_body(row, schema)).encode())
+        grpc_requests.append(pb.PredictRequest(instance=grpc_instance(row, schema)))
         entities = {k: row[k] for k in schema.join_keys}
-        request = {k: row[k].to_pydatetime() if hasattr(row[k], "to_pydatetime") else float(row[k])
-                   for k in schema.request_fields}  # fmt: skip
-        wire = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in request.items()}
-        rest.append(json.dumps({"entities": entities, "request": wire}).encode())
-        grpc_requests.append(pb.PredictRequest(instance=pb.Instance(
-            entities={k: to_value(v) for k, v in entities.items()},
-            request={k: to_value(v) for k, v in request.items()},
-        )))  # fmt: skip
+        request = {k: row[k] for k in schema.request_fields}
         unix = {k: int(v.timestamp()) if hasattr(v, "timestamp") else v for k, v in request.items()}
         feast.append(json.dumps({
             "feature_service": config.feature_service,

@@ -13,10 +13,11 @@ from skewless.config import load_model_config
 from skewless.features import service_schema
 from skewless.settings import Settings
 
-from .grpc_face import to_value
+from .grpc_face import grpc_instance
 from .process import ServiceProcess
 from .protos import prediction_pb2 as pb
 from .protos import prediction_pb2_grpc as pb_grpc
+from .schemas import rest_body
 
 
 def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
@@ -34,48 +35,21 @@ def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
         with grpc.insecure_channel(service.grpc_target) as channel:
             stub = pb_grpc.PredictionStub(channel)
             for k, row in rows.iterrows():
-                entities = {key: row[key] for key in schema.join_keys}
-                request = {name: row[name] for name in schema.request_fields}
-                body = {
-                    "request_id": str(row[config.entity_id]),
-                    "entities": entities,
-                    "request": {
-                        name: v.isoformat() if hasattr(v, "isoformat") else v
-                        for name, v in request.items()
-                    },
-                }
+                request_id = str(row[config.entity_id])
                 if k % 2 == 0:
-                    answer = httpx.post(service.url + "/v1/predict", json=body, timeout=10).json()
-                    face, p = "REST", answer
+                    body = rest_body(row, schema, request_id=request_id)
+                    p = httpx.post(service.url + "/v1/predict", json=body, timeout=10).json()
+                    face = "REST"
                 else:
-                    response = stub.Predict(
-                        pb.PredictRequest(
-                            instance=pb.Instance(
-                                request_id=body["request_id"],
-                                entities={k2: to_value(v) for k2, v in entities.items()},
-                                request={k2: to_value(_py(v)) for k2, v in request.items()},
-                            )
-                        ),
-                        timeout=10,
-                    )
+                    instance = grpc_instance(row, schema, request_id)
+                    response = stub.Predict(pb.PredictRequest(instance=instance), timeout=10)
                     face = "gRPC"
-                    p = {
-                        "probability": response.probability,
-                        "decision": response.decision,
-                        "model_name": response.model_name,
-                        "model_version": response.model_version,
-                    }
+                    p = {"probability": response.probability, "decision": response.decision,
+                         "model_version": response.model_version}  # fmt: skip
+                keys = " ".join(str(row[key]) for key in schema.join_keys)
                 table.add_row(
-                    face, str(row[config.entity_id]), " ".join(str(v) for v in entities.values()),
-                    f"{p['probability']:.3f}", str(p["decision"]), f"v{p['model_version']}",
+                    face, request_id, keys, f"{p['probability']:.3f}", str(p["decision"]),
+                    f"v{p['model_version']}",
                 )  # fmt: skip
         console.print(table)
     console.print("service stopped; `skewless serve` runs it until you stop it")
-
-
-def _py(value: object) -> object:
-    return (
-        value.to_pydatetime()
-        if hasattr(value, "to_pydatetime")
-        else (value.item() if hasattr(value, "item") else value)
-    )

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import numpy as np
+import pandas as pd
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
+
+from skewless.features import ServiceSchema
 
 from .core import Instance, Prediction
 from .errors import InvalidInput, PayloadTooLarge, ServingError
@@ -127,8 +131,24 @@ def _from_value(value: pb.Value) -> Any:
     return getattr(value, kind)
 
 
+def grpc_instance(
+    row: Mapping[str, Any], schema: ServiceSchema, request_id: str = ""
+) -> pb.Instance:
+    """The gRPC twin of `schemas.rest_body`."""
+    return pb.Instance(
+        request_id=request_id,
+        entities={k: to_value(row[k]) for k in schema.join_keys},
+        request={k: to_value(row[k]) for k in schema.request_fields},
+    )
+
+
 def to_value(value: Any) -> pb.Value:
-    if value is None or (isinstance(value, float) and value != value):
+    """A plain, numpy or pandas value (as a frame row holds it) as a typed proto Value."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    elif isinstance(value, np.generic):
+        value = value.item()
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return pb.Value(null_value=True)
     if isinstance(value, bool):
         return pb.Value(bool_value=value)

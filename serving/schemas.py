@@ -7,6 +7,7 @@ REST and gRPC validate through the same models: they accept and refuse the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -141,6 +142,16 @@ def invalid_input(errors: Any, where: str = "") -> InvalidInput:
 def _with_example(example: dict[str, Any]) -> type[BaseModel]:
     config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
     return type("ExampleBase", (BaseModel,), {"model_config": config})
+
+
+def rest_body(row: Mapping[str, Any], schema: ServiceSchema, **extra: Any) -> dict[str, Any]:
+    """The REST body for a row holding the service's join keys and request fields (an entity
+    row of the offline store, say): what a client sends."""
+    return {
+        "entities": {k: json_value(row[k]) for k in schema.join_keys},
+        "request": {k: json_value(row[k]) for k in schema.request_fields},
+        **extra,
+    }
 
 
 def json_value(value: Any) -> Any:

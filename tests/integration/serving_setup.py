@@ -11,7 +11,6 @@ from typing import Any
 import pandas as pd
 
 from serving.process import ServiceProcess
-from serving.schemas import json_value
 from skewless import feature_store as fs
 from skewless.config import ModelConfig, load_model_config
 from skewless.features import ServiceSchema, service_schema
@@ -94,12 +93,3 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
         redis.stop(save=False)  # no redis-server left behind by a failed setup
         raise
     return ServingWorld(settings, redis, config, schema, folder)
-
-
-def wire_request(row: pd.Series, schema: ServiceSchema, **extra: Any) -> dict[str, Any]:
-    """A REST body for an entity row."""
-    return {
-        "entities": {k: json_value(row[k]) for k in schema.join_keys},
-        "request": {k: json_value(row[k]) for k in schema.request_fields},
-        **extra,
-    }

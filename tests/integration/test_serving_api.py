@@ -16,16 +16,17 @@ import pandas as pd
 import pytest
 
 from serving.batch import TIMESTAMP, score_rows
-from serving.grpc_face import to_value
+from serving.grpc_face import grpc_instance, to_value
 from serving.metrics import Metrics
 from serving.models import ModelLoader
 from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
+from serving.schemas import rest_body
 from skewless import feature_store as fs
 from skewless.registry import ModelRegistry
 
-from .serving_setup import ServingWorld, wire_request
+from .serving_setup import ServingWorld
 
 GRPCURL = str(Path(sys.executable).with_name("grpcurl"))
 
@@ -43,21 +44,6 @@ def rows(serving_world: ServingWorld) -> pd.DataFrame:
     return rows
 
 
-def _grpc_instance(row: pd.Series, world: ServingWorld, request_id: str) -> pb.Instance:
-    def plain(v: object) -> object:
-        if isinstance(v, pd.Timestamp):
-            return v.to_pydatetime()
-        if v is None or v is pd.NA or v != v:
-            return None
-        return v.item() if hasattr(v, "item") else v
-
-    return pb.Instance(
-        request_id=request_id,
-        entities={k: to_value(plain(row[k])) for k in world.schema.join_keys},
-        request={k: to_value(plain(row[k])) for k in world.schema.request_fields},
-    )
-
-
 def test_rest_grpc_and_batch_scoring_give_the_same_scores(
     service: ServiceProcess, serving_world: ServingWorld, rows: pd.DataFrame
 ) -> None:
@@ -65,7 +51,7 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
     rest = [
         httpx.post(
             service.url + "/v1/predict",
-            json=wire_request(row, schema, request_id=f"r{i}", return_features=True),
+            json=rest_body(row, schema, request_id=f"r{i}", return_features=True),
             timeout=10,
         ).json()
         for i, row in rows.iterrows()
@@ -75,7 +61,7 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
         answer = pb_grpc.PredictionStub(channel).PredictBatch(
             pb.PredictBatchRequest(
                 instances=[
-                    _grpc_instance(row, serving_world, f"g{i}") for i, row in rows.iterrows()
+                    grpc_instance(row, serving_world.schema, f"g{i}") for i, row in rows.iterrows()
                 ]
             ),
             timeout=10,
@@ -125,7 +111,7 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
 def test_bad_rest_input_gets_422_naming_the_field(
     service: ServiceProcess, serving_world: ServingWorld, rows: pd.DataFrame, change, field
 ) -> None:
-    body = wire_request(rows.iloc[0], serving_world.schema)
+    body = rest_body(rows.iloc[0], serving_world.schema)
     change(body)
     response = httpx.post(service.url + "/v1/predict", json=body, timeout=10)
     assert response.status_code == 422, response.text
@@ -154,7 +140,7 @@ def test_malformed_oversized_and_too_large_batches_get_4xx(
         headers={"content-type": "application/json"},
     )  # fmt: skip
     assert chunked.status_code == 413 and chunked.json()["field"] == "body", chunked.text
-    one = wire_request(rows.iloc[0], serving_world.schema)
+    one = rest_body(rows.iloc[0], serving_world.schema)
     too_many = httpx.post(
         service.url + "/v1/predict/batch", json={"instances": [one] * 65}, timeout=10
     )
@@ -168,7 +154,7 @@ def test_malformed_oversized_and_too_large_batches_get_4xx(
 def test_bad_grpc_input_gets_invalid_argument_naming_the_field(
     service: ServiceProcess, serving_world: ServingWorld, rows: pd.DataFrame
 ) -> None:
-    good = _grpc_instance(rows.iloc[0], serving_world, "x")
+    good = grpc_instance(rows.iloc[0], serving_world.schema, "x")
     wrong_type = pb.Instance()
     wrong_type.CopyFrom(good)
     wrong_type.request["distance"].CopyFrom(to_value("far"))
@@ -208,7 +194,7 @@ def test_grpcurl_lists_checks_health_and_predicts(
     assert "skewless.serving.v1.Prediction" in listed and "grpc.health.v1.Health" in listed
     health = grpcurl(service.grpc_target, "grpc.health.v1.Health/Check")
     assert '"status": "SERVING"' in health
-    body = wire_request(rows.iloc[0], serving_world.schema)
+    body = rest_body(rows.iloc[0], serving_world.schema)
     request = {
         "instance": {
             "entities": {k: {"string_value": v} for k, v in body["entities"].items()},

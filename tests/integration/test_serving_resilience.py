@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 
 import grpc
@@ -19,15 +18,16 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.grpc_face import to_value
+from serving.grpc_face import grpc_instance
 from serving.prediction_log import FEATURE, read_prediction_log
 from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
+from serving.schemas import rest_body
 from skewless.predictor import CONTRACT_FILE, MODEL_FILE, sha256_file
 from skewless.registry import CHAMPION, MODEL_DIR, ModelRegistry
 
-from .serving_setup import ServingWorld, wire_request
+from .serving_setup import ServingWorld
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,13 @@ def service(serving_world: ServingWorld) -> Iterator[ServiceProcess]:
 
 
 @pytest.fixture(scope="module")
-def body(serving_world: ServingWorld) -> dict:
-    return wire_request(serving_world.requests(1).iloc[0], serving_world.schema)
+def row(serving_world: ServingWorld) -> pd.Series:
+    return serving_world.requests(1).iloc[0]
+
+
+@pytest.fixture(scope="module")
+def body(serving_world: ServingWorld, row: pd.Series) -> dict:
+    return rest_body(row, serving_world.schema)
 
 
 def _predict(service: ServiceProcess, body: dict) -> httpx.Response:
@@ -53,7 +58,7 @@ def _wait_for(check, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-
 
 
 def test_frozen_or_stopped_redis_gives_fast_503_then_recovery(
-    service: ServiceProcess, serving_world: ServingWorld, body: dict
+    service: ServiceProcess, serving_world: ServingWorld, body: dict, row: pd.Series
 ) -> None:
     redis = serving_world.redis
     assert _predict(service, body).status_code == 200
@@ -68,7 +73,9 @@ def test_frozen_or_stopped_redis_gives_fast_503_then_recovery(
         with grpc.insecure_channel(service.grpc_target) as channel:
             stub = pb_grpc.PredictionStub(channel)
             with pytest.raises(grpc.RpcError) as caught:
-                stub.Predict(pb.PredictRequest(instance=_grpc_instance(body)), timeout=10)
+                stub.Predict(
+                    pb.PredictRequest(instance=grpc_instance(row, serving_world.schema)), timeout=10
+                )
             assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
             assert "online store" in caught.value.details()
     finally:
@@ -233,18 +240,18 @@ def test_graceful_shutdown_drains_and_logs_every_served_prediction(
         for i, row in rows.iterrows():
             answer = httpx.post(
                 service.url + "/v1/predict",
-                json=wire_request(row, serving_world.schema, request_id=f"single-{i}"),
+                json=rest_body(row, serving_world.schema, request_id=f"single-{i}"),
                 timeout=10,
             )
             assert answer.status_code == 200
             served.append(answer.json()["request_id"])
         batch = httpx.post(
             service.url + "/v1/predict/batch",
-            json={"instances": [wire_request(r, serving_world.schema) for _, r in rows.iterrows()]},
+            json={"instances": [rest_body(r, serving_world.schema) for _, r in rows.iterrows()]},
             timeout=10,
         ).json()
         served += [p["request_id"] for p in batch["predictions"]]
-        body = wire_request(rows.iloc[0], serving_world.schema)
+        body = rest_body(rows.iloc[0], serving_world.schema)
         with Stream(service, body) as stream:
             time.sleep(0.3)
             assert service.process is not None
@@ -321,15 +328,3 @@ def test_batch_scoring_cli_is_chunked_and_resumable(
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     assert refused.returncode == 2 and "distance" in refused.stdout + refused.stderr
-
-
-def _grpc_instance(body: dict) -> pb.Instance:
-    def value(v: object) -> pb.Value:
-        if isinstance(v, str) and v[:2] == "20" and "T" in v:  # an ISO timestamp
-            return to_value(datetime.fromisoformat(v))
-        return to_value(v)
-
-    return pb.Instance(
-        entities={k: value(v) for k, v in body["entities"].items()},
-        request={k: value(v) for k, v in body["request"].items()},
-    )
