@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 
 from skewless.features import OnlineRead, ServiceSchema
 
-from .errors import NotReady, OnlineStoreUnavailable
+from .errors import ModelFailed, NotReady, OnlineStoreUnavailable
 from .metrics import Metrics
 from .models import ModelSlots, ServedModel
 from .prediction_log import LogRecord, PredictionLog
@@ -91,7 +91,8 @@ class PredictorCore:
 
         routes = [self._route(i, challenger) for i in instances]
         models = [challenger if r == "challenger" and challenger else champion for r in routes]
-        scores = self._score(read, models)
+        roles = ["challenger" if m is challenger else "champion" for m in models]
+        scores = self._score(read, models, roles)
         t_score = time.perf_counter()
         self.metrics.latency.labels(endpoint, "score").observe(t_score - t_read)
 
@@ -107,7 +108,7 @@ class PredictorCore:
                     threshold,
                     model.name,
                     model.version,
-                    "challenger" if model is challenger else "champion",
+                    roles[k],
                     read.missing[k],
                     {n: read.values[n][k] for n in self.schema.features}
                     if return_features
@@ -119,7 +120,11 @@ class PredictorCore:
                 self.metrics.missing_features.labels(name).inc()
         if self.challenger_shadow and challenger is not None:
             self._shadow(challenger, read, rows, request_ids, now, endpoint)
-        self._log(rows, read, predictions, now, endpoint, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        for prediction in predictions:
+            self.metrics.role_latency.labels(prediction.served_by).observe(seconds)
+            self.metrics.scores.labels(prediction.served_by).observe(prediction.probability)
+        self._log(rows, read, predictions, now, endpoint, seconds)
         return predictions
 
     def _read(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
@@ -142,7 +147,7 @@ class PredictorCore:
             "challenger" if zlib.crc32(key.encode()) / 2**32 < self.challenger_share else "champion"
         )
 
-    def _score(self, read: OnlineRead, models: list[ServedModel]) -> list[float]:
+    def _score(self, read: OnlineRead, models: list[ServedModel], roles: list[str]) -> list[float]:
         scores = [0.0] * len(models)
         for model in {id(m): m for m in models}.values():
             index = [k for k, m in enumerate(models) if m is model]
@@ -151,7 +156,15 @@ class PredictorCore:
                 if len(index) == len(models)
                 else {n: [v[k] for k in index] for n, v in read.values.items()}
             )
-            for k, score in zip(index, model.model.score(columns), strict=True):
+            try:
+                scored = model.model.score(columns)
+            except Exception as exc:  # counted per role: a canary compares error rates
+                self.metrics.model_errors.labels(roles[index[0]]).inc(len(index))
+                log.exception("version %s failed to score", model.version)
+                raise ModelFailed(
+                    f"model version {model.version} failed to score ({type(exc).__name__})"
+                ) from None
+            for k, score in zip(index, scored, strict=True):
                 scores[k] = float(score)
         return scores
 

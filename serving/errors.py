@@ -4,7 +4,8 @@
     ├── InvalidInput        400 / INVALID_ARGUMENT   a field at fault, named in `field`
     ├── PayloadTooLarge     413 / INVALID_ARGUMENT   body or batch beyond the limits
     ├── NotReady            503 / UNAVAILABLE        no model loaded yet, or shutting down
-    └── OnlineStoreUnavailable 503 / UNAVAILABLE     the online store failed or timed out
+    ├── OnlineStoreUnavailable 503 / UNAVAILABLE     the online store failed or timed out
+    └── ModelFailed         500 / INTERNAL           the model raised while scoring
 
 The REST face maps them in one exception handler, the gRPC face in one interceptor; anything
 else becomes `internal` with no internals in the message.
@@ -55,3 +56,7 @@ class OnlineStoreUnavailable(ServingError):
     code = "online_store_unavailable"
     http_status = 503
     grpc_status = grpc.StatusCode.UNAVAILABLE
+
+
+class ModelFailed(ServingError):
+    code = "model_failed"

@@ -10,6 +10,8 @@ LATENCY_BUCKETS = (
     0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 )  # fmt: skip
 
+SCORE_BUCKETS = tuple(round(k / 20, 2) for k in range(1, 21))  # 0.05 .. 1.0
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -29,6 +31,20 @@ class Metrics:
         self.predictions = Counter(
             "skewless_predictions", "Predictions served, by model role and version.",
             ["role", "version"], registry=r,
+        )  # fmt: skip
+        # Per role, for a canary's comparison of champion and challenger on live traffic.
+        self.role_latency = Histogram(
+            "skewless_prediction_duration_seconds",
+            "Server-side latency of each prediction's request, by the role that scored it.",
+            ["role"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.scores = Histogram(
+            "skewless_prediction_score", "Scores served, by role.", ["role"],
+            buckets=SCORE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.model_errors = Counter(
+            "skewless_model_errors", "Scoring calls that failed, by role.", ["role"],
+            registry=r,
         )  # fmt: skip
         self.model = Gauge(
             "skewless_model_info", "The loaded model per role (value 1).",

@@ -64,8 +64,10 @@ class ModelLoader:
         schema: ServiceSchema,
         metrics: Metrics,
         cache_dir: Path,
+        pinned_version: str | None = None,
     ) -> None:
         self.registry = registry
+        self.pinned_version = pinned_version  # serve this version, not the champion alias
         self.model_name = model_name
         self.schema = schema
         self.metrics = metrics
@@ -80,7 +82,16 @@ class ModelLoader:
             slots.challenger = self._follow(CHALLENGER, slots.challenger)
 
     def _follow(self, alias: str, current: ServedModel | None) -> ServedModel | None:
-        version = self.registry.by_alias(self.model_name, alias)
+        if alias == CHAMPION and self.pinned_version is not None:
+            try:
+                version: ModelVersion | None = self.registry.client.get_model_version(
+                    self.model_name, self.pinned_version
+                )
+            except MlflowException as exc:
+                log.error("cannot serve pinned version: %s", exc.message)
+                return current
+        else:
+            version = self.registry.by_alias(self.model_name, alias)
         if version is None:
             # No champion: keep serving the last one. No challenger: stop routing to it.
             return current if alias == CHAMPION else None

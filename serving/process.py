@@ -22,7 +22,14 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, env: dict[str, str] | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        program: list[str] | None = None,
+    ) -> None:
+        # `program` runs instead of `python -m skewless.cli` (a test build of the service)
+        self.program = program or [sys.executable, "-m", "skewless.cli"]
         self.rest_port = free_port()
         self.grpc_port = free_port()
         self.env = {**os.environ, **(env or {})}
@@ -42,7 +49,7 @@ class ServiceProcess:
         out = self.log_path.open("wb") if self.log_path else subprocess.DEVNULL
         self._log_file = out if self.log_path else None
         command = [
-            sys.executable, "-m", "skewless.cli", "serve", "--host", "127.0.0.1",
+            *self.program, "serve", "--host", "127.0.0.1",
             "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)

@@ -99,6 +99,7 @@ class Runtime:
             self.schema,
             self.metrics,
             settings.state_dir / "serving-cache",
+            pinned_version=settings.serve_version,
         )
         client = request_path_redis(settings) if settings.online_store == "redis" else None
         self.reader = self._reader(client)
@@ -162,9 +163,15 @@ class Runtime:
         return True, "ready"
 
     def refresh_models(self) -> None:
+        share = self.settings.challenger_share
+        if self.settings.serve_version is None:  # a pinned service serves one model only
+            canary = self.loader.registry.canary_share(self.config.name)
+            share = canary if canary is not None else share
+        self.core.challenger_share = share
         self.loader.refresh(
             self.slots,
-            challenger=self.settings.challenger_share > 0 or self.settings.challenger_shadow,
+            challenger=self.settings.serve_version is None
+            and (share > 0 or self.settings.challenger_shadow),
         )
 
     async def start(self) -> None:

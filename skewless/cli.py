@@ -306,5 +306,10 @@ def quickstart_command(config: ConfigOption = None) -> None:
     serve_examples(get_settings(), console)
 
 
+# The deployment commands live beside the gate they drive.
+from loadtests.commands import register as _register_deployment  # noqa: E402
+
+_register_deployment(app)
+
 if __name__ == "__main__":
     app()

@@ -1,13 +1,23 @@
 """The model registry and metadata store: MLflow with a SQLite backend, behind one adapter.
 
-Aliases: `challenger` on every blessed model, `champion` on the one being served.
+Aliases: `challenger` on every blessed model, `champion` on the one being served. Every move
+of `champion` goes through `move_champion`, which records who, when and why in the
+registered model's history (the record `skewless rollback` reads), and the share of traffic
+a running canary sends to the challenger is a tag the service polls.
 """
 
 from __future__ import annotations
 
+import fcntl
+import getpass
+import json
 import logging
 import os
-from dataclasses import dataclass
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
@@ -16,6 +26,28 @@ from mlflow.tracking import MlflowClient
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
+HISTORY_TAG = "skewless.champion_history"  # JSON list of ChampionMove, oldest first
+CANARY_TAG = "skewless.canary_share"
+
+
+def operator() -> str:
+    """Who is acting, for the record: user@host, or SKEWLESS_OPERATOR where a CI job acts
+    for somebody."""
+    return os.environ.get("SKEWLESS_OPERATOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class RegistryError(RuntimeError):
+    """A registry operation that cannot be done as asked (said why, nothing changed)."""
+
+
+@dataclass(frozen=True)
+class ChampionMove:
+    version: str
+    previous: str | None
+    action: str  # pipeline | promote | rollback
+    by: str
+    at: str  # ISO time, UTC
+    why: str
 
 
 @dataclass(frozen=True)
@@ -80,3 +112,85 @@ class ModelRegistry:
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(model_name, alias, version)
+
+    def version(self, model_name: str, version: str) -> ModelVersion:
+        try:
+            return self.client.get_model_version(model_name, version)
+        except MlflowException as exc:
+            raise RegistryError(f"{model_name} version {version}: {exc.message}") from None
+
+    def delete_alias(self, model_name: str, alias: str) -> None:
+        try:
+            self.client.delete_registered_model_alias(model_name, alias)
+        except MlflowException:
+            pass  # already gone
+
+    # --- champion moves, recorded -------------------------------------------------------
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One writer of aliases and history at a time, across processes."""
+        with (self.state_dir / "registry.lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def champion_history(self, model_name: str) -> list[ChampionMove]:
+        try:
+            tags = self.client.get_registered_model(model_name).tags
+        except MlflowException:
+            return []
+        return [ChampionMove(**move) for move in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+    def move_champion(
+        self, model_name: str, version: str, *, action: str, by: str, why: str
+    ) -> ChampionMove:
+        """Point `champion` at `version` and record the move. Under a lock; if the record
+        cannot be written the alias is put back, so the two never disagree."""
+        with self._lock():
+            current = self.by_alias(model_name, CHAMPION)
+            previous = current.version if current is not None else None
+            move = ChampionMove(
+                version, previous, action, by, datetime.now(UTC).isoformat(timespec="seconds"), why
+            )
+            history = [asdict(m) for m in self.champion_history(model_name)] + [asdict(move)]
+            self.set_alias(model_name, CHAMPION, version)
+            try:
+                self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
+            except MlflowException:
+                if previous is not None:
+                    self.set_alias(model_name, CHAMPION, previous)
+                else:
+                    self.delete_alias(model_name, CHAMPION)
+                raise
+            return move
+
+    def rollback_target(self, model_name: str) -> str:
+        """The champion before the current one: the version the current champion's last
+        promotion replaced. Walking back twice goes two promotions back."""
+        current = self.by_alias(model_name, CHAMPION)
+        if current is None:
+            raise RegistryError(f"{model_name} has no champion to roll back")
+        for move in reversed(self.champion_history(model_name)):
+            if move.version == current.version and move.action != "rollback":
+                if move.previous is None:
+                    break
+                return move.previous
+        raise RegistryError(
+            f"{model_name} version {current.version} has no previous champion on record"
+        )
+
+    # --- canary share --------------------------------------------------------------------
+    def canary_share(self, model_name: str) -> float | None:
+        try:
+            value = self.client.get_registered_model(model_name).tags.get(CANARY_TAG)
+        except MlflowException:
+            return None
+        return None if value is None else float(value)
+
+    def set_canary_share(self, model_name: str, share: float | None) -> None:
+        if share is None:
+            try:
+                self.client.delete_registered_model_tag(model_name, CANARY_TAG)
+            except MlflowException:
+                pass
+        else:
+            self.client.set_registered_model_tag(model_name, CANARY_TAG, str(share))

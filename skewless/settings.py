@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -60,8 +60,17 @@ class Settings(BaseSettings):
     model_poll_seconds: PositiveFloat = Field(
         default=10.0, description="How often the service looks for a new champion."
     )
+    serve_version: str | None = Field(
+        default=None,
+        description="Serve this registered version, pinned, instead of following the "
+        "champion alias (the deployment gate serves a candidate this way).",
+    )
     challenger_share: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Share of entities (sticky) routed to challenger."
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of entities (sticky) routed to challenger; a canary "
+        "(`skewless canary`) overrides it through the registry while it runs.",
     )
     challenger_shadow: bool = Field(
         default=False, description="Also score the challenger on every request, log, not return."
@@ -98,6 +107,11 @@ class Settings(BaseSettings):
     prediction_log: Path | None = Field(
         default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
     )
+
+    @field_validator("serve_version")
+    @classmethod
+    def _unpinned_when_empty(cls, value: str | None) -> str | None:
+        return value or None
 
     @property
     def prediction_log_dir(self) -> Path:

@@ -24,7 +24,7 @@ from skewless import feature_store as fs
 from skewless.features import service_schema
 from skewless.model_contract import ModelContract, derive_features, feature_matrix
 from skewless.predictor import load_model, sha256_file
-from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry
+from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, operator
 from skewless.settings import Settings
 
 from . import bless as blessing
@@ -421,7 +421,10 @@ class Pipeline:
             self.registry.set_alias(name, CHALLENGER, version.version)
             aliases.append(CHALLENGER)
             if self.promote or not had_champion:
-                self.registry.set_alias(name, CHAMPION, version.version)
+                why = "skewless train --promote" if self.promote else "the first blessed model"
+                self.registry.move_champion(
+                    name, version.version, action="pipeline", by=operator(), why=why
+                )
                 aliases.append(CHAMPION)
         result.version, result.aliases = version.version, aliases
         art = write_json(

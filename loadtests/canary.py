@@ -1,0 +1,207 @@
+"""The canary: a sticky share of traffic goes to the challenger for a while; then its error
+rate, latency and score distribution are compared with the champion's on the same window, and
+it is promoted or rolled back.
+
+The share is a registry tag that every service following the registry polls, so a canary
+acts on a running service (`--url`); with no live traffic to watch (this machine, the
+tests, a replayed data set), the canary starts a service of its own and replays real requests
+at it with locust. Either way the figures are the service's own, per role, from /metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from serving.process import ServiceProcess
+from skewless import feature_store as fs
+from skewless.config import load_model_config
+from skewless.features import service_schema
+from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from skewless.settings import Settings
+
+from . import server_metrics as sm
+from .config import CanaryConfig
+from .locust_run import LoadPlan, LocustRun
+from .payloads import payloads, write_payloads
+from .promotion import PromotionRefused, promote
+from .records import gate_passed, record_step
+
+ROLES = ("champion", "challenger")
+PSI_FLOOR = 1e-4  # an empty score bucket counts as this share (PSI is infinite otherwise)
+
+
+@dataclass
+class CanaryReport:
+    model_name: str
+    champion: str
+    challenger: str
+    share: float
+    seconds: float
+    started_at: str
+    roles: dict[str, dict[str, float]] = field(default_factory=dict)
+    score_psi: float = math.nan
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    action: str = ""  # promoted | rolled back
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c["passed"] for c in self.checks)
+
+
+def run_canary(
+    settings: Settings,
+    config: CanaryConfig,
+    out_dir: Path,
+    *,
+    url: str | None = None,
+    by: str,
+    progress: Callable[[str], None] = print,
+) -> CanaryReport:
+    registry = ModelRegistry(settings.state_dir)
+    name = load_model_config(settings.config).name
+    champion = registry.by_alias(name, CHAMPION)
+    challenger = registry.by_alias(name, CHALLENGER)
+    if champion is None or challenger is None:
+        raise RegistryError(f"{name} needs both a champion and a challenger for a canary")
+    ok, reason = gate_passed(registry, name, challenger.version)
+    if not ok:  # it could never be promoted: do not send it traffic either
+        raise PromotionRefused(reason)
+    report = CanaryReport(
+        name, champion.version, challenger.version, config.share, config.seconds,
+        datetime.now(UTC).isoformat(timespec="seconds"),
+    )  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    service: ServiceProcess | None = None
+    traffic: LocustRun | None = None
+    registry.set_canary_share(name, config.share)
+    try:
+        if url is None:
+            service = ServiceProcess(
+                {
+                    "SKEWLESS_MODEL_POLL_SECONDS": "1",
+                    "SKEWLESS_PREDICTION_LOG": str(out_dir / "prediction_log"),
+                },
+                out_dir / "service.log",
+            ).start()
+            url = service.url
+        progress(f"canary: {config.share:.0%} of {url}'s traffic to version {challenger.version}")
+        _wait_for_challenger(url, challenger.version, settings.model_poll_seconds * 3 + 30)
+        before = sm.scrape(url)
+        if service is not None:
+            traffic = _replay(settings, config, service, out_dir).start()
+            traffic.wait()
+        else:
+            time.sleep(config.seconds)
+        after = sm.scrape(url)
+    finally:
+        registry.set_canary_share(name, None)
+        if traffic is not None:
+            traffic.stop()
+        if service is not None:
+            service.stop()
+    _judge(report, config, sm.delta(before, after), progress)
+    if report.passed:
+        promote(settings, challenger.version, by=by, why="canary passed")
+        report.action = "promoted"
+    else:
+        registry.delete_alias(name, CHALLENGER)  # no more traffic to it
+        report.action = "rolled back"
+    record_step(registry, name, challenger.version, "canary", report.action, asdict(report))
+    progress(f"canary: version {challenger.version} {report.action}")
+    return report
+
+
+def _wait_for_challenger(url: str, version: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sm.scrape(url)
+        if any(
+            name == "skewless_model_info"
+            and dict(labels).get("role") == "challenger"
+            and dict(labels).get("version") == version
+            and value
+            for (name, labels), value in found.items()
+        ):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the service at {url} did not load challenger {version} in {timeout:.0f} s")
+
+
+def _replay(
+    settings: Settings, config: CanaryConfig, service: ServiceProcess, out_dir: Path
+) -> LocustRun:
+    model_config = load_model_config(settings.config)
+    store = fs.open_store(settings)
+    schema = service_schema(store, model_config.feature_service)
+    rows = fs.recent_entity_rows(store, model_config, schema, 2000)
+    path = write_payloads(payloads(rows, schema), out_dir / "payloads.jsonl")
+    plan = LoadPlan(config.protocol, config.replay_rate, config.seconds)
+    return LocustRun(plan, service.url, service.grpc_target, path, out_dir)
+
+
+def _judge(
+    report: CanaryReport, config: CanaryConfig, delta: sm.Samples, progress: Callable[[str], None]
+) -> None:
+    t = config.thresholds
+    scores = {}
+    for role in ROLES:
+        predictions = sm.counter(delta, "skewless_predictions", role=role)
+        errors = sm.counter(delta, "skewless_model_errors", role=role)
+        latency = sm.histogram(delta, "skewless_prediction_duration_seconds", role=role)
+        scores[role] = sm.histogram(delta, "skewless_prediction_score", role=role)
+        report.roles[role] = {
+            "predictions": predictions,
+            "errors": errors,
+            "error_ratio": errors / (predictions + errors) if predictions + errors else 0.0,
+            "p50_ms": latency.quantile(0.5) * 1000,
+            "p99_ms": latency.quantile(0.99) * 1000,
+        }
+    champ, chall = report.roles["champion"], report.roles["challenger"]
+    report.score_psi = psi(scores["champion"], scores["challenger"])
+
+    def check(name: str, passed: bool, detail: str) -> None:
+        report.checks.append({"name": name, "passed": passed, "detail": detail})
+        progress(f"  {'pass' if passed else 'FAIL'}  {name}: {detail}")
+
+    check(
+        "enough challenger traffic", chall["predictions"] >= t.min_predictions,
+        f"{chall['predictions']:g} predictions by the challenger, {champ['predictions']:g} by "
+        f"the champion (at least {t.min_predictions})",
+    )  # fmt: skip
+    check(
+        "error ratio", chall["error_ratio"] <= t.max_error_ratio
+        and chall["error_ratio"] - champ["error_ratio"] <= t.max_error_ratio_increase,
+        f"challenger {chall['error_ratio']:.4f}, champion {champ['error_ratio']:.4f}",
+    )  # fmt: skip
+    ratio = chall["p99_ms"] / champ["p99_ms"] if champ["p99_ms"] > 0 else math.inf
+    check(
+        "p99 latency", ratio <= t.max_p99_ratio,
+        f"challenger {chall['p99_ms']:.2f} ms, champion {champ['p99_ms']:.2f} ms "
+        f"(ratio {ratio:.2f}, at most {t.max_p99_ratio:g})",
+    )  # fmt: skip
+    check(
+        "score distribution", report.score_psi <= t.max_score_psi,
+        f"PSI {report.score_psi:.3f} (at most {t.max_score_psi:g})",
+    )  # fmt: skip
+
+
+def psi(expected: sm.Histogram, actual: sm.Histogram) -> float:
+    """Population stability index over the score buckets."""
+    if not expected.total or not actual.total:
+        return math.inf
+    value = 0.0
+    for share_e, share_a in zip(_shares(expected), _shares(actual), strict=True):
+        e, a = max(share_e, PSI_FLOOR), max(share_a, PSI_FLOOR)
+        value += (a - e) * math.log(a / e)
+    return value
+
+
+def _shares(h: sm.Histogram) -> list[float]:
+    counts = [c - p for c, p in zip(h.counts, (0.0, *h.counts[:-1]), strict=True)]
+    return [c / h.total for c in counts]

@@ -1,0 +1,207 @@
+"""The deployment commands of the `skewless` CLI: gate, promote, rollback, canary, deploy.
+Thin shells over typed functions; imports are local so that `skewless --help` stays fast."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+
+By = Annotated[str | None, typer.Option("--by", help="Who acts (default: user@host).")]
+Why = Annotated[str, typer.Option("--why", help="Why, for the record.")]
+GateConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Gate YAML (default: loadtests/configs/gate.yaml).")
+]
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """A refusal or a bad configuration: one clear line and exit code 2, nothing changed."""
+    from loadtests.config import ConfigError
+    from skewless.registry import RegistryError
+
+    try:
+        yield
+    except (RegistryError, ConfigError) as exc:
+        console.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _sigterm_interrupts() -> None:
+    """SIGTERM ends a gate like Ctrl-C does: through the clean-up."""
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _who(by: str | None) -> str:
+    from skewless.registry import operator
+
+    return by or operator()
+
+
+def gate_command(
+    candidate: Annotated[str | None, typer.Option(help="Model version to gate.")] = None,
+    model_alias: Annotated[
+        str | None, typer.Option(help="Gate the version with this alias (e.g. challenger).")
+    ] = None,
+    config: GateConfigOption = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default: .skewless/gates/).")
+    ] = None,
+) -> None:
+    """Serve a candidate with the real service, check its contract against batch scoring,
+    load it with locust, check skew on its own requests; write report.json and report.html.
+    Exits 1 when any check fails."""
+    from loadtests.config import load_gate_config
+    from loadtests.deploy import resolve_version, run_gate
+    from skewless.settings import get_settings
+
+    if (candidate is None) == (model_alias is None):
+        raise typer.BadParameter("give exactly one of --candidate and --model-alias")
+    settings = get_settings()
+    with _refusals():
+        gate_config = load_gate_config(config)
+        version = resolve_version(settings, candidate, model_alias)
+    _sigterm_interrupts()
+    try:
+        outcome = run_gate(settings, version, gate_config, out_dir=out, progress=console.print)
+    except KeyboardInterrupt:
+        console.print("[red]gate interrupted[/red]: everything it started is stopped")
+        raise typer.Exit(130) from None
+    _print_gate(outcome)
+    if not outcome.report.passed:
+        raise typer.Exit(1)
+
+
+def _print_gate(outcome: Any) -> None:
+    report = outcome.report
+    verdict = "[green]PASSED[/green]" if report.passed else "[red]FAILED[/red]"
+    console.print(f"gate {verdict}: {report.model_name} version {report.version}")
+    if report.stopped:
+        console.print(f"stopped: {report.stopped}")
+    if report.server:
+        q = report.server["latency_ms"]
+        console.print(
+            f"server p50/p95/p99 {q['p50']:.2f}/{q['p95']:.2f}/{q['p99']:.2f} ms over "
+            f"{report.server['requests']:g} requests"
+        )
+        for protocol, stats in report.client.items():
+            p = stats["percentiles_ms"]
+            console.print(
+                f"locust {protocol} p50/p95/p99 {p.get('50%')}/{p.get('95%')}/{p.get('99%')} ms, "
+                f"{stats['rate']:.1f} requests/s, {stats['failures']} failures"
+            )
+    console.print(f"report: {outcome.html_path} (and {outcome.json_path.name})")
+
+
+def promote_command(
+    version: Annotated[str, typer.Argument(help="The model version to make champion.")],
+    why: Why = "promoted by hand",
+    by: By = None,
+) -> None:
+    """Make VERSION the champion: only if it is blessed and holds a passed gate report for
+    its exact artifact hash. A running service swaps it in at its next poll."""
+    from loadtests.promotion import promote
+    from skewless.settings import get_settings
+
+    with _refusals():
+        move = promote(get_settings(), version, by=_who(by), why=why)
+    console.print(f"champion: version {move.previous} -> {move.version} ({move.by}, {move.at})")
+
+
+def rollback_command(why: Why, by: By = None) -> None:
+    """Move champion back to the champion before it, recorded with who, when and why."""
+    from loadtests.promotion import rollback
+    from skewless.settings import get_settings
+
+    with _refusals():
+        move = rollback(get_settings(), by=_who(by), why=why)
+    console.print(f"champion rolled back: version {move.previous} -> {move.version}")
+
+
+def canary_command(
+    share: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="Share to the challenger.")
+    ] = None,
+    duration: Annotated[float | None, typer.Option(min=1.0, help="Seconds to watch.")] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running service to watch (default: start one and replay traffic)."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="Canary YAML.")] = None,
+    by: By = None,
+) -> None:
+    """Route a sticky share of traffic to the challenger, compare it with the champion, then
+    promote it or roll it back. Exits 1 when it is rolled back."""
+    from loadtests.canary import run_canary
+    from loadtests.config import load_canary_config
+    from loadtests.deploy import gate_dir
+    from skewless.settings import get_settings
+
+    settings = get_settings()
+    with _refusals():
+        canary_config = _canary_overrides(load_canary_config(config), share, duration)
+        report = run_canary(
+            settings, canary_config, gate_dir(settings, "canary"), url=url, by=_who(by),
+            progress=console.print,
+        )  # fmt: skip
+    if report.action != "promoted":
+        raise typer.Exit(1)
+
+
+def _canary_overrides(config: Any, share: float | None, duration: float | None) -> Any:
+    given = {"share": share, "seconds": duration}
+    return config.model_copy(update={k: v for k, v in given.items() if v is not None})
+
+
+def deploy_command(
+    version: Annotated[str | None, typer.Option(help="Version (default: the challenger).")] = None,
+    gate_config: Annotated[Path | None, typer.Option(help="Gate YAML.")] = None,
+    canary_config: Annotated[Path | None, typer.Option(help="Canary YAML.")] = None,
+    share: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Canary share.")] = None,
+    duration: Annotated[float | None, typer.Option(min=1.0, help="Canary seconds.")] = None,
+    url: Annotated[str | None, typer.Option(help="A running service for the canary.")] = None,
+    by: By = None,
+) -> None:
+    """The challenger through gate, canary and promotion; every verdict in its MLflow run.
+    Exits 1 when it stops before promotion."""
+    from loadtests.config import load_canary_config, load_gate_config
+    from loadtests.deploy import deploy
+    from skewless.settings import get_settings
+
+    settings = get_settings()
+    _sigterm_interrupts()
+    with _refusals():
+        gates = load_gate_config(gate_config)
+        canary = _canary_overrides(load_canary_config(canary_config), share, duration)
+        try:
+            outcome, canary_report = deploy(
+                settings, gates, canary, version=version, url=url, by=_who(by),
+                progress=console.print,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            console.print("[red]deploy interrupted[/red]: everything it started is stopped")
+            raise typer.Exit(130) from None
+    _print_gate(outcome)
+    if canary_report is None or canary_report.action != "promoted":
+        console.print("[red]not promoted[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]version {canary_report.challenger} is champion[/green]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gate")(gate_command)
+    app.command("promote")(promote_command)
+    app.command("rollback")(rollback_command)
+    app.command("canary")(canary_command)
+    app.command("deploy")(deploy_command)

@@ -1,0 +1,100 @@
+"""From a candidate to production: gate (report written and recorded), then canary, then
+promotion; `deploy` chains them and stops at the first step that fails. Every verdict is in
+the MLflow run of the model version."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from skewless.config import load_model_config
+from skewless.registry import CHALLENGER, ModelRegistry, RegistryError
+from skewless.settings import Settings
+
+from .canary import CanaryReport, run_canary
+from .config import CanaryConfig, GateConfig
+from .gate import Gate, GateReport
+from .records import record_gate, record_step
+from .report import write_report
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    report: GateReport
+    json_path: Path
+    html_path: Path
+
+
+def resolve_version(settings: Settings, version: str | None, alias: str | None) -> str:
+    registry = ModelRegistry(settings.state_dir)
+    name = load_model_config(settings.config).name
+    if version:
+        return str(registry.version(name, version).version)
+    found = registry.by_alias(name, alias or CHALLENGER)
+    if found is None:
+        raise RegistryError(
+            f"{name} has no {alias or CHALLENGER!r} version; train one with `skewless train`"
+        )
+    return str(found.version)
+
+
+def gate_dir(settings: Settings, version: str) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return settings.state_dir / "gates" / f"v{version}-{stamp}"
+
+
+def run_gate(
+    settings: Settings,
+    version: str,
+    config: GateConfig,
+    *,
+    out_dir: Path | None = None,
+    program: list[str] | None = None,
+    progress: Callable[[str], None] = print,
+) -> GateOutcome:
+    """The gate, its report files, and its verdict recorded on the version. An interrupted
+    gate writes its report but records nothing."""
+    out = out_dir or gate_dir(settings, version)
+    gate = Gate(settings, version, config, out, program=program, progress=progress)
+    try:
+        report = gate.run()
+    except KeyboardInterrupt:
+        write_report(gate.report, out)
+        raise
+    json_path, html_path = write_report(report, out)
+    record_gate(ModelRegistry(settings.state_dir), report, [json_path, html_path])
+    return GateOutcome(report, json_path, html_path)
+
+
+def deploy(
+    settings: Settings,
+    gate_config: GateConfig,
+    canary_config: CanaryConfig,
+    *,
+    version: str | None,
+    url: str | None,
+    by: str,
+    progress: Callable[[str], None] = print,
+) -> tuple[GateOutcome, CanaryReport | None]:
+    registry = ModelRegistry(settings.state_dir)
+    name = load_model_config(settings.config).name
+    candidate = resolve_version(settings, version, None)
+    if registry.version(name, candidate).tags.get("blessed") != "true":
+        raise RegistryError(f"version {candidate} is not blessed by its pipeline run")
+    challenger = registry.by_alias(name, CHALLENGER)
+    if challenger is None or challenger.version != candidate:
+        registry.set_alias(name, CHALLENGER, candidate)  # the canary routes to `challenger`
+    progress(f"deploy: {name} version {candidate}: gate, canary, promotion")
+    gate = run_gate(settings, candidate, gate_config, progress=progress)
+    progress(f"gate report: {gate.html_path}")
+    if not gate.report.passed:
+        record_step(registry, name, candidate, "deploy", "stopped at the gate", {})
+        return gate, None
+    canary = run_canary(
+        settings, canary_config, gate.json_path.parent / "canary", url=url, by=by,
+        progress=progress,
+    )  # fmt: skip
+    record_step(registry, name, candidate, "deploy", canary.action, {"gate": str(gate.json_path)})
+    return gate, canary

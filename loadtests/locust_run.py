@@ -1,0 +1,129 @@
+"""Running the locust scenarios headless in a child process, and reading back what they saw.
+
+Locust gets a session of its own, so a Ctrl-C at the terminal reaches the caller only, which
+then stops locust itself (and whatever else it started) in order.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+USER_CLASS = {"rest": "RestUser", "grpc": "GrpcUser"}
+PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%")
+
+
+@dataclass(frozen=True)
+class LoadPlan:
+    protocol: Literal["rest", "grpc"]
+    rate: float  # requests per second, all users together
+    seconds: float
+    user_rate: float = 10.0  # requests per second per user
+
+    @property
+    def users(self) -> int:
+        return max(1, math.ceil(self.rate / self.user_rate))
+
+
+@dataclass(frozen=True)
+class ClientStats:
+    """Locust's view of a run: the Aggregated row of its CSV report (milliseconds; locust
+    rounds times under 100 ms to whole milliseconds)."""
+
+    requests: int
+    failures: int
+    rate: float
+    percentiles_ms: dict[str, float]
+    failure_examples: list[str] = field(default_factory=list)
+
+    @property
+    def error_ratio(self) -> float:
+        return self.failures / self.requests if self.requests else 1.0
+
+
+class LocustRun:
+    def __init__(
+        self, plan: LoadPlan, rest_url: str, grpc_target: str, payloads: Path, out_dir: Path
+    ) -> None:
+        self.plan = plan
+        self.out_dir = out_dir
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_prefix = out_dir / f"locust-{plan.protocol}"
+        self.html = out_dir / f"locust-{plan.protocol}.html"
+        self.command = [
+            sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "--users", str(plan.users), "--spawn-rate", str(plan.users),
+            "--run-time", f"{plan.seconds:g}s", "--stop-timeout", "5",
+            "--host", rest_url, "--csv", str(self.csv_prefix), "--html", str(self.html),
+            "--only-summary", "--exit-code-on-error", "0", "--loglevel", "WARNING",
+            USER_CLASS[plan.protocol],
+        ]  # fmt: skip
+        self.env = {
+            **os.environ,
+            "SKEWLESS_LOADTEST_PAYLOADS": str(payloads),
+            "SKEWLESS_LOADTEST_USER_RATE": str(plan.user_rate),
+            "SKEWLESS_LOADTEST_GRPC_TARGET": grpc_target,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LocustRun:
+        with (self.out_dir / f"locust-{self.plan.protocol}.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
+        return self
+
+    def wait(self) -> ClientStats:
+        assert self.process is not None
+        try:
+            code = self.process.wait(timeout=self.plan.seconds + 120)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise RuntimeError("locust did not finish in time") from None
+        if code != 0:
+            raise RuntimeError(
+                f"locust exited with {code}; see {self.out_dir}/locust-{self.plan.protocol}.log"
+            )
+        return read_stats(self.csv_prefix)
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL: locust's whole session, gevent workers included."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        except ProcessLookupError:
+            pass
+
+
+def read_stats(csv_prefix: Path) -> ClientStats:
+    with Path(f"{csv_prefix}_stats.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    total = next(r for r in rows if r["Name"] == "Aggregated")
+    percentiles = {p: float(total[p]) for p in PERCENTILES if total.get(p) not in (None, "", "N/A")}
+    examples: list[str] = []
+    failures = Path(f"{csv_prefix}_failures.csv")
+    if failures.exists():
+        with failures.open() as handle:
+            examples = [
+                f"{r['Occurrences']}x {r['Name']}: {r['Error']}" for r in csv.DictReader(handle)
+            ][:5]
+    return ClientStats(
+        requests=int(total["Request Count"]),
+        failures=int(total["Failure Count"]),
+        rate=float(total["Requests/s"]),
+        percentiles_ms=percentiles,
+        failure_examples=examples,
+    )

@@ -1,0 +1,43 @@
+"""Moving `champion`: promote (only a blessed version with a passed gate for its exact
+artifact) and rollback (to the champion before). Each move is one alias write under the
+registry's lock, recorded with who, when and why; a running service follows it at its next
+poll (hot swap)."""
+
+from __future__ import annotations
+
+from skewless.config import load_model_config
+from skewless.registry import CHALLENGER, ChampionMove, ModelRegistry, RegistryError
+from skewless.settings import Settings
+
+from .records import gate_passed, record_step
+
+
+class PromotionRefused(RegistryError):
+    """The version may not become champion; the registry is unchanged."""
+
+
+def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionMove:
+    registry = ModelRegistry(settings.state_dir)
+    name = load_model_config(settings.config).name
+    found = registry.version(name, version)
+    if found.tags.get("blessed") != "true":
+        raise PromotionRefused(f"version {version} is not blessed by its pipeline run")
+    ok, reason = gate_passed(registry, name, version)
+    if not ok:
+        raise PromotionRefused(reason)
+    move = registry.move_champion(name, version, action="promote", by=by, why=f"{why}; {reason}")
+    challenger = registry.by_alias(name, CHALLENGER)
+    if challenger is not None and challenger.version == version:
+        registry.delete_alias(name, CHALLENGER)  # it is the champion now
+    record_step(registry, name, version, "promote", "promoted", vars(move))
+    return move
+
+
+def rollback(settings: Settings, *, by: str, why: str) -> ChampionMove:
+    registry = ModelRegistry(settings.state_dir)
+    name = load_model_config(settings.config).name
+    target = registry.rollback_target(name)
+    move = registry.move_champion(name, target, action="rollback", by=by, why=why)
+    if move.previous is not None:
+        record_step(registry, name, move.previous, "rollback", "rolled back", vars(move))
+    return move

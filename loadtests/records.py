@@ -1,0 +1,88 @@
+"""What the deployment steps leave in MLflow: each verdict in the run of the model version
+(tags, metrics, the reports as artifacts) and, on the version itself, the gate's result for
+its exact artifact hash, which `promote` reads back."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from skewless.registry import ModelRegistry
+
+from .gate import GateReport
+
+GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
+ARTIFACT_DIR = "deployment"
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+
+
+def record_gate(registry: ModelRegistry, report: GateReport, files: list[Path]) -> str:
+    """The report files into the version's run, its verdict on run and version. Returns the
+    artifact path of report.json."""
+    version = registry.version(report.model_name, report.version)
+    folder = f"{ARTIFACT_DIR}/gate-{_stamp()}"
+    client = registry.client
+    for path in files:
+        client.log_artifact(version.run_id, str(path), folder)
+    verdict = "passed" if report.passed else "failed"
+    client.set_tag(version.run_id, "skewless.gate.verdict", verdict)
+    for key, value in (report.server.get("latency_ms") or {}).items():
+        client.log_metric(version.run_id, f"gate_server_{key}_ms", value)
+    for protocol, stats in report.client.items():
+        for key in ("50%", "95%", "99%"):
+            if key in stats["percentiles_ms"]:
+                name = f"gate_client_{protocol}_p{key.rstrip('%')}_ms"
+                client.log_metric(version.run_id, name, stats["percentiles_ms"][key])
+    report_artifact = f"{folder}/report.json"
+    for key, value in (
+        (GATE_STATUS, verdict),
+        (GATE_SHA256, report.sha256),
+        (GATE_REPORT, report_artifact),
+        ("gate.at", report.finished_at),
+    ):
+        client.set_model_version_tag(report.model_name, report.version, key, value)
+    return report_artifact
+
+
+def record_step(
+    registry: ModelRegistry, model_name: str, version: str, step: str, verdict: str,
+    detail: dict[str, Any],
+) -> None:  # fmt: skip
+    """A deployment step's verdict (canary, promote, rollback) in the version's run."""
+    run_id = registry.version(model_name, version).run_id
+    registry.client.set_tag(run_id, f"skewless.{step}.verdict", verdict)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{step}.json"
+        path.write_text(json.dumps({"verdict": verdict, **detail}, indent=2, default=str))
+        registry.client.log_artifact(run_id, str(path), f"{ARTIFACT_DIR}/{step}-{_stamp()}")
+    registry.client.set_model_version_tag(model_name, version, f"{step}.status", verdict)
+
+
+def gate_passed(registry: ModelRegistry, model_name: str, version: str) -> tuple[bool, str]:
+    """Has this version a passed gate report for its exact artifact? The report itself is
+    read back from the run and compared with the version's recorded sha256."""
+    found = registry.version(model_name, version)
+    artifact = found.tags.get(GATE_REPORT)
+    if not artifact:
+        return (
+            False,
+            f"version {version} has no gate report: run `skewless gate --candidate {version}`",
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = registry.client.download_artifacts(found.run_id, artifact, tmp)
+        report = json.loads(Path(local).read_text())
+    sha256 = found.tags.get("sha256", "")
+    if not report.get("passed"):
+        return False, f"version {version}'s last gate failed ({artifact})"
+    if report.get("version") != version or report.get("sha256") != sha256 or not sha256:
+        return False, (
+            f"version {version}'s gate report is for version {report.get('version')} with "
+            f"sha256 {str(report.get('sha256'))[:12]}, not this artifact ({sha256[:12]})"
+        )
+    return True, f"gate passed at {report.get('finished_at')} ({artifact})"
