@@ -69,11 +69,12 @@ def run_canary(
     challenger = registry.by_alias(name, CHALLENGER)
     if champion is None or challenger is None:
         raise RegistryError(f"{name} needs both a champion and a challenger for a canary")
-    ok, reason = gate_passed(registry, name, challenger.version)
+    ok, reason = gate_passed(registry, name, str(challenger.version))
     if not ok:  # it could never be promoted: do not send it traffic either
         raise PromotionRefused(reason)
+    candidate = str(challenger.version)
     report = CanaryReport(
-        name, champion.version, challenger.version, config.share, config.seconds,
+        name, str(champion.version), candidate, config.share, config.seconds,
         datetime.now(UTC).isoformat(timespec="seconds"),
     )  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -84,14 +85,16 @@ def run_canary(
         if url is None:
             service = ServiceProcess(
                 {
+                    **settings.as_env(),
                     "SKEWLESS_MODEL_POLL_SECONDS": "1",
+                    "SKEWLESS_SERVE_VERSION": "",  # follow the aliases
                     "SKEWLESS_PREDICTION_LOG": str(out_dir / "prediction_log"),
                 },
                 out_dir / "service.log",
             ).start()
             url = service.url
-        progress(f"canary: {config.share:.0%} of {url}'s traffic to version {challenger.version}")
-        _wait_for_challenger(url, challenger.version, settings.model_poll_seconds * 3 + 30)
+        progress(f"canary: {config.share:.0%} of {url}'s traffic to version {candidate}")
+        _wait_for_challenger(url, candidate, settings.model_poll_seconds * 3 + 30)
         before = sm.scrape(url)
         if service is not None:
             traffic = _replay(settings, config, service, out_dir).start()
@@ -107,13 +110,13 @@ def run_canary(
             service.stop()
     _judge(report, config, sm.delta(before, after), progress)
     if report.passed:
-        promote(settings, challenger.version, by=by, why="canary passed")
+        promote(settings, candidate, by=by, why="canary passed")
         report.action = "promoted"
     else:
         registry.delete_alias(name, CHALLENGER)  # no more traffic to it
         report.action = "rolled back"
-    record_step(registry, name, challenger.version, "canary", report.action, asdict(report))
-    progress(f"canary: version {challenger.version} {report.action}")
+    record_step(registry, name, candidate, "canary", report.action, asdict(report))
+    progress(f"canary: version {candidate} {report.action}")
     return report
 
 

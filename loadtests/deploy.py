@@ -84,7 +84,7 @@ def deploy(
     if registry.version(name, candidate).tags.get("blessed") != "true":
         raise RegistryError(f"version {candidate} is not blessed by its pipeline run")
     challenger = registry.by_alias(name, CHALLENGER)
-    if challenger is None or challenger.version != candidate:
+    if challenger is None or str(challenger.version) != candidate:
         registry.set_alias(name, CHALLENGER, candidate)  # the canary routes to `challenger`
     progress(f"deploy: {name} version {candidate}: gate, canary, promotion")
     gate = run_gate(settings, candidate, gate_config, progress=progress)

@@ -174,12 +174,12 @@ class Gate:
     def _start(self) -> None:
         self.progress("start: the prediction service, pinned to the candidate")
         env = {
+            **self.settings.as_env(),
             "SKEWLESS_SERVE_VERSION": self.report.version,
             "SKEWLESS_CHALLENGER_SHARE": "0",
             "SKEWLESS_CHALLENGER_SHADOW": "false",
             "SKEWLESS_WORKERS": str(self.config.service.workers),
             "SKEWLESS_PREDICTION_LOG": str(self.out_dir / "prediction_log"),
-            "SKEWLESS_STATE_DIR": str(self.settings.state_dir),
         }
         self.service = ServiceProcess(env, self.out_dir / "service.log", self.program)
         try:

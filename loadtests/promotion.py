@@ -27,7 +27,7 @@ def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionM
         raise PromotionRefused(reason)
     move = registry.move_champion(name, version, action="promote", by=by, why=f"{why}; {reason}")
     challenger = registry.by_alias(name, CHALLENGER)
-    if challenger is not None and challenger.version == version:
+    if challenger is not None and str(challenger.version) == version:
         registry.delete_alias(name, CHALLENGER)  # it is the champion now
     record_step(registry, name, version, "promote", "promoted", vars(move))
     return move

@@ -141,13 +141,14 @@ class ModelRegistry:
         return [ChampionMove(**move) for move in json.loads(tags.get(HISTORY_TAG, "[]"))]
 
     def move_champion(
-        self, model_name: str, version: str, *, action: str, by: str, why: str
+        self, model_name: str, version: str | int, *, action: str, by: str, why: str
     ) -> ChampionMove:
         """Point `champion` at `version` and record the move. Under a lock; if the record
         cannot be written the alias is put back, so the two never disagree."""
         with self._lock():
             current = self.by_alias(model_name, CHAMPION)
-            previous = current.version if current is not None else None
+            previous = str(current.version) if current is not None else None
+            version = str(version)  # MLflow hands out ints and takes strings
             move = ChampionMove(
                 version, previous, action, by, datetime.now(UTC).isoformat(timespec="seconds"), why
             )
@@ -170,7 +171,7 @@ class ModelRegistry:
         if current is None:
             raise RegistryError(f"{model_name} has no champion to roll back")
         for move in reversed(self.champion_history(model_name)):
-            if move.version == current.version and move.action != "rollback":
+            if move.version == str(current.version) and move.action != "rollback":
                 if move.previous is None:
                     break
                 return move.previous

@@ -113,6 +113,16 @@ class Settings(BaseSettings):
     def _unpinned_when_empty(cls, value: str | None) -> str | None:
         return value or None
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as SKEWLESS_ variables: a child process (a service the gate starts)
+        sees exactly what its parent does."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
+                env[f"SKEWLESS_{name.upper()}"] = text
+        return env
+
     @property
     def prediction_log_dir(self) -> Path:
         return self.prediction_log or self.state_dir / "prediction_log"

@@ -1,0 +1,38 @@
+"""A test build of the prediction service: the real `skewless serve`, with a fault put into
+model scoring, for the gate's tests. Run as `python -m tests.integration.faulty_service serve
+...`; the fault comes from the environment:
+
+- FAULT_DELAY_MS: every scoring call sleeps this long first (a slow candidate);
+- FAULT_ERROR_WHEN_MISSING: scoring raises when this feature is missing in any row (a
+  candidate that fails on some inputs: entities it never saw).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from skewless import predictor
+
+_real_score = predictor.LoadedModel.score
+
+
+def _faulty_score(self: predictor.LoadedModel, rows: Any) -> np.ndarray:
+    delay_ms = float(os.environ.get("FAULT_DELAY_MS", "0"))
+    if delay_ms:
+        time.sleep(delay_ms / 1000)
+    feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
+    if feature and any(v is None or v != v for v in rows[feature]):
+        raise ValueError(f"injected fault: {feature} is missing")
+    return _real_score(self, rows)
+
+
+predictor.LoadedModel.score = _faulty_score  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    from skewless.cli import app
+
+    app()
