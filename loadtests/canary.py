@@ -45,7 +45,9 @@ class CanaryReport:
     seconds: float
     started_at: str
     roles: dict[str, dict[str, float]] = field(default_factory=dict)
-    score_psi: float = math.nan
+    score_ks: float = math.nan
+    score_ks_critical: float = math.nan
+    score_psi: float = math.nan  # reported, not judged
     checks: list[dict[str, Any]] = field(default_factory=list)
     action: str = ""  # promoted | rolled back
 
@@ -167,6 +169,10 @@ def _judge(
         }
     champ, chall = report.roles["champion"], report.roles["challenger"]
     report.score_psi = psi(scores["champion"], scores["challenger"])
+    report.score_ks = ks_distance(scores["champion"], scores["challenger"])
+    report.score_ks_critical = ks_critical(
+        scores["champion"].total, scores["challenger"].total, t.score_alpha
+    )
 
     def check(name: str, passed: bool, detail: str) -> None:
         report.checks.append({"name": name, "passed": passed, "detail": detail})
@@ -188,10 +194,28 @@ def _judge(
         f"challenger {chall['p99_ms']:.2f} ms, champion {champ['p99_ms']:.2f} ms "
         f"(ratio {ratio:.2f}, at most {t.max_p99_ratio:g})",
     )  # fmt: skip
+    shifted = report.score_ks > t.max_score_ks and report.score_ks > report.score_ks_critical
     check(
-        "score distribution", report.score_psi <= t.max_score_psi,
-        f"PSI {report.score_psi:.3f} (at most {t.max_score_psi:g})",
+        "score distribution", not shifted,
+        f"KS distance {report.score_ks:.3f} (at most {t.max_score_ks:g}, or below "
+        f"{report.score_ks_critical:.3f}, the {t.score_alpha:g} significance bound); "
+        f"PSI {report.score_psi:.3f}",
     )  # fmt: skip
+
+
+def ks_distance(a: sm.Histogram, b: sm.Histogram) -> float:
+    """Largest gap between the two cumulative shares at the bucket bounds (a lower bound of
+    the exact statistic)."""
+    if not a.total or not b.total:
+        return 1.0
+    return max(abs(x / a.total - y / b.total) for x, y in zip(a.counts, b.counts, strict=True))
+
+
+def ks_critical(n: float, m: float, alpha: float) -> float:
+    """The two-sample KS distance beyond which two samples of sizes n and m differ at alpha."""
+    if n <= 0 or m <= 0:
+        return 0.0
+    return math.sqrt(-0.5 * math.log(alpha / 2)) * math.sqrt((n + m) / (n * m))
 
 
 def psi(expected: sm.Histogram, actual: sm.Histogram) -> float:

@@ -63,7 +63,12 @@ class CanaryThresholds(StrictModel):
     max_error_ratio: float = Field(ge=0, le=1)  # the challenger's own
     max_error_ratio_increase: float = Field(ge=0, le=1)  # over the champion's
     max_p99_ratio: PositiveFloat  # challenger p99 / champion p99
-    max_score_psi: PositiveFloat  # population stability of the scores, challenger vs champion
+    # Score distribution, challenger vs champion (two-sample Kolmogorov-Smirnov distance on
+    # the score buckets): fails only when the distance is both larger than max_score_ks and
+    # significant at score_alpha. The two roles see different entities (a sticky split), so
+    # a test of size alone would fail identical models on small canaries (PSI did, here).
+    max_score_ks: float = Field(gt=0, le=1)
+    score_alpha: float = Field(default=0.001, gt=0, lt=1)
     min_predictions: PositiveInt  # by the challenger, for a verdict at all
 
 

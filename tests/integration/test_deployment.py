@@ -271,7 +271,7 @@ def test_deploy_takes_the_challenger_through_gate_canary_and_promotion(world: De
                 "max_error_ratio": 0.01,
                 "max_error_ratio_increase": 0.01,
                 "max_p99_ratio": 5.0,
-                "max_score_psi": 1.0,
+                "max_score_ks": 0.5,
                 "min_predictions": 20,
             },
         }

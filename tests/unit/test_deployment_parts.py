@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests import server_metrics as sm
-from loadtests.canary import psi
+from loadtests.canary import ks_critical, ks_distance, psi
 from loadtests.config import CONFIG_DIR, ConfigError, load_canary_config, load_gate_config
 from loadtests.gate import Check, GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
@@ -162,3 +162,15 @@ def test_the_canary_share_is_a_tag_that_comes_and_goes(tmp_path: Path):
     assert registry.canary_share("m") == 0.25
     registry.set_canary_share("m", None)
     assert registry.canary_share("m") is None
+
+
+def test_ks_flags_a_large_significant_shift_only():
+    buckets = tuple(k / 10 for k in range(1, 11))
+    base = Scraped(buckets).observe([0.05, 0.15, 0.25] * 300).read()
+    same = Scraped(buckets).observe([0.05, 0.15, 0.25] * 30).read()
+    shifted = Scraped(buckets).observe([0.55, 0.65, 0.75] * 30).read()
+    assert ks_distance(base, same) == pytest.approx(0.0)
+    assert ks_distance(base, shifted) == pytest.approx(1.0)
+    # The significance bound shrinks with the samples: 1.95 * sqrt((n + m) / (n m)) at 0.001.
+    assert ks_critical(900, 90, 0.001) == pytest.approx(1.949 * math.sqrt(990 / 81000), rel=1e-3)
+    assert ks_critical(90_000, 9_000, 0.001) < ks_critical(900, 90, 0.001) / 9
