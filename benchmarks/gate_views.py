@@ -1,0 +1,103 @@
+"""How much of the gate's client-side latency is locust? The same service, the same real
+payloads, the same rate: once driven by locust (as the gate does), once by a lean asyncio
+open-loop client (benchmarks/loadgen.py), each read from both sides (the service's own
+/metrics histogram before and after, and the client's own timings).
+
+    python benchmarks/gate_views.py [--rate 1000] [--seconds 30]
+
+Needs `skewless quickstart` (tables, a champion) and the Redis variant applied and
+materialized (`SKEWLESS_ONLINE_STORE=redis skewless apply && skewless materialize`).
+1 service worker; the clients run on the same 2 cores. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.loadgen import HttpPool, http_request, open_loop  # noqa: E402
+from loadtests import server_metrics as sm  # noqa: E402
+from loadtests.gate import LATENCY  # noqa: E402
+from loadtests.locust_run import LoadPlan, LocustRun  # noqa: E402
+from loadtests.payloads import payloads, unknown_keys, write_payloads  # noqa: E402
+from serving.process import ServiceProcess  # noqa: E402
+from skewless import feature_store as fs  # noqa: E402
+from skewless.config import load_model_config  # noqa: E402
+from skewless.features import service_schema  # noqa: E402
+from skewless.settings import Settings  # noqa: E402
+
+
+def server_view(before: sm.Samples, after: sm.Samples) -> tuple[float, float, float, float]:
+    h = sm.histogram(sm.delta(before, after), LATENCY, endpoint="/v1/predict", stage="total")
+    return h.total, h.quantile(0.5) * 1000, h.quantile(0.95) * 1000, h.quantile(0.99) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--seconds", type=float, default=30)
+    args = parser.parse_args()
+    os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
+    settings = Settings()
+    config = load_model_config(settings.config)
+    store = fs.open_store(settings)
+    schema = service_schema(store, config.feature_service)
+    rows = fs.recent_entity_rows(store, config, schema, 2000)
+    unknown_keys(rows, schema, 0.05, seed=7)
+    items = payloads(rows, schema)
+    out = Path(tempfile.mkdtemp(prefix="gate-views-"))
+    path = write_payloads(items, out / "payloads.jsonl")
+    lines = []
+    with ServiceProcess(
+        {**settings.as_env(), "SKEWLESS_PREDICTION_LOG": str(out / "log")}, out / "service.log"
+    ) as service:
+        before = sm.scrape(service.url)
+        run = LocustRun(LoadPlan("rest", args.rate, args.seconds), service.url,
+                        service.grpc_target, path, out).start()  # fmt: skip
+        stats = run.wait()
+        n, p50, p95, p99 = server_view(before, sm.scrape(service.url))
+        c = stats.percentiles_ms
+        lines.append(
+            f"| locust (FastHttpUser, {LoadPlan('rest', args.rate, 1).users} users) | "
+            f"{stats.rate:.0f} | {p50:.2f} / {p95:.2f} / {p99:.2f} | "
+            f"{c['50%']:g} / {c['95%']:g} / {c['99%']:g} | {stats.failures} |"
+        )
+        port = int(service.url.rsplit(":", 1)[1])
+        bodies = [http_request("127.0.0.1", port, "/v1/predict", json.dumps(i["rest"]).encode())
+                  for i in items]  # fmt: skip
+
+        async def lean() -> tuple[float, list[float], int]:
+            pool = HttpPool("127.0.0.1", port, 64)
+            await pool.open()
+            result = await open_loop(
+                lambda k: pool.send(bodies[k % len(bodies)]), args.rate, args.seconds
+            )
+            await pool.close()
+            q = [result.percentile(50), result.percentile(95), result.percentile(99)]
+            return result.achieved_rate, q, result.errors
+
+        before = sm.scrape(service.url)
+        rate, q, errors = asyncio.run(lean())
+        n, p50, p95, p99 = server_view(before, sm.scrape(service.url))
+        lines.append(
+            f"| asyncio open loop (benchmarks/loadgen.py, 64 connections) | {rate:.0f} | "
+            f"{p50:.2f} / {p95:.2f} / {p99:.2f} | {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f} | "
+            f"{errors} |"
+        )
+    print(f"REST /v1/predict at {args.rate:g} requests/s for {args.seconds:g} s, 1 worker, Redis\n")
+    print(
+        "| client | achieved/s | server p50 / p95 / p99 ms | client p50 / p95 / p99 ms | errors |"
+    )
+    print("|---|---|---|---|---|")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
