@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,13 @@ from skewless.settings import Settings
 
 from . import server_metrics as sm
 from .config import CanaryConfig
-from .locust_run import LoadPlan, LocustRun
+from .locust_run import LoadPlan, LocustRun, signals_held
 from .payloads import payloads, write_payloads
 from .promotion import PromotionRefused, promote
 from .records import gate_passed, record_step
 
 ROLES = ("champion", "challenger")
+LIVE_MARGIN_SECONDS = 120  # a canary killed outright stops counting this long after its end
 PSI_FLOOR = 1e-4  # an empty score bucket counts as this share (PSI is infinite otherwise)
 
 
@@ -82,34 +83,43 @@ def run_canary(
     out_dir.mkdir(parents=True, exist_ok=True)
     service: ServiceProcess | None = None
     traffic: LocustRun | None = None
-    registry.set_canary_share(name, config.share)
+    live = url is not None
     try:
-        if url is None:
+        if live:  # every service following the registry: a tag they poll, with a deadline
+            deadline = datetime.now(UTC) + timedelta(seconds=config.seconds + LIVE_MARGIN_SECONDS)
+            registry.set_canary_share(name, config.share, until=deadline)
+            wait = settings.model_poll_seconds * 3 + 30
+        else:  # a service of its own, told its share directly: live services see nothing
             service = ServiceProcess(
                 {
                     **settings.as_env(),
-                    "SKEWLESS_MODEL_POLL_SECONDS": "1",
+                    "SKEWLESS_CHALLENGER_SHARE": str(config.share),
                     "SKEWLESS_SERVE_VERSION": "",  # follow the aliases
                     "SKEWLESS_PREDICTION_LOG": str(out_dir / "prediction_log"),
                 },
                 out_dir / "service.log",
-            ).start()
-            url = service.url
+            )
+            service.start()
+            url, wait = service.url, 30
         progress(f"canary: {config.share:.0%} of {url}'s traffic to version {candidate}")
-        _wait_for_challenger(url, candidate, settings.model_poll_seconds * 3 + 30)
+        _wait_for_challenger(url, candidate, wait)
         before = sm.scrape(url)
         if service is not None:
-            traffic = _replay(settings, config, service, out_dir).start()
-            traffic.wait()
+            traffic = _replay(settings, config, service, out_dir)
+            traffic.start().wait()
         else:
             time.sleep(config.seconds)
         after = sm.scrape(url)
     finally:
-        registry.set_canary_share(name, None)
-        if traffic is not None:
-            traffic.stop()
-        if service is not None:
-            service.stop()
+        with signals_held():
+            try:
+                if traffic is not None:
+                    traffic.stop()
+                if service is not None:
+                    service.stop()
+            finally:
+                if live:
+                    registry.set_canary_share(name, None)
     _judge(report, config, sm.delta(before, after), progress)
     if report.passed:
         promote(settings, candidate, by=by, why="canary passed")

@@ -32,6 +32,12 @@ def _refusals() -> Iterator[None]:
     except (RegistryError, ConfigError) as exc:
         console.print(f"[red]refused:[/red] {exc}")
         raise typer.Exit(2) from None
+    except (TimeoutError, RuntimeError, OSError) as exc:  # a service that never came up, ...
+        console.print(f"[red]failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[red]interrupted[/red]: everything started is stopped")
+        raise typer.Exit(130) from None
 
 
 def _sigterm_interrupts() -> None:
@@ -149,6 +155,7 @@ def canary_command(
     from skewless.settings import get_settings
 
     settings = get_settings()
+    _sigterm_interrupts()
     with _refusals():
         canary_config = _canary_overrides(load_canary_config(config), share, duration)
         report = run_canary(
@@ -184,14 +191,10 @@ def deploy_command(
     with _refusals():
         gates = load_gate_config(gate_config)
         canary = _canary_overrides(load_canary_config(canary_config), share, duration)
-        try:
-            outcome, canary_report = deploy(
-                settings, gates, canary, version=version, url=url, by=_who(by),
-                progress=console.print,
-            )  # fmt: skip
-        except KeyboardInterrupt:
-            console.print("[red]deploy interrupted[/red]: everything it started is stopped")
-            raise typer.Exit(130) from None
+        outcome, canary_report = deploy(
+            settings, gates, canary, version=version, url=url, by=_who(by),
+            progress=console.print,
+        )  # fmt: skip
     _print_gate(outcome)
     if canary_report is None or canary_report.action != "promoted":
         console.print("[red]not promoted[/red]")

@@ -47,7 +47,7 @@ class SkewConfig(StrictModel):
 
 
 class ServiceConfig(StrictModel):
-    workers: PositiveInt = 1  # /metrics is per worker: keep 1 to judge the server's view
+    # One worker always: /metrics is per process, so the server's view needs one process.
     ready_timeout_seconds: PositiveFloat = 120
 
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from skewless.config import load_model_config
-from skewless.registry import CHALLENGER, ModelRegistry, RegistryError
+from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
 from skewless.settings import Settings
 
 from .canary import CanaryReport, run_canary
@@ -83,15 +83,18 @@ def deploy(
     candidate = resolve_version(settings, version, None)
     if registry.version(name, candidate).tags.get("blessed") != "true":
         raise RegistryError(f"version {candidate} is not blessed by its pipeline run")
-    challenger = registry.by_alias(name, CHALLENGER)
-    if challenger is None or str(challenger.version) != candidate:
-        registry.set_alias(name, CHALLENGER, candidate)  # the canary routes to `challenger`
+    champion = registry.by_alias(name, CHAMPION)
+    if champion is not None and str(champion.version) == candidate:
+        raise RegistryError(f"version {candidate} is already the champion")
     progress(f"deploy: {name} version {candidate}: gate, canary, promotion")
     gate = run_gate(settings, candidate, gate_config, progress=progress)
     progress(f"gate report: {gate.html_path}")
     if not gate.report.passed:
         record_step(registry, name, candidate, "deploy", "stopped at the gate", {})
         return gate, None
+    challenger = registry.by_alias(name, CHALLENGER)
+    if challenger is None or str(challenger.version) != candidate:
+        registry.set_alias(name, CHALLENGER, candidate)  # gated: the canary routes to it
     canary = run_canary(
         settings, canary_config, gate.json_path.parent / "canary", url=url, by=by,
         progress=progress,

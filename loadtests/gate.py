@@ -16,6 +16,7 @@ Whatever happens, including Ctrl-C, everything started is stopped before `run` r
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,9 +47,10 @@ from skewless.settings import Settings
 
 from . import server_metrics as sm
 from .config import GateConfig
-from .locust_run import ClientStats, LoadPlan, LocustRun
+from .locust_run import ClientStats, LoadPlan, LocustRun, signals_held
 from .payloads import payloads, unknown_keys, write_payloads
 
+log = logging.getLogger("skewless.gate")
 LATENCY = "skewless_request_duration_seconds"
 PREDICT_ENDPOINTS = {"rest": "/v1/predict", "grpc": "grpc/Predict"}
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
@@ -141,9 +143,13 @@ class Gate:
         except KeyboardInterrupt:
             self.report.stopped = "interrupted"
             raise
+        except Exception as exc:  # a candidate that hangs up, a locust that dies: a verdict
+            log.exception("the gate stopped on an error")
+            self.report.stopped = f"error: {type(exc).__name__}: {exc}"
         finally:
-            self.close()
-            loader.close()
+            with signals_held():
+                self.close()
+                loader.close()
             self.report.finished_at = _now()
         return self.report
 
@@ -178,7 +184,7 @@ class Gate:
             "SKEWLESS_SERVE_VERSION": self.report.version,
             "SKEWLESS_CHALLENGER_SHARE": "0",
             "SKEWLESS_CHALLENGER_SHADOW": "false",
-            "SKEWLESS_WORKERS": str(self.config.service.workers),
+            "SKEWLESS_WORKERS": "1",  # /metrics is per process: one, to read the server's view
             "SKEWLESS_PREDICTION_LOG": str(self.out_dir / "prediction_log"),
         }
         self.service = ServiceProcess(env, self.out_dir / "service.log", self.program)
@@ -239,13 +245,13 @@ class Gate:
             f"({len(rows)} real payloads, {int(unknown.sum())} with unknown entities)"
         )
         before = sm.scrape(self.service.url)
-        self.locusts = [
-            LocustRun(
-                LoadPlan(p, rate, load.seconds, load.user_rate),  # type: ignore[arg-type]
+        for protocol in protocols:
+            run = LocustRun(
+                LoadPlan(protocol, rate, load.seconds, load.user_rate),  # type: ignore[arg-type]
                 self.service.url, self.service.grpc_target, path, self.out_dir,
-            ).start()
-            for p in protocols
-        ]  # fmt: skip
+            )  # fmt: skip
+            self.locusts.append(run)  # listed before it starts: close() always finds it
+            run.start()
         stats = {run.plan.protocol: run.wait() for run in self.locusts}
         after = sm.scrape(self.service.url)
         self._judge_load(sm.delta(before, after), stats, protocols)

@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,6 +33,11 @@ class LoadPlan:
     @property
     def users(self) -> int:
         return max(1, math.ceil(self.rate / self.user_rate))
+
+    @property
+    def paced_user_rate(self) -> float:
+        """Each user's pace, so that all of them together make exactly `rate`."""
+        return self.rate / self.users
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,7 @@ class LocustRun:
         self.env = {
             **os.environ,
             "SKEWLESS_LOADTEST_PAYLOADS": str(payloads),
-            "SKEWLESS_LOADTEST_USER_RATE": str(plan.user_rate),
+            "SKEWLESS_LOADTEST_USER_RATE": str(plan.paced_user_rate),
             "SKEWLESS_LOADTEST_GRPC_TARGET": grpc_target,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -106,6 +113,24 @@ class LocustRun:
             self.process.wait()
         except ProcessLookupError:
             pass
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Clean-up that a second Ctrl-C or a SIGTERM must not cut short: both wait until it
+    is done (and are then handled as usual)."""
+    caught: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda s, _: caught.append(s))
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def read_stats(csv_prefix: Path) -> ClientStats:

@@ -36,8 +36,7 @@ def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionM
 def rollback(settings: Settings, *, by: str, why: str) -> ChampionMove:
     registry = ModelRegistry(settings.state_dir)
     name = load_model_config(settings.config).name
-    target = registry.rollback_target(name)
-    move = registry.move_champion(name, target, action="rollback", by=by, why=why)
+    move = registry.rollback_champion(name, by=by, why=why)
     if move.previous is not None:
         record_step(registry, name, move.previous, "rollback", "rolled back", vars(move))
     return move

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,33 +66,29 @@ class PredictionServicer(pb_grpc.PredictionServicer):
         self.runtime = runtime
 
     async def Predict(self, request: pb.PredictRequest, context: Any) -> pb.PredictResponse:
-        started = time.perf_counter()
-        (prediction,) = self.runtime.core.predict(
-            [self._instance(request.instance, "instance")],
-            endpoint="grpc/Predict",
-            return_features=request.return_features,
-        )
-        response = _response(prediction)
-        self._observe("grpc/Predict", started)
-        return response
+        with self._observed("grpc/Predict"):
+            (prediction,) = self.runtime.core.predict(
+                [self._instance(request.instance, "instance")],
+                endpoint="grpc/Predict",
+                return_features=request.return_features,
+            )
+            return _response(prediction)
 
     async def PredictBatch(
         self, request: pb.PredictBatchRequest, context: Any
     ) -> pb.PredictBatchResponse:
-        started = time.perf_counter()
-        limit = self.runtime.settings.max_batch_size
-        if not request.instances:
-            raise InvalidInput("instances must not be empty", "instances")
-        if len(request.instances) > limit:
-            raise PayloadTooLarge(f"at most {limit} instances per batch", "instances")
-        predictions = self.runtime.core.predict(
-            [self._instance(i, f"instances.{k}") for k, i in enumerate(request.instances)],
-            endpoint="grpc/PredictBatch",
-            return_features=request.return_features,
-        )
-        response = pb.PredictBatchResponse(predictions=[_response(p) for p in predictions])
-        self._observe("grpc/PredictBatch", started)
-        return response
+        with self._observed("grpc/PredictBatch"):
+            limit = self.runtime.settings.max_batch_size
+            if not request.instances:
+                raise InvalidInput("instances must not be empty", "instances")
+            if len(request.instances) > limit:
+                raise PayloadTooLarge(f"at most {limit} instances per batch", "instances")
+            predictions = self.runtime.core.predict(
+                [self._instance(i, f"instances.{k}") for k, i in enumerate(request.instances)],
+                endpoint="grpc/PredictBatch",
+                return_features=request.return_features,
+            )
+            return pb.PredictBatchResponse(predictions=[_response(p) for p in predictions])
 
     def _instance(self, message: pb.Instance, where: str) -> Instance:
         raw = {
@@ -106,10 +103,21 @@ class PredictionServicer(pb_grpc.PredictionServicer):
             parsed.request.__dict__,  # type: ignore[attr-defined]
         )
 
-    def _observe(self, endpoint: str, started: float) -> None:
-        metrics = self.runtime.metrics
-        metrics.latency.labels(endpoint, "total").observe(time.perf_counter() - started)
-        metrics.requests.labels(endpoint, "OK").inc()
+    @contextmanager
+    def _observed(self, endpoint: str) -> Iterator[None]:
+        """Latency and status of every call, failed ones too (as REST's Observe does)."""
+        started = time.perf_counter()
+        status = "INTERNAL"
+        try:
+            yield
+            status = "OK"
+        except ServingError as exc:
+            status = exc.grpc_status.name
+            raise
+        finally:
+            metrics = self.runtime.metrics
+            metrics.latency.labels(endpoint, "total").observe(time.perf_counter() - started)
+            metrics.requests.labels(endpoint, status).inc()
 
 
 def _values(values: Any, where: str) -> dict[str, Any]:

@@ -52,7 +52,11 @@ class ServiceProcess:
             *self.program, "serve", "--host", "127.0.0.1",
             "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, env=self.env, stdout=out, stderr=out)
+        # A session of its own: a Ctrl-C at the terminal reaches the caller, which stops the
+        # service in order; and a kill can reach its worker processes as one group.
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=out, stderr=out, start_new_session=True
+        )
         self.wait_ready(timeout)
         return self
 
@@ -80,7 +84,7 @@ class ServiceProcess:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)  # workers included
             return self.process.wait()
         finally:
             if self._log_file is not None:

@@ -33,7 +33,11 @@ CANARY_TAG = "skewless.canary_share"
 def operator() -> str:
     """Who is acting, for the record: user@host, or SKEWLESS_OPERATOR where a CI job acts
     for somebody."""
-    return os.environ.get("SKEWLESS_OPERATOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no USER/LOGNAME and no passwd entry (some containers)
+        user = f"uid{os.getuid()}"
+    return os.environ.get("SKEWLESS_OPERATOR") or f"{user}@{socket.gethostname()}"
 
 
 class RegistryError(RuntimeError):
@@ -146,23 +150,38 @@ class ModelRegistry:
         """Point `champion` at `version` and record the move. Under a lock; if the record
         cannot be written the alias is put back, so the two never disagree."""
         with self._lock():
-            current = self.by_alias(model_name, CHAMPION)
-            previous = str(current.version) if current is not None else None
-            version = str(version)  # MLflow hands out ints and takes strings
-            move = ChampionMove(
-                version, previous, action, by, datetime.now(UTC).isoformat(timespec="seconds"), why
-            )
-            history = [asdict(m) for m in self.champion_history(model_name)] + [asdict(move)]
-            self.set_alias(model_name, CHAMPION, version)
-            try:
-                self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
-            except MlflowException:
-                if previous is not None:
-                    self.set_alias(model_name, CHAMPION, previous)
-                else:
-                    self.delete_alias(model_name, CHAMPION)
-                raise
-            return move
+            return self._move(model_name, version, action=action, by=by, why=why)
+
+    def rollback_champion(self, model_name: str, *, by: str, why: str) -> ChampionMove:
+        """Move `champion` back to `rollback_target`, chosen and moved under one lock."""
+        with self._lock():
+            target = self.rollback_target(model_name)
+            return self._move(model_name, target, action="rollback", by=by, why=why)
+
+    def _move(
+        self, model_name: str, version: str | int, *, action: str, by: str, why: str
+    ) -> ChampionMove:
+        """The move itself; the caller holds the lock. A move to the champion itself is
+        refused: recorded, it would make rollback return to the same version."""
+        current = self.by_alias(model_name, CHAMPION)
+        previous = str(current.version) if current is not None else None
+        version = str(version)  # MLflow hands out ints and takes strings
+        if version == previous:
+            raise RegistryError(f"{model_name} version {version} is already the champion")
+        move = ChampionMove(
+            version, previous, action, by, datetime.now(UTC).isoformat(timespec="seconds"), why
+        )
+        history = [asdict(m) for m in self.champion_history(model_name)] + [asdict(move)]
+        self.set_alias(model_name, CHAMPION, version)
+        try:
+            self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
+        except MlflowException:
+            if previous is not None:
+                self.set_alias(model_name, CHAMPION, previous)
+            else:
+                self.delete_alias(model_name, CHAMPION)
+            raise
+        return move
 
     def rollback_target(self, model_name: str) -> str:
         """The champion before the current one: the version the current champion's last
@@ -171,7 +190,11 @@ class ModelRegistry:
         if current is None:
             raise RegistryError(f"{model_name} has no champion to roll back")
         for move in reversed(self.champion_history(model_name)):
-            if move.version == str(current.version) and move.action != "rollback":
+            if (
+                move.version == str(current.version)
+                and move.action != "rollback"
+                and move.previous != move.version
+            ):
                 if move.previous is None:
                     break
                 return move.previous
@@ -181,17 +204,29 @@ class ModelRegistry:
 
     # --- canary share --------------------------------------------------------------------
     def canary_share(self, model_name: str) -> float | None:
+        """The running canary's share, or None. A canary killed before it could clean up
+        stops counting at its deadline."""
         try:
             value = self.client.get_registered_model(model_name).tags.get(CANARY_TAG)
         except MlflowException:
             return None
-        return None if value is None else float(value)
+        if value is None:
+            return None
+        canary = json.loads(value)
+        if datetime.fromisoformat(canary["until"]) < datetime.now(UTC):
+            return None
+        return float(canary["share"])
 
-    def set_canary_share(self, model_name: str, share: float | None) -> None:
+    def set_canary_share(
+        self, model_name: str, share: float | None, until: datetime | None = None
+    ) -> None:
         if share is None:
             try:
                 self.client.delete_registered_model_tag(model_name, CANARY_TAG)
             except MlflowException:
                 pass
         else:
-            self.client.set_registered_model_tag(model_name, CANARY_TAG, str(share))
+            if until is None:
+                raise ValueError("a canary share needs a deadline")
+            value = json.dumps({"share": share, "until": until.isoformat()})
+            self.client.set_registered_model_tag(model_name, CANARY_TAG, value)

@@ -417,10 +417,11 @@ class Pipeline:
         aliases = []
         if result.blessed:
             current = self.registry.by_alias(name, CHAMPION)
-            had_champion = current is not None and current.version != version.version
             self.registry.set_alias(name, CHALLENGER, version.version)
             aliases.append(CHALLENGER)
-            if self.promote or not had_champion:
+            if current is not None and str(current.version) == str(version.version):
+                aliases.append(CHAMPION)  # a resumed run that had got this far already
+            elif self.promote or current is None:
                 why = "skewless train --promote" if self.promote else "the first blessed model"
                 self.registry.move_champion(
                     name, version.version, action="pipeline", by=operator(), why=why

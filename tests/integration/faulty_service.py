@@ -4,7 +4,9 @@ model scoring, for the gate's tests. Run as `python -m tests.integration.faulty_
 
 - FAULT_DELAY_MS: every scoring call sleeps this long first (a slow candidate);
 - FAULT_ERROR_WHEN_MISSING: scoring raises when this feature is missing in any row (a
-  candidate that fails on some inputs: entities it never saw).
+  candidate that fails on some inputs: entities it never saw);
+- FAULT_SCORE_OFFSET: added to every score (a build that serves other scores than batch
+  scoring computes for the same model: skew in the service's own code).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def _faulty_score(self: predictor.LoadedModel, rows: Any) -> np.ndarray:
     feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
     if feature and any(v is None or v != v for v in rows[feature]):
         raise ValueError(f"injected fault: {feature} is missing")
-    return _real_score(self, rows)
+    return _real_score(self, rows) + float(os.environ.get("FAULT_SCORE_OFFSET", "0"))
 
 
 predictor.LoadedModel.score = _faulty_score  # type: ignore[method-assign]

@@ -28,7 +28,7 @@ from loadtests.config import CanaryConfig, GateConfig
 from loadtests.deploy import GateOutcome, deploy, run_gate
 from loadtests.promotion import PromotionRefused, promote, rollback
 from skewless.predictor import MODEL_FILE, sha256_file
-from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry
+from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, RegistryError
 from skewless.settings import Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
@@ -178,6 +178,18 @@ def test_a_candidate_that_errors_on_some_inputs_fails_on_error_ratio(
     assert report.client["rest"]["failures"] > 0
 
 
+def test_a_build_whose_scores_differ_from_batch_scoring_fails_the_contract_before_load(
+    world: DeployWorld, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("FAULT_SCORE_OFFSET", "0.01")
+    out = world.folder / "gate-offset"
+    report = run_gate(world.settings, "1", gate_config(), out_dir=out, program=FAULTY).report
+    failed = [c.name for c in report.checks if not c.passed]
+    assert failed == ["scores match batch scoring"]
+    assert report.stopped.startswith("contract failed") and report.server == {}
+    assert not list(out.glob("locust-*"))  # no load was run
+
+
 def test_a_candidate_whose_contract_does_not_fit_fails_before_load(world: DeployWorld):
     out = world.folder / "gate-unfit"
     done = subprocess.run(
@@ -207,6 +219,8 @@ def test_promote_refuses_a_version_without_a_passed_gate(world: DeployWorld):
     )  # fmt: skip
     assert done.returncode == 2 and "refused" in done.stdout, done.stdout + done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+    with pytest.raises(RegistryError, match="already the champion"):
+        world.registry.move_champion(world.name, before, action="promote", by="t", why="t")
     assert world.champion() == before
     assert all(m.action == "pipeline" for m in world.registry.champion_history(world.name))
 

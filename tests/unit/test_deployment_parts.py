@@ -5,6 +5,7 @@ champion moves (on a real MLflow SQLite store in a temporary folder)."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -139,10 +140,12 @@ def test_champion_moves_are_recorded_and_rollback_walks_back(tmp_path: Path):
     registry.move_champion("m", versions[0], action="pipeline", by="a", why="first")
     with pytest.raises(RegistryError, match="no previous champion"):
         registry.rollback_target("m")
+    with pytest.raises(RegistryError, match="already the champion"):  # no self-moves
+        registry.move_champion("m", versions[0], action="promote", by="a", why="again")
     registry.move_champion("m", versions[1], action="promote", by="b", why="better")
     registry.move_champion("m", versions[2], action="promote", by="c", why="better still")
     assert registry.rollback_target("m") == versions[1]
-    registry.move_champion("m", versions[1], action="rollback", by="d", why="slow")
+    assert registry.rollback_champion("m", by="d", why="slow").version == versions[1]
     assert registry.rollback_target("m") == versions[0]  # twice back: two promotions back
     assert str(registry.by_alias("m", CHAMPION).version) == versions[1]
     history = registry.champion_history("m")
@@ -158,9 +161,13 @@ def test_the_canary_share_is_a_tag_that_comes_and_goes(tmp_path: Path):
     registry = ModelRegistry(tmp_path)
     registry.client.create_registered_model("m")
     assert registry.canary_share("m") is None
-    registry.set_canary_share("m", 0.25)
+    soon = datetime.now(UTC) + timedelta(minutes=5)
+    registry.set_canary_share("m", 0.25, until=soon)
     assert registry.canary_share("m") == 0.25
     registry.set_canary_share("m", None)
+    assert registry.canary_share("m") is None
+    # A canary killed before its clean-up stops counting at its deadline.
+    registry.set_canary_share("m", 0.25, until=datetime.now(UTC) - timedelta(seconds=1))
     assert registry.canary_share("m") is None
 
 
