@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests import server_metrics as sm
-from loadtests.canary import ks_critical, ks_distance, psi
+from loadtests.canary import CanaryReport, _judge, ks_critical, ks_distance, psi
 from loadtests.config import CONFIG_DIR, ConfigError, load_canary_config, load_gate_config
 from loadtests.gate import Check, GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
@@ -181,3 +181,42 @@ def test_ks_flags_a_large_significant_shift_only():
     # The significance bound shrinks with the samples: 1.95 * sqrt((n + m) / (n m)) at 0.001.
     assert ks_critical(900, 90, 0.001) == pytest.approx(1.949 * math.sqrt(990 / 81000), rel=1e-3)
     assert ks_critical(90_000, 9_000, 0.001) < ks_critical(900, 90, 0.001) / 9
+
+
+def _role_samples(role: str, predictions: int, errors: int, latency_s: float, score: float):
+    """What a service's /metrics would add up to over a canary window, for one role."""
+    samples: sm.Samples = {
+        ("skewless_predictions_total", (("role", role), ("version", "1"))): predictions,
+        ("skewless_model_errors_total", (("role", role),)): errors,
+    }
+    for name, value, bounds in (
+        ("skewless_prediction_duration_seconds", latency_s, (0.001, 0.01, 0.1)),
+        ("skewless_prediction_score", score, tuple(k / 10 for k in range(1, 11))),
+    ):
+        for bound in (*bounds, math.inf):
+            count = predictions if value <= bound else 0
+            le = "+Inf" if bound == math.inf else str(bound)
+            samples[(f"{name}_bucket", (("le", le), ("role", role)))] = count
+    return samples
+
+
+@pytest.mark.parametrize(
+    ("challenger", "failing"),
+    [
+        ((300, 0, 0.0005, 0.35), []),
+        ((300, 30, 0.0005, 0.35), ["error ratio"]),
+        ((300, 0, 0.05, 0.35), ["p99 latency"]),
+        ((300, 0, 0.0005, 0.85), ["score distribution"]),
+        ((50, 0, 0.0005, 0.35), ["enough challenger traffic"]),
+    ],
+)
+def test_the_canary_judges_each_threshold(challenger: tuple, failing: list[str]):
+    config = load_canary_config()
+    report = CanaryReport("m", "1", "2", 0.1, 60, "t0")
+    delta = {
+        **_role_samples("champion", 2700, 0, 0.0005, 0.35),
+        **_role_samples("challenger", *challenger),
+    }
+    _judge(report, config, delta, progress=lambda _: None)
+    assert [c["name"] for c in report.checks if not c["passed"]] == failing
+    assert report.passed == (not failing)
