@@ -26,7 +26,7 @@ from benchmarks.loadgen import HttpPool, http_request, open_loop  # noqa: E402
 from loadtests import server_metrics as sm  # noqa: E402
 from loadtests.gate import LATENCY  # noqa: E402
 from loadtests.locust_run import LoadPlan, LocustRun  # noqa: E402
-from loadtests.payloads import payloads, unknown_keys, write_payloads  # noqa: E402
+from loadtests.payloads import replay_payloads, write_payloads  # noqa: E402
 from serving.process import ServiceProcess  # noqa: E402
 from skewless import feature_store as fs  # noqa: E402
 from skewless.config import load_model_config  # noqa: E402
@@ -49,9 +49,7 @@ def main() -> None:
     config = load_model_config(settings.config)
     store = fs.open_store(settings)
     schema = service_schema(store, config.feature_service)
-    rows = fs.recent_entity_rows(store, config, schema, 2000)
-    unknown_keys(rows, schema, 0.05, seed=7)
-    items = payloads(rows, schema)
+    items, _ = replay_payloads(store, config, schema, 2000, 0.05, seed=7)
     out = Path(tempfile.mkdtemp(prefix="gate-views-"))
     path = write_payloads(items, out / "payloads.jsonl")
     lines = []

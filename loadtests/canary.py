@@ -28,11 +28,12 @@ from skewless.settings import Settings
 from . import server_metrics as sm
 from .config import CanaryConfig
 from .locust_run import LoadPlan, LocustRun, signals_held
-from .payloads import payloads, write_payloads
+from .payloads import replay_payloads, write_payloads
 from .promotion import PromotionRefused, promote
 from .records import gate_passed, record_step
 
 ROLES = ("champion", "challenger")
+REPLAY_ROWS = 2000  # real requests the canary's own traffic cycles through
 LIVE_MARGIN_SECONDS = 120  # a canary killed outright stops counting this long after its end
 PSI_FLOOR = 1e-4  # an empty score bucket counts as this share (PSI is infinite otherwise)
 
@@ -135,14 +136,7 @@ def run_canary(
 def _wait_for_challenger(url: str, version: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sm.scrape(url)
-        if any(
-            name == "skewless_model_info"
-            and dict(labels).get("role") == "challenger"
-            and dict(labels).get("version") == version
-            and value
-            for (name, labels), value in found.items()
-        ):
+        if version in sm.loaded_models(sm.scrape(url), "challenger"):
             return
         time.sleep(0.5)
     raise TimeoutError(f"the service at {url} did not load challenger {version} in {timeout:.0f} s")
@@ -154,8 +148,8 @@ def _replay(
     model_config = load_model_config(settings.config)
     store = fs.open_store(settings)
     schema = service_schema(store, model_config.feature_service)
-    rows = fs.recent_entity_rows(store, model_config, schema, 2000)
-    path = write_payloads(payloads(rows, schema), out_dir / "payloads.jsonl")
+    items, _ = replay_payloads(store, model_config, schema, REPLAY_ROWS, 0.0, seed=0)
+    path = write_payloads(items, out_dir / "payloads.jsonl")
     plan = LoadPlan(config.protocol, config.replay_rate, config.seconds)
     return LocustRun(plan, service.url, service.grpc_target, path, out_dir)
 

@@ -48,7 +48,7 @@ from skewless.settings import Settings
 from . import server_metrics as sm
 from .config import GateConfig
 from .locust_run import ClientStats, LoadPlan, LocustRun, signals_held
-from .payloads import payloads, unknown_keys, write_payloads
+from .payloads import replay_payloads, write_payloads
 
 log = logging.getLogger("skewless.gate")
 LATENCY = "skewless_request_duration_seconds"
@@ -193,12 +193,7 @@ class Gate:
         except (RuntimeError, TimeoutError) as exc:
             self._check("start", "service ready", False, str(exc))
             raise GateStopped(f"start failed: {exc}") from None
-        info = sm.scrape(self.service.url)
-        served = {
-            dict(labels).get("version"): dict(labels).get("sha256")
-            for (name, labels), value in info.items()
-            if name == "skewless_model_info" and dict(labels).get("role") == "champion" and value
-        }
+        served = sm.loaded_models(sm.scrape(self.service.url), "champion")
         self._check(
             "start", "serves exactly the candidate",
             served == {self.report.version: self.report.sha256},
@@ -235,14 +230,20 @@ class Gate:
     def _load(self, store: Any, schema: Any) -> None:
         assert self.service is not None
         load = self.config.load
-        rows = fs.recent_entity_rows(store, self.model_config, schema, load.payload_rows)
-        unknown = unknown_keys(rows, schema, load.unknown_entity_share, load.seed)
-        path = write_payloads(payloads(rows, schema), self.out_dir / "payloads.jsonl")
+        items, unknown = replay_payloads(
+            store,
+            self.model_config,
+            schema,
+            load.payload_rows,
+            load.unknown_entity_share,
+            load.seed,
+        )
+        path = write_payloads(items, self.out_dir / "payloads.jsonl")
         protocols = ["rest", "grpc"] if load.protocol == "both" else [load.protocol]
         rate = load.rate / len(protocols)
         self.progress(
             f"load: {load.rate:g} requests/s for {load.seconds:g} s over {'+'.join(protocols)} "
-            f"({len(rows)} real payloads, {int(unknown.sum())} with unknown entities)"
+            f"({len(items)} real payloads, {unknown} with unknown entities)"
         )
         before = sm.scrape(self.service.url)
         for protocol in protocols:

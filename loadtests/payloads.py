@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from feast import FeatureStore
 from google.protobuf.json_format import MessageToDict
 
 from serving.grpc_face import grpc_instance
 from serving.protos import prediction_pb2 as pb
 from serving.schemas import rest_body
+from skewless.config import ModelConfig
+from skewless.feature_store import recent_entity_rows
 from skewless.features import ServiceSchema
 
 UNKNOWN = "unknown-"  # prefix of made-up string keys
@@ -57,6 +60,17 @@ def payloads(
             }
         )
     return out
+
+
+def replay_payloads(
+    store: FeatureStore, config: ModelConfig, schema: ServiceSchema, n: int,
+    unknown_share: float, seed: int,
+) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """The `n` most recent real requests as payloads, a share of them with unknown
+    entities; and how many those are."""
+    rows = recent_entity_rows(store, config, schema, n)
+    unknown = unknown_keys(rows, schema, unknown_share, seed)
+    return payloads(rows, schema), int(unknown.sum())
 
 
 def write_payloads(items: list[dict[str, Any]], path: Path) -> Path:

@@ -18,7 +18,11 @@ Samples = dict[tuple[str, Labels], float]
 
 
 def scrape(url: str) -> Samples:
-    text = httpx.get(url.rstrip("/") + "/metrics", timeout=10).text
+    return parse(httpx.get(url.rstrip("/") + "/metrics", timeout=10).text)
+
+
+def parse(text: str) -> Samples:
+    """Prometheus text exposition as {(sample name, sorted labels): value}."""
     samples: Samples = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
@@ -104,3 +108,12 @@ def add(histograms: list[Histogram]) -> Histogram:
     if any(h.bounds != bounds for h in present):
         raise ValueError("histograms with different buckets cannot be added")
     return Histogram(bounds, tuple(sum(c) for c in zip(*(h.counts for h in present), strict=True)))
+
+
+def loaded_models(samples: Samples, role: str) -> dict[str, str]:
+    """{version: sha256} of the models the service reports loaded in `role`."""
+    return {
+        dict(labels)["version"]: dict(labels)["sha256"]
+        for (name, labels), value in samples.items()
+        if name == "skewless_model_info" and dict(labels).get("role") == role and value
+    }

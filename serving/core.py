@@ -116,14 +116,14 @@ class PredictorCore:
                 )
             )
             self.metrics.predictions.labels(predictions[-1].served_by, model.version).inc()
+            self.metrics.scores.labels(predictions[-1].served_by).observe(probability)
             for name in read.missing[k]:
                 self.metrics.missing_features.labels(name).inc()
         if self.challenger_shadow and challenger is not None:
             self._shadow(challenger, read, rows, request_ids, now, endpoint)
         seconds = time.perf_counter() - started
-        for prediction in predictions:
+        for prediction in predictions:  # after the loop above: the request's whole time
             self.metrics.role_latency.labels(prediction.served_by).observe(seconds)
-            self.metrics.scores.labels(prediction.served_by).observe(prediction.probability)
         self._log(rows, read, predictions, now, endpoint, seconds)
         return predictions
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests import server_metrics as sm
 from loadtests.canary import CanaryReport, _judge, ks_critical, ks_distance, psi
@@ -42,11 +41,7 @@ class Scraped:
         return self
 
     def samples(self) -> sm.Samples:
-        out: sm.Samples = {}
-        for family in text_string_to_metric_families(generate_latest(self.registry).decode()):
-            for s in family.samples:
-                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-        return out
+        return sm.parse(generate_latest(self.registry).decode())
 
     def read(self, samples: sm.Samples | None = None) -> sm.Histogram:
         return sm.histogram(self.samples() if samples is None else samples, self.name)
