@@ -18,24 +18,32 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from serving.process import ServiceProcess
 from skewless import feature_store as fs
+from skewless import statistics as stats
 from skewless.config import load_model_config
 from skewless.features import service_schema
-from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from skewless.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRegistry,
+    PromotionRefused,
+    RegistryError,
+)
 from skewless.settings import Settings
 
 from . import server_metrics as sm
 from .config import CanaryConfig
 from .locust_run import LoadPlan, LocustRun, signals_held
 from .payloads import replay_payloads, write_payloads
-from .promotion import PromotionRefused, promote
-from .records import gate_passed, record_step
+from .promotion import promote
+from .records import record_step
 
 ROLES = ("champion", "challenger")
 REPLAY_ROWS = 2000  # real requests the canary's own traffic cycles through
 LIVE_MARGIN_SECONDS = 120  # a canary killed outright stops counting this long after its end
-PSI_FLOOR = 1e-4  # an empty score bucket counts as this share (PSI is infinite otherwise)
 
 
 @dataclass
@@ -73,7 +81,7 @@ def run_canary(
     challenger = registry.by_alias(name, CHALLENGER)
     if champion is None or challenger is None:
         raise RegistryError(f"{name} needs both a champion and a challenger for a canary")
-    ok, reason = gate_passed(registry, name, str(challenger.version))
+    ok, reason = registry.gate_passed(name, str(challenger.version))
     if not ok:  # it could never be promoted: do not send it traffic either
         raise PromotionRefused(reason)
     candidate = str(challenger.version)
@@ -174,7 +182,7 @@ def _judge(
     champ, chall = report.roles["champion"], report.roles["challenger"]
     report.score_psi = psi(scores["champion"], scores["challenger"])
     report.score_ks = ks_distance(scores["champion"], scores["challenger"])
-    report.score_ks_critical = ks_critical(
+    report.score_ks_critical = stats.ks_critical(
         scores["champion"].total, scores["challenger"].total, t.score_alpha
     )
 
@@ -208,29 +216,17 @@ def _judge(
 
 
 def ks_distance(a: sm.Histogram, b: sm.Histogram) -> float:
-    """Largest gap between the two cumulative shares at the bucket bounds (a lower bound of
-    the exact statistic)."""
+    """KS distance at the bucket bounds (a lower bound of the exact statistic)."""
     if not a.total or not b.total:
         return 1.0
-    return max(abs(x / a.total - y / b.total) for x, y in zip(a.counts, b.counts, strict=True))
-
-
-def ks_critical(n: float, m: float, alpha: float) -> float:
-    """The two-sample KS distance beyond which two samples of sizes n and m differ at alpha."""
-    if n <= 0 or m <= 0:
-        return 0.0
-    return math.sqrt(-0.5 * math.log(alpha / 2)) * math.sqrt((n + m) / (n * m))
+    return stats.ks_distance(np.asarray(a.counts) / a.total, np.asarray(b.counts) / b.total)
 
 
 def psi(expected: sm.Histogram, actual: sm.Histogram) -> float:
     """Population stability index over the score buckets."""
     if not expected.total or not actual.total:
         return math.inf
-    value = 0.0
-    for share_e, share_a in zip(_shares(expected), _shares(actual), strict=True):
-        e, a = max(share_e, PSI_FLOOR), max(share_a, PSI_FLOOR)
-        value += (a - e) * math.log(a / e)
-    return value
+    return stats.psi(_shares(expected), _shares(actual))
 
 
 def _shares(h: sm.Histogram) -> list[float]:

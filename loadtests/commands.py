@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-
-console = Console(soft_wrap=True)
+from skewless.commands import console
 
 By = Annotated[str | None, typer.Option("--by", help="Who acts (default: user@host).")]
 Why = Annotated[str, typer.Option("--why", help="Why, for the record.")]
@@ -23,15 +21,11 @@ GateConfigOption = Annotated[
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """A refusal or a bad configuration: one clear line and exit code 2, nothing changed."""
-    from loadtests.config import ConfigError
-    from skewless.registry import RegistryError
-
+    """A service that never came up, an interrupt: one clear line, everything started is
+    stopped. The project's own refusals (a version without a gate, a bad configuration) go
+    to the roof's one mapping (exit 2, one line)."""
     try:
         yield
-    except (RegistryError, ConfigError) as exc:
-        console.print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(2) from None
     except (TimeoutError, RuntimeError, OSError) as exc:  # a service that never came up, ...
         console.print(f"[red]failed:[/red] {type(exc).__name__}: {exc}")
         raise typer.Exit(1) from None

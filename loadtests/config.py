@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, ValidationError
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from skewless.config import StrictModel
+from skewless.strict_yaml import StrictModel, load_strict
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -80,30 +79,9 @@ class CanaryConfig(StrictModel):
     protocol: Literal["rest", "grpc"] = "rest"
 
 
-class ConfigError(ValueError):
-    """A gate or canary configuration that cannot be used, with the field at fault."""
-
-
-def _load(path: Path, model: type[StrictModel]) -> StrictModel:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"configuration not found: {path}") from None
-    try:
-        return model.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
-
-
 def load_gate_config(path: Path | None = None) -> GateConfig:
-    found = _load(path or CONFIG_DIR / "gate.yaml", GateConfig)
-    assert isinstance(found, GateConfig)
-    return found
+    return load_strict(path or CONFIG_DIR / "gate.yaml", GateConfig)
 
 
 def load_canary_config(path: Path | None = None) -> CanaryConfig:
-    found = _load(path or CONFIG_DIR / "canary.yaml", CanaryConfig)
-    assert isinstance(found, CanaryConfig)
-    return found
+    return load_strict(path or CONFIG_DIR / "canary.yaml", CanaryConfig)

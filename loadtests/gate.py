@@ -30,20 +30,18 @@ import pandas as pd
 
 from serving.batch import TIMESTAMP, score_rows
 from serving.grpc_face import grpc_instance
-from serving.metrics import Metrics
-from serving.models import ModelLoader, ModelRefused, ServedModel
-from serving.prediction_log import read_prediction_log
 from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
 from serving.schemas import rest_body
-from serving.skew import check_skew
 from skewless import feature_store as fs
 from skewless.config import load_model_config
 from skewless.features import service_schema
-from skewless.predictor import ModelArtifactError
+from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
+from skewless.prediction_log import read_prediction_log
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
+from skewless.skew import check_skew
 
 from . import server_metrics as sm
 from .config import GateConfig
@@ -128,8 +126,8 @@ class Gate:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         store = fs.open_store(self.settings)
         schema = service_schema(store, self.model_config.feature_service)
-        loader = ModelLoader(
-            self.registry, self.model_config.name, schema, Metrics(), self.out_dir / "models"
+        loader = ModelFetcher(
+            self.registry, self.model_config.name, schema, self.out_dir / "models"
         )
         try:
             candidate = self._preflight(loader)
@@ -163,7 +161,7 @@ class Gate:
         if failed:
             raise GateStopped(f"{stage} failed: {', '.join(failed)}")
 
-    def _preflight(self, loader: ModelLoader) -> ServedModel:
+    def _preflight(self, loader: ModelFetcher) -> ServedModel:
         self.progress(f"preflight: version {self.report.version}")
         try:
             candidate = loader.load(self.report.version)
@@ -319,7 +317,7 @@ class Gate:
             f"{achieved:.1f} requests/s of {target:g} (at least {budgets.min_rate_ratio:.0%})",
         )  # fmt: skip
 
-    def _skew(self, store: Any, schema: Any, loader: ModelLoader) -> None:
+    def _skew(self, store: Any, schema: Any, loader: ModelFetcher) -> None:
         self.progress("skew: the gate's own requests, recomputed offline")
         served = read_prediction_log(self.out_dir / "prediction_log")
         if served.empty:

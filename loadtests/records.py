@@ -1,6 +1,6 @@
 """What the deployment steps leave in MLflow: each verdict in the run of the model version
 (tags, metrics, the reports as artifacts) and, on the version itself, the gate's result for
-its exact artifact hash, which `promote` reads back."""
+its exact artifact hash, which `ModelRegistry.move_champion` reads back."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skewless.registry import ModelRegistry
+from skewless.registry import GATE_REPORT, GATE_SHA256, GATE_STATUS, ModelRegistry
 
 from .gate import GateReport
 
-GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
 ARTIFACT_DIR = "deployment"
 
 
@@ -62,27 +61,3 @@ def record_step(
         path.write_text(json.dumps({"verdict": verdict, **detail}, indent=2, default=str))
         registry.client.log_artifact(run_id, str(path), f"{ARTIFACT_DIR}/{step}-{_stamp()}")
     registry.client.set_model_version_tag(model_name, version, f"{step}.status", verdict)
-
-
-def gate_passed(registry: ModelRegistry, model_name: str, version: str) -> tuple[bool, str]:
-    """Has this version a passed gate report for its exact artifact? The report itself is
-    read back from the run and compared with the version's recorded sha256."""
-    found = registry.version(model_name, version)
-    artifact = found.tags.get(GATE_REPORT)
-    if not artifact:
-        return (
-            False,
-            f"version {version} has no gate report: run `skewless gate --candidate {version}`",
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        local = registry.client.download_artifacts(found.run_id, artifact, tmp)
-        report = json.loads(Path(local).read_text())
-    sha256 = found.tags.get("sha256", "")
-    if not report.get("passed"):
-        return False, f"version {version}'s last gate failed ({artifact})"
-    if report.get("version") != version or report.get("sha256") != sha256 or not sha256:
-        return False, (
-            f"version {version}'s gate report is for version {report.get('version')} with "
-            f"sha256 {str(report.get('sha256'))[:12]}, not this artifact ({sha256[:12]})"
-        )
-    return True, f"gate passed at {report.get('finished_at')} ({artifact})"

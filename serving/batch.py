@@ -17,16 +17,16 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureStore
 
-from skewless.features import ServiceSchema, historical_features
-from skewless.predictor import sha256_file
+from skewless.errors import BadInput
+from skewless.features import ENTITY_TIMESTAMP, ServiceSchema, historical_features
+from skewless.hashing import sha256_file
+from skewless.model_artifacts import ServedModel
 
-from .models import ServedModel
-
-TIMESTAMP = "event_timestamp"  # the moment each row's features are taken as of
+TIMESTAMP = ENTITY_TIMESTAMP
 MANIFEST = "_manifest.json"
 
 
-class BatchInputError(ValueError):
+class BatchInputError(BadInput):
     """The input file cannot be scored as given (missing columns, unreadable times)."""
 
 

@@ -20,11 +20,13 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from skewless.features import OnlineRead, ServiceSchema
+from skewless.model_artifacts import ServedModel
+from skewless.prediction_log import LogRecord
 
 from .errors import ModelFailed, NotReady, OnlineStoreUnavailable
+from .log_writer import PredictionLog
 from .metrics import Metrics
-from .models import ModelSlots, ServedModel
-from .prediction_log import LogRecord, PredictionLog
+from .models import ModelSlots
 
 log = logging.getLogger("skewless.serving")
 STORE_ERRORS = (RedisError, sqlite3.Error, OSError)

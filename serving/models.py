@@ -9,29 +9,19 @@ does not fit the feature service, is refused and the one already loaded keeps se
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
-from mlflow.exceptions import MlflowException
 
+from skewless.errors import SkewlessError
 from skewless.features import ServiceSchema
-from skewless.predictor import LoadedModel, ModelArtifactError, load_artifacts
+from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
 from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry
 
 from .metrics import Metrics
 
 log = logging.getLogger("skewless.serving")
-
-
-@dataclass(frozen=True)
-class ServedModel:
-    name: str
-    version: str
-    sha256: str
-    model: LoadedModel
 
 
 @dataclass
@@ -40,23 +30,9 @@ class ModelSlots:
     challenger: ServedModel | None = None
 
 
-class ModelRefused(RuntimeError):
-    """A registered model the service will not serve (corrupt, or not fit for its features)."""
+class ModelLoader(ModelFetcher):
+    """The kernel's fetcher, following the aliases and counting what it loads."""
 
-
-def check_fits(model: LoadedModel, schema: ServiceSchema) -> None:
-    contract = model.contract
-    if contract.feature_service != schema.name:
-        raise ModelRefused(
-            f"model was trained on feature service {contract.feature_service!r}, "
-            f"the service reads {schema.name!r}"
-        )
-    unknown = [name for name in contract.feature_names if name not in schema.features]
-    if unknown:
-        raise ModelRefused(f"model needs features the feature service lacks: {unknown}")
-
-
-class ModelLoader:
     def __init__(
         self,
         registry: ModelRegistry,
@@ -66,13 +42,9 @@ class ModelLoader:
         cache_dir: Path,
         pinned_version: str | None = None,
     ) -> None:
-        self.registry = registry
+        super().__init__(registry, model_name, schema, cache_dir)
         self.pinned_version = pinned_version  # serve this version, not the champion alias
-        self.model_name = model_name
-        self.schema = schema
         self.metrics = metrics
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        self.cache_dir = Path(tempfile.mkdtemp(prefix="models-", dir=cache_dir))
         self.refused: dict[str, str] = {}  # "version:sha" -> why, so a bad one is tried once
 
     def refresh(self, slots: ModelSlots, *, challenger: bool) -> None:
@@ -82,16 +54,15 @@ class ModelLoader:
             slots.challenger = self._follow(CHALLENGER, slots.challenger)
 
     def _follow(self, alias: str, current: ServedModel | None) -> ServedModel | None:
-        if alias == CHAMPION and self.pinned_version is not None:
-            try:
-                version: ModelVersion | None = self.registry.client.get_model_version(
-                    self.model_name, self.pinned_version
-                )
-            except MlflowException as exc:
-                log.error("cannot serve pinned version: %s", exc.message)
-                return current
-        else:
-            version = self.registry.by_alias(self.model_name, alias)
+        version: ModelVersion | None
+        try:
+            if alias == CHAMPION and self.pinned_version is not None:
+                version = self.registry.version(self.model_name, self.pinned_version)
+            else:
+                version = self.registry.by_alias(self.model_name, alias)
+        except SkewlessError as exc:  # an unknown pin, a locked registry: keep serving
+            log.error("cannot read the %s model from the registry: %s", alias, exc)
+            return current
         if version is None:
             # No champion: keep serving the last one. No challenger: stop routing to it.
             return current if alias == CHAMPION else None
@@ -101,7 +72,7 @@ class ModelLoader:
         if identity in self.refused:
             return current
         try:
-            served = self._load(version)
+            served = self.load_version(version)
         except OSError as exc:  # perhaps passing (a download, a disk): tried again next poll
             self.metrics.model_loads.labels("failed").inc()
             log.error("could not load %s version %s: %s", alias, version.version, exc)
@@ -115,30 +86,3 @@ class ModelLoader:
         self.metrics.set_model(alias, served.name, served.version, served.sha256)
         log.warning("%s is now %s version %s", alias, served.name, served.version)
         return served
-
-    def load(self, version: str | None = None, alias: str = CHAMPION) -> ServedModel:
-        """One model by version, or by alias (batch scoring, the skew check)."""
-        try:
-            found = (
-                self.registry.client.get_model_version(self.model_name, version)
-                if version
-                else self.registry.by_alias(self.model_name, alias)
-            )
-        except MlflowException as exc:
-            raise ModelRefused(f"{self.model_name} version {version}: {exc.message}") from None
-        if found is None:
-            raise ModelRefused(f"{self.model_name} has no {alias!r} version in the registry")
-        return self._load(found)
-
-    def _load(self, version: ModelVersion) -> ServedModel:
-        folder = self.cache_dir / f"v{version.version}"
-        shutil.rmtree(folder, ignore_errors=True)
-        fetched = self.registry.fetch(version, folder)
-        if not fetched.sha256:
-            raise ModelRefused(f"version {version.version} has no recorded sha256")
-        model = load_artifacts(fetched.artifacts, fetched.sha256)
-        check_fits(model, self.schema)
-        return ServedModel(fetched.name, str(fetched.version), fetched.sha256, model)
-
-    def close(self) -> None:
-        shutil.rmtree(self.cache_dir, ignore_errors=True)

@@ -28,8 +28,8 @@ class ServiceProcess:
         log_path: Path | None = None,
         program: list[str] | None = None,
     ) -> None:
-        # `program` runs instead of `python -m skewless.cli` (a test build of the service)
-        self.program = program or [sys.executable, "-m", "skewless.cli"]
+        # `program` runs instead of `python -m cli` (a test build of the service)
+        self.program = program or [sys.executable, "-m", "cli"]
         self.rest_port = free_port()
         self.grpc_port = free_port()
         self.env = {**os.environ, **(env or {})}

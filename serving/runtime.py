@@ -22,9 +22,9 @@ from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
 from .core import STORE_ERRORS, OnlineReader, PredictorCore
+from .log_writer import PredictionLog
 from .metrics import Metrics
 from .models import ModelLoader, ModelSlots
-from .prediction_log import PredictionLog
 from .schemas import WireModels, json_value
 
 log = logging.getLogger("skewless.serving")

@@ -1,15 +1,20 @@
-"""Strict YAML model configuration: a typo in a key fails loudly (extra="forbid")."""
+"""The model configuration: one strict YAML file per model, read by the pipeline, the
+service, the gate and monitoring alike (`load_model_config`).
+
+The top level is what every room needs (the model, its feature service, its label and
+segments); each room's own settings are a section (`pipeline:`, ...) that the room validates
+strictly with its own model, so the service never needs to know the training knobs and a
+typo in a section still fails loudly where it is read.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import yaml
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from .strict_yaml import StrictModel, load_strict
 
 
 class Window(StrictModel):
@@ -23,6 +28,15 @@ class Window(StrictModel):
         return self
 
 
+class RequestExample(StrictModel):
+    """A request shown in the OpenAPI schema and tried by its tests: join keys and request
+    fields, as a client sends them. From configuration, so that the service starts from the
+    online store and the registry alone."""
+
+    entities: dict[str, str | int | float | bool]
+    request: dict[str, str | int | float | bool]
+
+
 class ModelConfig(StrictModel):
     """What a model is made of; nothing else in the code names a column of a data set."""
 
@@ -31,13 +45,15 @@ class ModelConfig(StrictModel):
     entity_source: str  # a Feast FileSource: entity keys, request fields, timestamps, label
     entity_id: str  # the column that identifies one entity row (one prediction request)
     label: str
+    segments: list[str] = Field(default_factory=list)  # evaluated and monitored one by one
     as_of: AwareDatetime  # "now" for the embedded replay: materialize the online store up to it
-    extract: Window  # the point-in-time training extract shown by the quickstart
+    extract: Window | None = None  # the point-in-time extract the quickstart summarizes
+    example: RequestExample | None = None
+    # Room sections, validated by their rooms (training/config.py, ...).
+    pipeline: dict[str, Any] = Field(default_factory=dict)
+    source: Path | None = Field(default=None, exclude=True)  # the file it was read from
 
 
 def load_model_config(path: Path) -> ModelConfig:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"model configuration not found: {path}") from None
-    return ModelConfig.model_validate(raw)
+    config = load_strict(path, ModelConfig)
+    return config.model_copy(update={"source": path})

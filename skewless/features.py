@@ -29,6 +29,7 @@ _KINDS: dict[Any, ValueKind] = {
 }
 
 TIMESTAMP_SUFFIX = "__ts"  # what Feast's OnlineResponse appends for feature timestamps
+ENTITY_TIMESTAMP = "event_timestamp"  # an entity row's moment: features are taken as of it
 
 
 class RetrievalError(RuntimeError):

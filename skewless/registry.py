@@ -4,6 +4,15 @@ Aliases: `challenger` on every blessed model, `champion` on the one being served
 of `champion` goes through `move_champion`, which records who, when and why in the
 registered model's history (the record `skewless rollback` reads), and the share of traffic
 a running canary sends to the challenger is a tag the service polls.
+
+No model reaches production without the gate: `move_champion` refuses a version without a
+passed gate report for its exact artifact hash, except the first champion of a registry that
+never had one, whose record says it was ungated. Rollback returns to a version that was
+champion before, so it needs no new gate.
+
+Failures are explicit: only MLflow's "does not exist" means absence (`None`, `[]`); any other
+error (a locked or read-only database, ...) is a `RegistryUnavailable` that stops the action
+with nothing changed, never an empty answer that a caller would act on.
 """
 
 from __future__ import annotations
@@ -14,20 +23,31 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from .errors import BadInput, SkewlessError
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
 HISTORY_TAG = "skewless.champion_history"  # JSON list of ChampionMove, oldest first
 CANARY_TAG = "skewless.canary_share"
+# The gate's verdict on a version (written by loadtests/records.py, read by move_champion).
+GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
+UNGATED = "ungated: the first champion of a registry that had none"
+STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)
+
+T = TypeVar("T")
 
 
 def operator() -> str:
@@ -40,8 +60,27 @@ def operator() -> str:
     return os.environ.get("SKEWLESS_OPERATOR") or f"{user}@{socket.gethostname()}"
 
 
-class RegistryError(RuntimeError):
+class RegistryError(BadInput):
     """A registry operation that cannot be done as asked (said why, nothing changed)."""
+
+
+class PromotionRefused(RegistryError):
+    """The version may not become champion; the registry is unchanged."""
+
+
+class RegistryUnavailable(SkewlessError):
+    """The registry's store failed (locked, read-only, unreachable): the action stopped and
+    nothing was changed."""
+
+
+def _absent(exc: Exception) -> bool:
+    return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _unavailable(exc: Exception, doing: str) -> RegistryUnavailable:
+    message = exc.message if isinstance(exc, MlflowException) else str(exc)
+    first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    return RegistryUnavailable(f"model registry failed while {doing}: {first_line}")
 
 
 @dataclass(frozen=True)
@@ -52,6 +91,7 @@ class ChampionMove:
     by: str
     at: str  # ISO time, UTC
     why: str
+    gate: str = ""  # the passed gate it went through, or UNGATED (older records: empty)
 
 
 @dataclass(frozen=True)
@@ -73,22 +113,47 @@ class ModelRegistry:
         self.uri = f"sqlite:///{state_dir / 'mlflow.db'}"
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
+    def _call(self, doing: str, action: Callable[[], T]) -> T:
+        """One registry call; a store failure becomes `RegistryUnavailable`."""
+        try:
+            return action()
+        except STORE_ERRORS as exc:
+            raise _unavailable(exc, doing) from exc
+
+    def _call_or_none(self, doing: str, action: Callable[[], T]) -> T | None:
+        """One registry call where "does not exist" is an answer (None)."""
+        try:
+            return action()
+        except STORE_ERRORS as exc:
+            if _absent(exc):
+                return None
+            raise _unavailable(exc, doing) from exc
+
     def experiment_id(self, name: str) -> str:
-        found = self.client.get_experiment_by_name(name)
+        found = self._call("reading experiments", lambda: self.client.get_experiment_by_name(name))
         if found is not None:
-            return found.experiment_id
+            return str(found.experiment_id)
         location = (self.state_dir / "artifacts" / name).resolve().as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        return self._call(
+            "creating an experiment",
+            lambda: self.client.create_experiment(name, artifact_location=location),
+        )
 
     def by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
-        try:
-            return self.client.get_model_version_by_alias(model_name, alias)
-        except MlflowException:
+        """The version `alias` points at; None when the model or the alias does not exist."""
+        model = self._call_or_none(
+            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+        )
+        if model is None or alias not in (model.aliases or {}):
             return None
+        return self.version(model_name, str(model.aliases[alias]))
 
     def fetch(self, version: ModelVersion, into: Path) -> RegisteredModel:
         into.mkdir(parents=True, exist_ok=True)
-        local = self.client.download_artifacts(version.run_id, MODEL_DIR, str(into))
+        local = self._call(
+            f"downloading version {version.version}",
+            lambda: self.client.download_artifacts(version.run_id, MODEL_DIR, str(into)),
+        )
         return RegisteredModel(
             version.name,
             version.version,
@@ -98,36 +163,46 @@ class ModelRegistry:
         )
 
     def versions(self, model_name: str) -> list[ModelVersion]:
-        try:
-            return list(self.client.search_model_versions(f"name='{model_name}'"))
-        except MlflowException:
-            return []
+        found = self._call_or_none(
+            f"listing {model_name} versions",
+            lambda: list(self.client.search_model_versions(f"name='{model_name}'")),
+        )
+        return found or []
 
     def version_of_run(self, model_name: str, run_id: str) -> ModelVersion | None:
         return next((v for v in self.versions(model_name) if v.run_id == run_id), None)
 
     def register(self, model_name: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
-        try:
-            self.client.get_registered_model(model_name)
-        except MlflowException:
-            self.client.create_registered_model(model_name)
+        doing = f"registering {model_name}"
+        if self._call_or_none(doing, lambda: self.client.get_registered_model(model_name)) is None:
+            self._call(doing, lambda: self.client.create_registered_model(model_name))
         source = f"runs:/{run_id}/{MODEL_DIR}"
-        return self.client.create_model_version(model_name, source, run_id=run_id, tags=tags)
+        return self._call(
+            doing,
+            lambda: self.client.create_model_version(model_name, source, run_id=run_id, tags=tags),
+        )
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
-        self.client.set_registered_model_alias(model_name, alias, version)
+        self._call(
+            f"setting {alias}",
+            lambda: self.client.set_registered_model_alias(model_name, alias, version),
+        )
 
     def version(self, model_name: str, version: str) -> ModelVersion:
-        try:
-            return self.client.get_model_version(model_name, version)
-        except MlflowException as exc:
-            raise RegistryError(f"{model_name} version {version}: {exc.message}") from None
+        found = self._call_or_none(
+            f"reading {model_name} version {version}",
+            lambda: self.client.get_model_version(model_name, version),
+        )
+        if found is None:
+            raise RegistryError(f"{model_name} has no version {version}")
+        return found
 
     def delete_alias(self, model_name: str, alias: str) -> None:
-        try:
-            self.client.delete_registered_model_alias(model_name, alias)
-        except MlflowException:
-            pass  # already gone
+        if self.by_alias(model_name, alias) is not None:
+            self._call(
+                f"removing {alias}",
+                lambda: self.client.delete_registered_model_alias(model_name, alias),
+            )
 
     # --- champion moves, recorded -------------------------------------------------------
     @contextmanager
@@ -138,50 +213,120 @@ class ModelRegistry:
             yield
 
     def champion_history(self, model_name: str) -> list[ChampionMove]:
-        try:
-            tags = self.client.get_registered_model(model_name).tags
-        except MlflowException:
+        model = self._call_or_none(
+            f"reading {model_name}'s champion history",
+            lambda: self.client.get_registered_model(model_name),
+        )
+        if model is None:
             return []
-        return [ChampionMove(**move) for move in json.loads(tags.get(HISTORY_TAG, "[]"))]
+        return [ChampionMove(**move) for move in json.loads(model.tags.get(HISTORY_TAG, "[]"))]
+
+    def gate_passed(self, model_name: str, version: str) -> tuple[bool, str]:
+        """Has this version a passed gate report for its exact artifact? The report itself is
+        read back from the run and compared with the version's recorded sha256."""
+        found = self.version(model_name, version)
+        artifact = found.tags.get(GATE_REPORT)
+        if not artifact:
+            return (
+                False,
+                f"version {version} has no gate report: run `skewless gate --candidate {version}`",
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self._call(
+                f"reading version {version}'s gate report",
+                lambda: self.client.download_artifacts(found.run_id, artifact, tmp),
+            )
+            report = json.loads(Path(local).read_text())
+        sha256 = found.tags.get("sha256", "")
+        if not report.get("passed"):
+            return False, f"version {version}'s last gate failed ({artifact})"
+        if report.get("version") != version or report.get("sha256") != sha256 or not sha256:
+            return False, (
+                f"version {version}'s gate report is for version {report.get('version')} with "
+                f"sha256 {str(report.get('sha256'))[:12]}, not this artifact ({sha256[:12]})"
+            )
+        return True, f"gate passed at {report.get('finished_at')} ({artifact})"
 
     def move_champion(
         self, model_name: str, version: str | int, *, action: str, by: str, why: str
     ) -> ChampionMove:
-        """Point `champion` at `version` and record the move. Under a lock; if the record
-        cannot be written the alias is put back, so the two never disagree."""
+        """Point `champion` at `version` and record the move, if the version passed the gate
+        (or is the first champion of an empty registry). Under a lock; if the record cannot be
+        written the alias is put back, so the two never disagree."""
+        version = str(version)  # MLflow hands out ints and takes strings
         with self._lock():
-            return self._move(model_name, version, action=action, by=by, why=why)
+            current = self.by_alias(model_name, CHAMPION)
+            if current is not None and str(current.version) == version:
+                raise RegistryError(f"{model_name} version {version} is already the champion")
+            passed, reason = self.gate_passed(model_name, version)
+            if not passed:
+                first = current is None and not self.champion_history(model_name)
+                if not first:
+                    raise PromotionRefused(reason)
+                reason = UNGATED
+            return self._move(model_name, version, action=action, by=by, why=why, gate=reason)
 
     def rollback_champion(self, model_name: str, *, by: str, why: str) -> ChampionMove:
         """Move `champion` back to `rollback_target`, chosen and moved under one lock."""
         with self._lock():
             target = self.rollback_target(model_name)
-            return self._move(model_name, target, action="rollback", by=by, why=why)
+            return self._move(
+                model_name, target, action="rollback", by=by, why=why,
+                gate="back to a former champion",
+            )  # fmt: skip
 
     def _move(
-        self, model_name: str, version: str | int, *, action: str, by: str, why: str
+        self, model_name: str, version: str, *, action: str, by: str, why: str, gate: str
     ) -> ChampionMove:
         """The move itself; the caller holds the lock. A move to the champion itself is
         refused: recorded, it would make rollback return to the same version."""
         current = self.by_alias(model_name, CHAMPION)
         previous = str(current.version) if current is not None else None
-        version = str(version)  # MLflow hands out ints and takes strings
         if version == previous:
             raise RegistryError(f"{model_name} version {version} is already the champion")
+        self.version(model_name, version)  # an unknown version is bad input, before any write
         move = ChampionMove(
-            version, previous, action, by, datetime.now(UTC).isoformat(timespec="seconds"), why
+            version,
+            previous,
+            action,
+            by,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            why,
+            gate,
         )
         history = [asdict(m) for m in self.champion_history(model_name)] + [asdict(move)]
-        self.set_alias(model_name, CHAMPION, version)
+        # The record first, then the alias: a failure between the two is undone from the
+        # record's side, and a failed first write leaves both untouched.
+        old_history = self._history_tag(model_name)
+        self._call(
+            "recording the champion move",
+            lambda: self.client.set_registered_model_tag(
+                model_name, HISTORY_TAG, json.dumps(history)
+            ),
+        )
         try:
-            self.client.set_registered_model_tag(model_name, HISTORY_TAG, json.dumps(history))
-        except MlflowException:
-            if previous is not None:
-                self.set_alias(model_name, CHAMPION, previous)
-            else:
-                self.delete_alias(model_name, CHAMPION)
+            self.set_alias(model_name, CHAMPION, version)
+        except RegistryUnavailable:
+            self._restore_history(model_name, old_history)
             raise
         return move
+
+    def _history_tag(self, model_name: str) -> str | None:
+        model = self._call(
+            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+        )
+        return model.tags.get(HISTORY_TAG)
+
+    def _restore_history(self, model_name: str, old: str | None) -> None:
+        try:
+            if old is None:
+                self.client.delete_registered_model_tag(model_name, HISTORY_TAG)
+            else:
+                self.client.set_registered_model_tag(model_name, HISTORY_TAG, old)
+        except STORE_ERRORS:
+            logging.getLogger("skewless").error(
+                "could not undo the champion record of %s after a failed alias write", model_name
+            )
 
     def rollback_target(self, model_name: str) -> str:
         """The champion before the current one: the version the current champion's last
@@ -206,10 +351,11 @@ class ModelRegistry:
     def canary_share(self, model_name: str) -> float | None:
         """The running canary's share, or None. A canary killed before it could clean up
         stops counting at its deadline."""
-        try:
-            value = self.client.get_registered_model(model_name).tags.get(CANARY_TAG)
-        except MlflowException:
-            return None
+        model = self._call_or_none(
+            f"reading {model_name}'s canary share",
+            lambda: self.client.get_registered_model(model_name),
+        )
+        value = None if model is None else model.tags.get(CANARY_TAG)
         if value is None:
             return None
         canary = json.loads(value)
@@ -221,12 +367,22 @@ class ModelRegistry:
         self, model_name: str, share: float | None, until: datetime | None = None
     ) -> None:
         if share is None:
-            try:
-                self.client.delete_registered_model_tag(model_name, CANARY_TAG)
-            except MlflowException:
-                pass
+            if self.canary_share(model_name) is not None or self._has_canary_tag(model_name):
+                self._call(
+                    "ending the canary share",
+                    lambda: self.client.delete_registered_model_tag(model_name, CANARY_TAG),
+                )
         else:
             if until is None:
                 raise ValueError("a canary share needs a deadline")
             value = json.dumps({"share": share, "until": until.isoformat()})
-            self.client.set_registered_model_tag(model_name, CANARY_TAG, value)
+            self._call(
+                "setting the canary share",
+                lambda: self.client.set_registered_model_tag(model_name, CANARY_TAG, value),
+            )
+
+    def _has_canary_tag(self, model_name: str) -> bool:
+        model = self._call_or_none(
+            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+        )
+        return model is not None and CANARY_TAG in model.tags

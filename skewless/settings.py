@@ -35,16 +35,13 @@ class Settings(BaseSettings):
     )
     config: Path = Field(
         default=Path(__file__).resolve().parent / "configs" / "delay_model.yaml",
-        description="The model configuration (feature service, entity source, windows).",
+        description="The model configuration (strict YAML): the model, its feature service, "
+        "and each room's section (pipeline, ...).",
     )
 
     state_dir: Path = Field(
         default=PROJECT_ROOT / ".skewless",
         description="Pipeline runs and the MLflow store (sqlite:///<state_dir>/mlflow.db).",
-    )
-    pipeline_config: Path = Field(
-        default=PROJECT_ROOT / "training" / "configs" / "delay_model.yaml",
-        description="The training pipeline configuration (strict YAML).",
     )
 
     # --- the prediction service (`skewless serve`) ---------------------------------------

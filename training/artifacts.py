@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from skewless.predictor import sha256_file
+from skewless.hashing import sha256_file
 
 
 @dataclass(frozen=True)

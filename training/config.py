@@ -1,14 +1,15 @@
-"""The pipeline configuration: strict YAML (extra="forbid"); nothing in training/ names a
-column of a data set, the configuration does."""
+"""The pipeline configuration: the `pipeline:` section of the model configuration file,
+strict (extra="forbid"); nothing in training/ names a column of a data set, the
+configuration does."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
 from pydantic import Field, PositiveInt, model_validator
 
-from skewless.config import StrictModel, Window
+from skewless.config import ModelConfig, Window, load_model_config
+from skewless.strict_yaml import StrictModel, validate_as
 
 
 class Windows(StrictModel):
@@ -56,19 +57,37 @@ class Blessing(StrictModel):
     infra_sample_rows: PositiveInt = 200
 
 
-class PipelineConfig(StrictModel):
-    model_name: str
-    feature_service: str
-    entity_source: str
-    entity_id: str
-    label: str
+class PipelineSection(StrictModel):
     windows: Windows
-    segments: list[str]
     baseline_by: list[str]  # the baseline: historical label rate per these columns
     validation: DataValidation = DataValidation()
     training: Training = Training()
     blessing: Blessing = Blessing()
 
 
+class PipelineConfig(PipelineSection):
+    """The section together with the model keys it works on (from the top of the file)."""
+
+    model_name: str
+    feature_service: str
+    entity_source: str
+    entity_id: str
+    label: str
+    segments: list[str]
+
+
+def pipeline_config(model: ModelConfig) -> PipelineConfig:
+    section = validate_as(PipelineSection, model.pipeline, str(model.source), "pipeline")
+    return PipelineConfig(
+        model_name=model.name,
+        feature_service=model.feature_service,
+        entity_source=model.entity_source,
+        entity_id=model.entity_id,
+        label=model.label,
+        segments=model.segments,
+        **dict(section),
+    )
+
+
 def load_pipeline_config(path: Path) -> PipelineConfig:
-    return PipelineConfig.model_validate(yaml.safe_load(path.read_text()))
+    return pipeline_config(load_model_config(path))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skewless.predictor import load_model
+from skewless.model_artifacts import load_model
 
 
 def main(argv: list[str]) -> int:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skewless.predictor import sha256_file
+from skewless.hashing import sha256_file
 
 
 def input_key(*parts: Any) -> str:

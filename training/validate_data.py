@@ -14,17 +14,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from skewless import statistics as stats
+from skewless.errors import CheckFailed
 from skewless.model_contract import is_categorical
 
 from .config import DataValidation
 
-EPS = 1e-6
 QUANTILES = np.linspace(0, 1, 101)
 
 
-class DataValidationError(RuntimeError):
+class DataValidationError(CheckFailed):
     def __init__(self, report: ValidationReport) -> None:
-        super().__init__("data validation stopped the run:\n  " + "\n  ".join(report.problems))
+        super().__init__("data validation stopped the run: " + "; ".join(report.problems))
         self.report = report
 
 
@@ -63,11 +64,6 @@ def derive_schema(reference: pd.DataFrame, features: list[str]) -> dict[str, Any
     return {"columns": columns, "rows": int(len(reference))}
 
 
-def _psi(expected: np.ndarray, actual: np.ndarray) -> float:
-    e, a = expected + EPS, actual + EPS
-    return float(np.sum((a - e) * np.log(a / e)))
-
-
 def _numeric_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
     quantiles = np.asarray(ref["quantiles"])
     numbers = values.dropna().to_numpy(dtype="float64")
@@ -77,7 +73,7 @@ def _numeric_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
     ref_hist = np.histogram(np.clip(quantiles, edges[0], edges[-1]), bins=edges)[0] / len(quantiles)
     cur_hist = np.histogram(np.clip(numbers, edges[0], edges[-1]), bins=edges)[0] / len(numbers)
     null_ref, null_cur = ref["null_rate"], float(values.isna().mean())
-    psi = _psi(
+    psi = stats.psi(
         np.append(ref_hist * (1 - null_ref), null_ref),
         np.append(cur_hist * (1 - null_cur), null_cur),
     )
@@ -86,7 +82,7 @@ def _numeric_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
     points = np.unique(quantiles)
     reference_cdf = QUANTILES[np.searchsorted(quantiles, points, side="right") - 1]
     current_cdf = np.searchsorted(np.sort(numbers), points, side="right") / len(numbers)
-    return {"psi": psi, "ks": float(np.max(np.abs(current_cdf - reference_cdf)))}
+    return {"psi": psi, "ks": stats.ks_distance(current_cdf, reference_cdf)}
 
 
 def _categorical_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
@@ -94,11 +90,7 @@ def _categorical_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float
     keys = sorted(set(ref["frequencies"]) | set(freq.index))
     p = np.array([ref["frequencies"].get(k, 0.0) for k in keys])
     q = np.array([float(freq.get(k, 0.0)) for k in keys])
-    m = (p + q) / 2
-    js = 0.5 * np.sum(np.where(p > 0, p * np.log2((p + EPS) / (m + EPS)), 0)) + 0.5 * np.sum(
-        np.where(q > 0, q * np.log2((q + EPS) / (m + EPS)), 0)
-    )
-    return {"psi": _psi(p, q), "js": float(js)}
+    return {"psi": stats.psi(p, q), "js": stats.jensen_shannon(p, q)}
 
 
 def validate(

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from skewless import predictor
+from skewless import model_artifacts as predictor
 
 _real_score = predictor.LoadedModel.score
 
@@ -35,6 +35,6 @@ def _faulty_score(self: predictor.LoadedModel, rows: Any) -> np.ndarray:
 predictor.LoadedModel.score = _faulty_score  # type: ignore[method-assign]
 
 if __name__ == "__main__":
-    from skewless.cli import app
+    from cli.main import main
 
-    app()
+    main()

@@ -26,9 +26,17 @@ import pytest
 
 from loadtests.config import CanaryConfig, GateConfig
 from loadtests.deploy import GateOutcome, deploy, run_gate
-from loadtests.promotion import PromotionRefused, promote, rollback
-from skewless.predictor import MODEL_FILE, sha256_file
-from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, ModelRegistry, RegistryError
+from loadtests.promotion import promote, rollback
+from skewless.hashing import sha256_file
+from skewless.model_artifacts import MODEL_FILE
+from skewless.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MODEL_DIR,
+    ModelRegistry,
+    PromotionRefused,
+    RegistryError,
+)
 from skewless.settings import Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
@@ -193,7 +201,7 @@ def test_a_build_whose_scores_differ_from_batch_scoring_fails_the_contract_befor
 def test_a_candidate_whose_contract_does_not_fit_fails_before_load(world: DeployWorld):
     out = world.folder / "gate-unfit"
     done = subprocess.run(
-        [sys.executable, "-m", "skewless.cli", "gate", "--candidate", "3", "--out", str(out)],
+        [sys.executable, "-m", "cli", "gate", "--candidate", "3", "--out", str(out)],
         env={**os.environ, **world.env}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
@@ -214,7 +222,7 @@ def test_promote_refuses_a_version_without_a_passed_gate(world: DeployWorld):
     with pytest.raises(PromotionRefused, match="no gate report"):
         promote(world.settings, str(v4.version), by="test", why="try")
     done = subprocess.run(
-        [sys.executable, "-m", "skewless.cli", "promote", str(v4.version), "--why", "try"],
+        [sys.executable, "-m", "cli", "promote", str(v4.version), "--why", "try"],
         env={**os.environ, **world.env}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2 and "refused" in done.stdout, done.stdout + done.stderr
@@ -331,7 +339,7 @@ def test_an_interrupted_gate_leaves_no_process_or_port(world: DeployWorld):
     config = world.folder / "long-gate.yaml"
     config.write_text(json.dumps(gate_config(load={"seconds": 300}).model_dump()))
     gate = subprocess.Popen(
-        [sys.executable, "-m", "skewless.cli", "gate", "--candidate", "2",
+        [sys.executable, "-m", "cli", "gate", "--candidate", "2",
          "--config", str(config), "--out", str(out)],
         env={**os.environ, **world.env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

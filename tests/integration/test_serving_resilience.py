@@ -19,12 +19,13 @@ import pandas as pd
 import pytest
 
 from serving.grpc_face import grpc_instance
-from serving.prediction_log import FEATURE, read_prediction_log
 from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
 from serving.schemas import rest_body
-from skewless.predictor import CONTRACT_FILE, MODEL_FILE, sha256_file
+from skewless.hashing import sha256_file
+from skewless.model_artifacts import CONTRACT_FILE, MODEL_FILE
+from skewless.prediction_log import FEATURE, read_prediction_log
 from skewless.registry import CHAMPION, MODEL_DIR, ModelRegistry
 
 from .serving_setup import ServingWorld

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from skewless import feature_store as fs
-from skewless.predictor import ModelArtifactError, load_model, sha256_file
+from skewless.hashing import sha256_file
+from skewless.model_artifacts import ModelArtifactError, load_model
 from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry
 from skewless.settings import Settings
 from training.config import PipelineConfig, load_pipeline_config

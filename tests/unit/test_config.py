@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from skewless.config import load_model_config
+from skewless.strict_yaml import ConfigError
 from skewless.settings import PROJECT_ROOT, Settings
 
 DEFAULT = PROJECT_ROOT / "skewless" / "configs" / "delay_model.yaml"
@@ -14,21 +15,33 @@ DEFAULT = PROJECT_ROOT / "skewless" / "configs" / "delay_model.yaml"
 def test_default_model_config_loads() -> None:
     config = load_model_config(DEFAULT)
     assert config.feature_service == "delay_model_v1"
-    assert config.extract.start < config.extract.end
+    assert config.extract is not None and config.extract.start < config.extract.end
+    assert config.example is not None and set(config.example.entities) == {
+        "origin", "dest", "carrier", "tailnum"
+    }
 
 
 def test_unknown_key_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "model.yaml"
     path.write_text(DEFAULT.read_text() + "feature_servce: typo\n")
-    with pytest.raises(ValidationError, match="feature_servce"):
+    with pytest.raises(ConfigError, match=f"{path}: feature_servce: unknown key"):
         load_model_config(path)
 
 
+def test_missing_file_and_bad_yaml_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration not found"):
+        load_model_config(tmp_path / "nowhere.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="broken.yaml line 2: not valid YAML"):
+        load_model_config(broken)
+
+
 def test_reversed_window_is_refused(tmp_path: Path) -> None:
-    text = DEFAULT.read_text().replace('start: "2013-07-01', 'start: "2013-09-01')
+    text = DEFAULT.read_text().replace('start: "2013-07-01', 'start: "2013-09-01', 1)
     path = tmp_path / "model.yaml"
     path.write_text(text)
-    with pytest.raises(ValidationError, match="not before"):
+    with pytest.raises(ConfigError, match="extract: Value error, window start"):
         load_model_config(path)
 
 

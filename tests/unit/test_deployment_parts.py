@@ -13,13 +13,16 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from loadtests import server_metrics as sm
-from loadtests.canary import CanaryReport, _judge, ks_critical, ks_distance, psi
-from loadtests.config import CONFIG_DIR, ConfigError, load_canary_config, load_gate_config
+from loadtests.canary import CanaryReport, _judge, ks_distance, psi
+from loadtests.config import CONFIG_DIR, load_canary_config, load_gate_config
 from loadtests.gate import Check, GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
 from loadtests.report import render_html
 from skewless.features import ServiceSchema
 from skewless.registry import CHAMPION, ModelRegistry, RegistryError
+from tests.registry_state import record_passed_gate, register_versions
+from skewless.statistics import ks_critical
+from skewless.strict_yaml import ConfigError
 
 
 class Scraped:
@@ -125,11 +128,9 @@ def test_the_report_page_says_the_verdict_and_plots_both_views():
 
 def test_champion_moves_are_recorded_and_rollback_walks_back(tmp_path: Path):
     registry = ModelRegistry(tmp_path)
-    experiment = registry.experiment_id("e")
-    versions = []
-    for _ in range(3):
-        run = registry.client.create_run(experiment)
-        versions.append(str(registry.register("m", run.info.run_id, {}).version))
+    versions = register_versions(registry, "m", 3)
+    for version in versions[1:]:
+        record_passed_gate(registry, "m", version)
     with pytest.raises(RegistryError, match="no champion"):
         registry.rollback_target("m")
     registry.move_champion("m", versions[0], action="pipeline", by="a", why="first")

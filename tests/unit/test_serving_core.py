@@ -14,14 +14,15 @@ import pytest
 
 from serving.core import Instance, PredictorCore
 from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
+from serving.log_writer import PredictionLog
 from serving.metrics import Metrics
-from serving.models import ModelRefused, ModelSlots, ServedModel, check_fits
-from serving.prediction_log import FEATURE, LogRecord, PredictionLog, read_prediction_log
+from serving.models import ModelSlots
 from serving.runtime import request_path_settings
 from serving.schemas import WireModels
 from skewless.features import OnlineRead, ServiceSchema, apply_ttl
+from skewless.model_artifacts import LoadedModel, ModelRefused, ServedModel, check_fits
 from skewless.model_contract import FeatureSpec, ModelContract
-from skewless.predictor import LoadedModel
+from skewless.prediction_log import FEATURE, LogRecord, read_prediction_log
 from skewless.settings import Settings
 
 NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)

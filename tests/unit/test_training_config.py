@@ -3,19 +3,21 @@
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from skewless.strict_yaml import ConfigError
 from training.config import Training, load_pipeline_config
 from training.train import candidate_params
 
-DEFAULT = Path(__file__).resolve().parents[2] / "training" / "configs" / "delay_model.yaml"
+DEFAULT = Path(__file__).resolve().parents[2] / "skewless" / "configs" / "delay_model.yaml"
 
 
 def test_default_config_loads_and_typos_fail(tmp_path: Path) -> None:
-    assert load_pipeline_config(DEFAULT).feature_service == "delay_model_v1"
+    config = load_pipeline_config(DEFAULT)
+    assert config.feature_service == "delay_model_v1" and config.model_name == "departure_delay"
+    assert config.segments == ["origin", "carrier", "departure_month"]
     bad = tmp_path / "bad.yaml"
-    bad.write_text(DEFAULT.read_text().replace("segments:", "segmnts:"))
-    with pytest.raises(ValidationError):
+    bad.write_text(DEFAULT.read_text().replace("baseline_by:", "baseline_bi:"))
+    with pytest.raises(ConfigError, match=r"bad.yaml: .*pipeline\.baseline_bi: unknown key"):
         load_pipeline_config(bad)
 
 
@@ -24,7 +26,7 @@ def test_overlapping_windows_are_refused(tmp_path: Path) -> None:
     bad.write_text(
         DEFAULT.read_text().replace('test: {start: "2013-07-01', 'test: {start: "2013-06-15')
     )
-    with pytest.raises(ValidationError, match="overlap"):
+    with pytest.raises(ConfigError, match="overlap"):
         load_pipeline_config(bad)
 
 

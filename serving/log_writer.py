@@ -1,12 +1,9 @@
-"""The prediction log: every served prediction, appended off the request path.
+"""Writing the prediction log: every served prediction, appended off the request path.
 
 The request path only puts one record per request on a bounded queue (never blocking: a full
 queue drops the record and counts it); a writer thread turns records into Arrow tables and
-writes them as parquet parts, partitioned by day: `<dir>/date=YYYY-MM-DD/part-*.parquet`.
-Columns: request_id, served_at, feature_time, endpoint, served_by, model_name,
-model_version, probability, decision, latency_ms, then `entity.<key>`, `request.<field>`
-and `feature.<name>` for every value the model was given. Monitoring and the skew check
-read it (`read_prediction_log`).
+writes them as parquet parts in the layout and columns that `skewless/prediction_log.py`
+defines, where its reader lives (monitoring and the skew check read it there).
 """
 
 from __future__ import annotations
@@ -17,40 +14,17 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from skewless.prediction_log import ENTITY, FEATURE, REQUEST, LogRecord, part_folder
+
 from .metrics import Metrics
 
-ENTITY, REQUEST, FEATURE = "entity.", "request.", "feature."
 log = logging.getLogger("skewless.serving")
-
-
-@dataclass(frozen=True)
-class LogRecord:
-    """One request's predictions, as the core served them (columns, not rows: cheap to make)."""
-
-    served_at: datetime
-    feature_time: datetime
-    endpoint: str
-    request_ids: list[str]
-    inputs: list[dict[str, Any]]  # per prediction: join keys and request fields
-    features: dict[str, list[Any]]  # feature -> a value per prediction
-    served_by: list[str]
-    model_names: list[str]
-    model_versions: list[str]
-    probabilities: list[float]
-    decisions: list[bool]
-    latency_ms: float
-
-    def __len__(self) -> int:
-        return len(self.request_ids)
 
 
 class PredictionLog:
@@ -122,8 +96,7 @@ class PredictionLog:
 
     def _write(self, records: list[LogRecord]) -> None:
         table = self._table(records)
-        day = records[0].served_at.strftime("%Y-%m-%d")
-        folder = self.directory / f"date={day}"
+        folder = part_folder(self.directory, records[0].served_at)
         folder.mkdir(parents=True, exist_ok=True)
         self._parts += 1
         name = f"part-{os.getpid()}-{time.time_ns()}-{self._parts:06d}.parquet"
@@ -170,13 +143,3 @@ class PredictionLog:
         for name, values in features.items():
             arrays[FEATURE + name] = pa.array(values)
         return pa.table(arrays)
-
-
-def read_prediction_log(directory: Path) -> pd.DataFrame:
-    """Every part under `directory`, oldest first. Parts are read one by one: a feature that
-    was null in a whole part has no type there, which a single dataset read would refuse."""
-    parts = sorted(directory.glob("date=*/part-*.parquet"))
-    if not parts:
-        return pd.DataFrame()
-    frames = [pd.read_parquet(p) for p in parts]
-    return pd.concat(frames, ignore_index=True).sort_values("served_at", kind="stable")

@@ -14,11 +14,10 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from skewless.features import ServiceSchema, historical_features
-from skewless.parity import compare_features
-
-from .batch import TIMESTAMP
-from .models import ModelLoader
+from .features import ENTITY_TIMESTAMP as TIMESTAMP
+from .features import ServiceSchema, historical_features
+from .model_artifacts import ModelFetcher
+from .parity import compare_features
 from .prediction_log import ENTITY, FEATURE, REQUEST
 
 SCORE_ATOL = 1e-9
@@ -54,13 +53,13 @@ def check_skew(
     store: FeatureStore,
     schema: ServiceSchema,
     served: pd.DataFrame,
-    loader: ModelLoader,
+    loader: ModelFetcher,
     *,
     sample: int,
     tolerance: float,
     seed: int = 0,
 ) -> SkewReport:
-    """`served`: prediction-log rows (see `serving.prediction_log`)."""
+    """`served`: prediction-log rows (see `skewless.prediction_log`)."""
     served = served[served["served_by"] != "shadow"]
     if served.empty:
         raise ValueError("the prediction log holds no served predictions to check")

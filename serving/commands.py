@@ -1,0 +1,72 @@
+"""The serving commands of the `skewless` CLI: `serve` and `score`. Imports are local so that
+`skewless --help` stays fast."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from skewless.commands import console, model_config, model_fetcher
+from skewless.settings import get_settings
+
+
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Listen address (default: settings).")] = None,
+    rest_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="REST port (0: any free).")
+    ] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="gRPC port (0: any free).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Server processes.")] = None,
+) -> None:
+    """Serve the champion model over REST (FastAPI) and gRPC, reading features online."""
+    from .server import serve
+
+    settings = get_settings()
+    given = {"serve_host": host, "rest_port": rest_port, "grpc_port": grpc_port, "workers": workers}
+    settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
+    raise typer.Exit(serve(settings))
+
+
+def score_command(
+    input_path: Annotated[Path, typer.Argument(help="Entity rows: .parquet or .csv.")],
+    output: Annotated[Path, typer.Option(help="Output folder of prediction parts.")],
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default: the champion).")
+    ] = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows per chunk.")] = 50_000,
+) -> None:
+    """Batch scoring: point-in-time features offline, the same scorer as the online service.
+
+    The input needs `event_timestamp` (the moment features are taken as of), the feature
+    service's join keys and request fields; other columns are carried through. Rerunning
+    with the same arguments resumes after the last chunk written."""
+    from skewless import feature_store as fs
+    from skewless.features import service_schema
+
+    from .batch import score_file
+
+    settings = get_settings()
+    store = fs.open_store(settings)
+    schema = service_schema(store, model_config(None, settings).feature_service)
+    loader = model_fetcher(settings, schema)
+    try:
+        model = loader.load(version)
+        result = score_file(
+            store, schema, model, input_path, output, chunk_rows=chunk_rows, progress=console.print
+        )
+    finally:
+        loader.close()
+    console.print(
+        f"scored {result.rows:,} rows with {model.name} v{model.version} in "
+        f"{result.seconds:.1f} s ({result.rows / result.seconds:,.0f} rows/s); "
+        f"{result.skipped} of {result.chunks} chunks were already written -> {result.output}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_command)
+    app.command("score")(score_command)

@@ -1,0 +1,221 @@
+"""The kernel's commands (feature store and skew check) and what every commands module
+shares: the console, `--config`, time parsing. Each command is a thin shell over a typed
+function; the roof (`cli/main.py`) wires this module and every room's into one app."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import feature_store as fs
+from .config import ModelConfig, load_model_config
+from .errors import BadInput
+from .features import (
+    ENTITY_TIMESTAMP,
+    ServiceSchema,
+    historical_features,
+    online_features,
+    service_schema,
+)
+from .model_artifacts import ModelFetcher
+from .prediction_log import read_prediction_log
+from .registry import ModelRegistry
+from .settings import Settings, get_settings
+
+console = Console(soft_wrap=True)  # long lines stay whole: logs and tests grep them
+
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Model configuration YAML (default: settings).")
+]
+
+
+def model_config(path: Path | None, settings: Settings) -> ModelConfig:
+    return load_model_config(path or settings.config)
+
+
+def parse_time(value: str, option: str) -> datetime:
+    """An ISO time (UTC when it names no zone); anything else is bad input naming `option`."""
+    try:
+        moment = pd.Timestamp(value)
+    except ValueError:
+        raise BadInput(f"{option}: {value!r} is not an ISO time") from None
+    if pd.isna(moment):
+        raise BadInput(f"{option}: {value!r} is not an ISO time")
+    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
+
+
+def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:
+    """Registered models for one-off commands (batch scoring, the skew check)."""
+    name = model_config(None, settings).name
+    return ModelFetcher(ModelRegistry(settings.state_dir), name, schema, settings.state_dir / "cli")
+
+
+def apply_command() -> None:
+    """Register the feature definitions (`feast apply` on the configured online store)."""
+    settings = get_settings()
+    console.print(fs.apply(settings).strip())
+
+
+def materialize_command(
+    end: Annotated[
+        str | None, typer.Option(help="Up to this time (default: config as_of).")
+    ] = None,
+    incremental: Annotated[
+        bool, typer.Option(help="Only the interval since the last materialization.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Load the latest feature values into the online store (SQLite or Redis)."""
+    settings = get_settings()
+    until = parse_time(end, "--end") if end else model_config(config, settings).as_of
+    t0 = time.perf_counter()
+    fs.materialize(fs.open_store(settings), until, incremental=incremental)
+    console.print(
+        f"materialized up to {until.isoformat()} into {settings.online_store} "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+def online_features_command(
+    entity_id: Annotated[
+        str | None, typer.Option("--id", help="Entity row id (default: the last before as_of).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Print the online features of one real entity row, as the prediction service reads them."""
+    settings = get_settings()
+    cfg = model_config(config, settings)
+    store = fs.open_store(settings)
+    rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    schema = service_schema(store, cfg.feature_service)
+    if entity_id is None:
+        row = fs.recent_entity_rows(store, cfg, schema, 1)
+    else:
+        row = rows[rows[cfg.entity_id] == entity_id]
+    if row.empty:
+        raise BadInput(f"--id: no entity row {entity_id!r} in {cfg.entity_source}")
+    # The online store holds the values as of its materialization (`as_of`), whatever the
+    # row's own request time; request-time features come from the row itself.
+    at = cfg.as_of
+    features = online_features(store, schema, row, now=at)
+    table = Table(
+        title=f"{cfg.feature_service} online ({settings.online_store}) for "
+        f"{row[cfg.entity_id].iloc[0]} at {at.isoformat()}"
+    )
+    table.add_column("name")
+    table.add_column("value")
+    for name in (*schema.inputs, *schema.features):
+        table.add_row(name, str(features[name].iloc[0]))
+    console.print(table)
+
+
+def extract_command(
+    start: Annotated[str | None, typer.Option(help="Window start (default: config).")] = None,
+    end: Annotated[str | None, typer.Option(help="Window end (default: config).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Point-in-time training extract of a window through the feature service, summarized."""
+    settings = get_settings()
+    cfg = model_config(config, settings)
+    if (start is None or end is None) and cfg.extract is None:
+        raise BadInput(f"{cfg.source}: no `extract` window; give --start and --end")
+    lo = pd.Timestamp(parse_time(start, "--start") if start else cfg.extract.start)  # type: ignore[union-attr]
+    hi = pd.Timestamp(parse_time(end, "--end") if end else cfg.extract.end)  # type: ignore[union-attr]
+    if lo >= hi:
+        raise BadInput(f"--start {lo} is not before --end {hi}")
+    store = fs.open_store(settings)
+    rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    rows = rows[(rows[ENTITY_TIMESTAMP] >= lo) & (rows[ENTITY_TIMESTAMP] < hi)]
+    t0 = time.perf_counter()
+    extract = historical_features(store, cfg.feature_service, rows)
+    seconds = time.perf_counter() - t0
+    schema = service_schema(store, cfg.feature_service)
+    labels = extract[cfg.label].dropna()
+    console.print(
+        f"extract {lo.date()} .. {hi.date()}: {len(extract):,} rows for {len(rows):,} entity rows "
+        f"in {seconds:.1f} s; {len(schema.features)} features; label {cfg.label}: "
+        f"{len(labels):,} labelled, positive rate {labels.mean():.3f}"
+    )
+    table = Table(title="features (null share and a typical value)")
+    for column in ("feature", "null share", "median / top"):
+        table.add_column(column)
+    for name in schema.features:
+        values = extract[name]
+        typical = (
+            f"{values.median():.4g}"
+            if pd.api.types.is_numeric_dtype(values)
+            else str(values.mode().iloc[0] if values.notna().any() else None)
+        )
+        table.add_row(name, f"{values.isna().mean():.3f}", typical)
+    console.print(table)
+
+
+def check_skew_command(
+    log_dir: Annotated[
+        Path | None, typer.Option("--log", help="Prediction log folder (default: settings).")
+    ] = None,
+    sample: Annotated[int, typer.Option(min=1, help="Served predictions to recheck.")] = 1000,
+    tolerance: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest share of mismatching rows accepted.")
+    ] = 0.0,
+) -> None:
+    """Recompute served features offline at each request's time and compare value by value
+    and score by score. Exits 1 when a feature or the scores differ on more than
+    `tolerance` of the sample."""
+    from .skew import check_skew
+
+    settings = get_settings()
+    served = read_prediction_log(log_dir or settings.prediction_log_dir)
+    if served.empty:
+        raise BadInput(
+            f"--log: the prediction log {log_dir or settings.prediction_log_dir} is empty"
+        )
+    store = fs.open_store(settings)
+    schema = service_schema(store, model_config(None, settings).feature_service)
+    loader = model_fetcher(settings, schema)
+    try:
+        report = check_skew(store, schema, served, loader, sample=sample, tolerance=tolerance)
+    finally:
+        loader.close()
+    console.print(f"skew check: {report.rows} served predictions recomputed offline")
+    for f in report.features:
+        console.print(
+            f"  {f.feature}: {f.rows} rows differ ({f.share:.1%}); "
+            f"e.g. served {f.example_served!r}, offline {f.example_offline!r}",
+            soft_wrap=True,
+        )
+    differing = len(report.features)
+    console.print(
+        f"{len(schema.features) - differing} of {len(schema.features)} features identical; "
+        f"scores differing: {report.score_mismatches} (max |diff| {report.max_score_diff:.2e})"
+    )
+    if not report.passed:
+        console.print(f"[red]skew above tolerance {tolerance}[/red]")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("apply")(apply_command)
+    app.command("materialize")(materialize_command)
+    app.command("online-features")(online_features_command)
+    app.command("extract")(extract_command)
+    app.command("check-skew")(check_skew_command)
+
+
+# The roof's module, run as a program: how a room acts through another room's command
+# without importing it (`python -m cli ...`; a subprocess, so a crash there stays there).
+ROOF_PROGRAM = [sys.executable, "-m", "cli"]
+
+
+def run_command(*args: str) -> int:
+    """Run one `skewless` command in a subprocess (its output goes to ours); its exit code."""
+    return subprocess.run([*ROOF_PROGRAM, *args], check=False).returncode

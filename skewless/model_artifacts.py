@@ -1,0 +1,129 @@
+"""Model artifacts: loading a registered model, verifying it (sha256, contract, fit to its
+feature service) and scoring feature rows. The prediction service, batch scoring, the skew
+check, the gate and the training pipeline's infra check all load models here; nothing in it
+needs a running service (the service adds its metrics and hot swap on top, in serving/)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from mlflow.entities.model_registry import ModelVersion
+
+from .errors import SkewlessError
+from .features import ServiceSchema
+from .hashing import sha256_file
+from .model_contract import FeatureRows, ModelContract, feature_matrix
+from .registry import CHAMPION, ModelRegistry
+
+# A registered model's artifact folder holds these two files (written by the training pipeline).
+MODEL_FILE, CONTRACT_FILE = "model.txt", "contract.json"
+
+
+class ModelArtifactError(SkewlessError):
+    """A model artifact is missing, corrupt, or does not match its recorded hash."""
+
+
+class ModelRefused(SkewlessError):
+    """A registered model that will not be served (corrupt, or not fit for its features)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    booster: lgb.Booster
+    contract: ModelContract
+    sha256: str
+
+    def score(self, rows: FeatureRows) -> np.ndarray:  # type: ignore[type-arg]
+        """Probability of the positive class per row. One thread: on a busy 2-core machine
+        LightGBM's default OpenMP threads stall single-row calls by milliseconds."""
+        matrix = feature_matrix(rows, self.contract)
+        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype="float64")
+
+
+def load_model(model_path: Path, contract_path: Path, expected_sha256: str | None) -> LoadedModel:
+    """LightGBM's native text model (never pickle), verified against its recorded sha256."""
+    try:
+        actual = sha256_file(model_path)
+    except OSError as exc:
+        raise ModelArtifactError(f"cannot read model {model_path}: {exc}") from exc
+    if expected_sha256 is not None and actual != expected_sha256:
+        raise ModelArtifactError(
+            f"model {model_path} has sha256 {actual}, expected {expected_sha256}: refusing it"
+        )
+    try:
+        booster = lgb.Booster(model_str=model_path.read_text())
+    except lgb.basic.LightGBMError as exc:
+        raise ModelArtifactError(f"model {model_path} is not a LightGBM model: {exc}") from exc
+    try:
+        contract = ModelContract.load(contract_path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelArtifactError(f"model contract {contract_path} is unreadable: {exc}") from exc
+    if booster.feature_name() != contract.feature_names:
+        raise ModelArtifactError("model features differ from its contract's feature list")
+    return LoadedModel(booster, contract, actual)
+
+
+def load_artifacts(folder: Path, expected_sha256: str | None) -> LoadedModel:
+    """A registered model's artifact folder (see `ModelRegistry.fetch`)."""
+    return load_model(folder / MODEL_FILE, folder / CONTRACT_FILE, expected_sha256)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: str
+    sha256: str
+    model: LoadedModel
+
+
+def check_fits(model: LoadedModel, schema: ServiceSchema) -> None:
+    contract = model.contract
+    if contract.feature_service != schema.name:
+        raise ModelRefused(
+            f"model was trained on feature service {contract.feature_service!r}, "
+            f"the service reads {schema.name!r}"
+        )
+    unknown = [name for name in contract.feature_names if name not in schema.features]
+    if unknown:
+        raise ModelRefused(f"model needs features the feature service lacks: {unknown}")
+
+
+class ModelFetcher:
+    """Registered versions of one model, downloaded into a private cache folder, verified
+    and checked against the feature service. `close()` removes the cache."""
+
+    def __init__(
+        self, registry: ModelRegistry, model_name: str, schema: ServiceSchema, cache_dir: Path
+    ) -> None:
+        self.registry = registry
+        self.model_name = model_name
+        self.schema = schema
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = Path(tempfile.mkdtemp(prefix="models-", dir=cache_dir))
+
+    def load(self, version: str | None = None, alias: str = CHAMPION) -> ServedModel:
+        """One model by version (an unknown one is bad input), or by alias."""
+        if version:
+            return self.load_version(self.registry.version(self.model_name, version))
+        found = self.registry.by_alias(self.model_name, alias)
+        if found is None:
+            raise ModelRefused(f"{self.model_name} has no {alias!r} version in the registry")
+        return self.load_version(found)
+
+    def load_version(self, version: ModelVersion) -> ServedModel:
+        folder = self.cache_dir / f"v{version.version}"
+        shutil.rmtree(folder, ignore_errors=True)
+        fetched = self.registry.fetch(version, folder)
+        if not fetched.sha256:
+            raise ModelRefused(f"version {version.version} has no recorded sha256")
+        model = load_artifacts(fetched.artifacts, fetched.sha256)
+        check_fits(model, self.schema)
+        return ServedModel(fetched.name, str(fetched.version), fetched.sha256, model)
+
+    def close(self) -> None:
+        shutil.rmtree(self.cache_dir, ignore_errors=True)

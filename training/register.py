@@ -1,0 +1,97 @@
+"""Step 7 of the pipeline, register: the run's artifacts as an MLflow model version with its
+lineage, `challenger` when blessed, and `champion` only for the first blessed model of a
+registry that never had one (recorded as ungated). Every later champion goes through the
+gate (`skewless gate`, `skewless promote`; `skewless train --promote` chains them).
+
+It only reads finished artifacts, so nothing half-made is ever registered, and a run resumed
+after registering finds its version instead of registering a duplicate.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from skewless.hashing import sha256_file
+from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, operator
+
+from .artifacts import read_json, write_json
+from .context import StepContext, StepOutput
+from .model_steps import Blessed, Evaluated
+
+REGISTERED_ARTIFACTS = (
+    "model.txt",
+    "contract.json",
+    "schema.json",
+    "evaluation.json",
+    "verdict.json",
+    "training.json",
+    "validation.json",
+)
+
+
+@dataclass(frozen=True)
+class Registered(StepOutput):
+    version: str
+    aliases: list[str]
+
+    @classmethod
+    def load(cls, run_dir: Path, files: dict[str, str]) -> Registered:
+        registration = read_json(run_dir / "registration.json")
+        return cls(files, registration["version"], registration["aliases"])
+
+
+def _git_commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
+
+
+def _feast_registry_file(context: StepContext, repo_path: Path) -> Path:
+    path = Path(str(context.store.config.registry.path))
+    return path if path.is_absolute() else repo_path / path
+
+
+def register_step(
+    context: StepContext, evaluated: Evaluated, blessed: Blessed, repo_path: Path
+) -> Registered:
+    registry, config = context.registry, context.config
+    name = config.model_name
+    version = registry.version_of_run(name, context.run_id)  # resumed after registering
+    if version is None:
+        for artifact in REGISTERED_ARTIFACTS:
+            registry.client.log_artifact(context.run_id, str(context.path(artifact)), MODEL_DIR)
+        tags = {
+            "sha256": sha256_file(context.path("model.txt")),
+            "blessed": str(blessed.blessed).lower(),
+            "feature_service": config.feature_service,
+            "windows": str(config.windows.model_dump(mode="json")),
+            "git_commit": _git_commit(),
+            "feast_registry_sha256": sha256_file(_feast_registry_file(context, repo_path)),
+            "test_roc_auc": f"{evaluated.evaluation['candidate']['overall']['roc_auc']:.5f}",
+        }
+        version = registry.register(name, context.run_id, tags)
+        context.hook("register:registered")
+    aliases = []
+    if blessed.blessed:
+        current = registry.by_alias(name, CHAMPION)
+        registry.set_alias(name, CHALLENGER, version.version)
+        aliases.append(CHALLENGER)
+        if current is not None and str(current.version) == str(version.version):
+            aliases.append(CHAMPION)  # a resumed run that had got this far already
+        elif current is None and not registry.champion_history(name):
+            registry.move_champion(
+                name, version.version, action="pipeline", by=operator(),
+                why="the first blessed model",
+            )  # fmt: skip
+            aliases.append(CHAMPION)
+    art = write_json(
+        {"version": version.version, "aliases": aliases}, context.path("registration.json")
+    )
+    return Registered({"registration.json": art.sha256}, str(version.version), aliases)
