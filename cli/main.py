@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -27,16 +26,16 @@ errors = Console(stderr=True, soft_wrap=True)
 class _Commands(TyperGroup):
     """The one place where a command's failure becomes its exit status and message."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer's own (vendored) click Context
         try:
             return super().invoke(ctx)
         except SkewlessError as exc:
             kind = "error" if exc.exit_code == 2 else "failed"
             errors.print(f"[red]{kind}:[/red] {exc}", markup=True, highlight=False)
-            raise click.exceptions.Exit(exc.exit_code) from None
+            raise typer.Exit(exc.exit_code) from None
         except ValidationError as exc:  # settings from the environment (SKEWLESS_*)
             errors.print(f"[red]error:[/red] settings: {describe(exc)}", highlight=False)
-            raise click.exceptions.Exit(2) from None
+            raise typer.Exit(2) from None
 
 
 app = typer.Typer(

@@ -6,6 +6,7 @@ pipeline stalled and the value is unknown (null). Static profiles never expire (
 """
 
 from datetime import timedelta
+from typing import Any
 
 import data_sources as src
 from entities import aircraft, carrier, dest, origin
@@ -16,7 +17,7 @@ OWNER = "features@skewless.dev"
 TAGS = {"domain": "flights", "dataset": "nycflights13"}
 
 
-def _f(name: str, dtype: object, description: str) -> Field:
+def _f(name: str, dtype: Any, description: str) -> Field:
     return Field(name=name, dtype=dtype, description=description)
 
 

@@ -91,7 +91,8 @@ flight_request_features_view = OnDemandFeatureView(
         Field(name="distance_miles", dtype=Float64),
     ],
     feature_transformation=PythonTransformation(
-        udf=flight_request_features, udf_string=inspect.getsource(flight_request_features)
+        udf=flight_request_features,  # type: ignore[arg-type]  # Feast wants FunctionType
+        udf_string=inspect.getsource(flight_request_features),
     ),
     mode="python",
     description=(

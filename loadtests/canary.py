@@ -110,6 +110,7 @@ def run_canary(
             )
             service.start()
             url, wait = service.url, 30
+        assert url is not None  # given, or the private service's
         progress(f"canary: {config.share:.0%} of {url}'s traffic to version {candidate}")
         _wait_for_challenger(url, candidate, wait)
         before = sm.scrape(url)

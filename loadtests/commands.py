@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from skewless.commands import console
 
 By = Annotated[str | None, typer.Option("--by", help="Who acts (default: user@host).")]

@@ -251,9 +251,9 @@ class Gate:
             )  # fmt: skip
             self.locusts.append(run)  # listed before it starts: close() always finds it
             run.start()
-        stats = {run.plan.protocol: run.wait() for run in self.locusts}
+        stats: dict[str, ClientStats] = {run.plan.protocol: run.wait() for run in self.locusts}
         after = sm.scrape(self.service.url)
-        self._judge_load(sm.delta(before, after), stats, protocols)
+        self._judge_load(sm.delta(before, after), stats, list(protocols))
         self._stage_passed("load")
 
     def _judge_load(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skewless.registry import GATE_REPORT, GATE_SHA256, GATE_STATUS, ModelRegistry
+from skewless.registry import GATE_REPORT, GATE_SHA256, GATE_STATUS, ModelRegistry, run_of
 
 from .gate import GateReport
 
@@ -28,16 +28,16 @@ def record_gate(registry: ModelRegistry, report: GateReport, files: list[Path]) 
     folder = f"{ARTIFACT_DIR}/gate-{_stamp()}"
     client = registry.client
     for path in files:
-        client.log_artifact(version.run_id, str(path), folder)
+        client.log_artifact(run_of(version), str(path), folder)
     verdict = "passed" if report.passed else "failed"
-    client.set_tag(version.run_id, "skewless.gate.verdict", verdict)
+    client.set_tag(run_of(version), "skewless.gate.verdict", verdict)
     for key, value in (report.server.get("latency_ms") or {}).items():
-        client.log_metric(version.run_id, f"gate_server_{key}_ms", value)
+        client.log_metric(run_of(version), f"gate_server_{key}_ms", value)
     for protocol, stats in report.client.items():
         for key in ("50%", "95%", "99%"):
             if key in stats["percentiles_ms"]:
                 name = f"gate_client_{protocol}_p{key.rstrip('%')}_ms"
-                client.log_metric(version.run_id, name, stats["percentiles_ms"][key])
+                client.log_metric(run_of(version), name, stats["percentiles_ms"][key])
     report_artifact = f"{folder}/report.json"
     for key, value in (
         (GATE_STATUS, verdict),
@@ -54,7 +54,7 @@ def record_step(
     detail: dict[str, Any],
 ) -> None:  # fmt: skip
     """A deployment step's verdict (canary, promote, rollback) in the version's run."""
-    run_id = registry.version(model_name, version).run_id
+    run_id = run_of(registry.version(model_name, version))
     registry.client.set_tag(run_id, f"skewless.{step}.verdict", verdict)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{step}.json"

@@ -33,7 +33,7 @@ def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
         for column in ("face", config.entity_id, "keys", "probability", "decision", "model"):
             table.add_column(column)
         with grpc.insecure_channel(service.grpc_target) as channel:
-            stub = pb_grpc.PredictionStub(channel)
+            stub = pb_grpc.PredictionStub(channel)  # type: ignore[no-untyped-call]  # generated
             for k, row in rows.iterrows():
                 request_id = str(row[config.entity_id])
                 if k % 2 == 0:

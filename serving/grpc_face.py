@@ -207,7 +207,9 @@ class GrpcFace:
                 ("grpc.so_reuseport", 1 if self.reuse_port else 0),
             ],
         )
-        pb_grpc.add_PredictionServicer_to_server(PredictionServicer(self.runtime), server)
+        pb_grpc.add_PredictionServicer_to_server(  # type: ignore[no-untyped-call]  # generated
+            PredictionServicer(self.runtime), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         names = (
             SERVICE_NAME,

@@ -118,7 +118,9 @@ class PredictionLog:
             "decision": [],
             "latency_ms": [],
         }
-        inputs = {name: [] for name in (*self.join_keys, *self.request_fields)}
+        inputs: dict[str, list[Any]] = {
+            name: [] for name in (*self.join_keys, *self.request_fields)
+        }
         features: dict[str, list[Any]] = {}
         for r in records:
             n = len(r)

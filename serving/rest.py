@@ -11,12 +11,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .core import Instance, Prediction
-from .errors import PayloadTooLarge, ServingError
+from .errors import InvalidInput, PayloadTooLarge, ServingError
 from .runtime import Runtime
 from .schemas import BatchPrediction, ErrorBody, invalid_input
 from .schemas import Prediction as PredictionOut
@@ -73,6 +75,13 @@ def create_app(
         error = invalid_input(exc.errors())
         return JSONResponse(error.body(), status_code=error.http_status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # a body that is not JSON at all: bad input, like any other
+            error = InvalidInput(f"body: not valid JSON ({exc.detail})", "body")
+            return JSONResponse(error.body(), status_code=error.http_status)
+        return await http_exception_handler(request, exc)  # 404, 405: FastAPI's own
+
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error")  # the trace goes to the log, never to the client
@@ -115,7 +124,16 @@ def create_app(
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format 0.0.4",
+                "content": {"text/plain; version=0.0.4": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def prometheus() -> Response:
         return Response(metrics.exposition(), media_type="text/plain; version=0.0.4")
 

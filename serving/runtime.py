@@ -25,7 +25,7 @@ from .core import STORE_ERRORS, OnlineReader, PredictorCore
 from .log_writer import PredictionLog
 from .metrics import Metrics
 from .models import ModelLoader, ModelSlots
-from .schemas import WireModels, json_value
+from .schemas import WireModels
 
 log = logging.getLogger("skewless.serving")
 
@@ -66,7 +66,7 @@ def request_path_redis(settings: Settings) -> redis.Redis:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         max_connections=settings.redis_max_connections,
-        retry=None,
+        retry=None,  # type: ignore[arg-type]  # redis-py: None means no retries
     )
 
 
@@ -144,12 +144,26 @@ class Runtime:
         return datetime.now(UTC)
 
     def example(self) -> dict[str, Any]:
-        """A real request from the entity source, for the OpenAPI schema and the README."""
-        row = fs.recent_entity_rows(self.store, self.config, self.schema, 1).iloc[0]
+        """The request the OpenAPI schema shows: the model configuration's `example`, else a
+        placeholder of the right type per field. Never read from the offline tables: a
+        serving host has the online store and the registry, not the parquet files."""
+        given = self.config.example
+        fallback = {"string": "example", "float": 0.0, "int": 0, "bool": False}
+        as_of = self.config.as_of.isoformat().replace("+00:00", "Z")
+
+        entities: dict[str, Any] = given.entities if given else {}
+        request: dict[str, Any] = given.request if given else {}
+
+        def value(name: str, values: dict[str, Any]) -> Any:
+            if name in values:
+                return values[name]
+            kind = self.schema.kinds[name]
+            return as_of if kind == "timestamp" else fallback[kind]
+
         return {
             "request_id": "example-1",
-            "entities": {k: json_value(row[k]) for k in self.schema.join_keys},
-            "request": {k: json_value(row[k]) for k in self.schema.request_fields},
+            "entities": {k: value(k, entities) for k in self.schema.join_keys},
+            "request": {k: value(k, request) for k in self.schema.request_fields},
             "return_features": False,
         }
 

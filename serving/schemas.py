@@ -8,7 +8,7 @@ REST and gRPC validate through the same models: they accept and refuse the same 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -29,14 +29,18 @@ from skewless.features import ServiceSchema, ValueKind
 from .errors import InvalidInput
 
 FeatureValue = float | int | str | bool | None
-EARLIEST, LATEST = datetime(1970, 1, 2, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC)
+# Years as written (in the time's own zone): within them every instant is after the Unix
+# epoch and inside pandas' and Feast's ranges, whatever the offset. The schema states the
+# same bound as a pattern, so a schema-valid request is never refused for its time.
+FIRST_YEAR, LAST_YEAR = 1971, 2199
+YEAR_PATTERN = r"^(197[1-9]|19[89][0-9]|2[01][0-9][0-9])-"
 
 
 def _in_time_range(value: datetime) -> datetime:
     """Within range, and cut to whole seconds: Feast's Unix timestamps hold seconds (its SDK
     drops the fraction online), so every path sees the same instant."""
-    if not EARLIEST <= value < LATEST:
-        raise ValueError(f"must be between {EARLIEST.date()} and {LATEST.date()}")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"must be in the years {FIRST_YEAR}-{LAST_YEAR}")
     return value.replace(microsecond=0)
 
 
@@ -45,9 +49,16 @@ _FIELD_TYPES: dict[ValueKind, Any] = {
     "float": Annotated[float, Strict(), Field(allow_inf_nan=False)],
     "int": Annotated[int, Strict()],
     "bool": Annotated[bool, Strict()],
-    # ISO 8601 with a zone, or seconds since the epoch; within the range that Feast's Unix
-    # timestamps and local-time conversions handle.
-    "timestamp": Annotated[AwareDatetime, AfterValidator(_in_time_range)],
+    # ISO 8601 with a zone (RFC 3339); within the years that Feast's Unix timestamps and
+    # local-time conversions handle.
+    "timestamp": Annotated[
+        AwareDatetime,
+        AfterValidator(_in_time_range),
+        Field(
+            json_schema_extra={"pattern": YEAR_PATTERN},
+            description=f"RFC 3339 date-time with a zone, years {FIRST_YEAR}-{LAST_YEAR}",
+        ),
+    ],
 }
 
 
@@ -104,20 +115,23 @@ class WireModels:
             "entities": (entities, ...),
             "request": (request, ...),
         }
-        self.instance: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        self.instance: type[BaseModel] = create_model(
             "Instance", __base__=Forbid, **instance_fields
         )
-        self.single: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        self.single: type[BaseModel] = create_model(
             "PredictRequest",
             __base__=_with_example(example),
             **instance_fields,
             return_features=(StrictBool, False),
         )
         instance_example = {k: v for k, v in example.items() if k != "return_features"}
-        self.batch: type[BaseModel] = create_model(  # type: ignore[call-overload]
+        self.batch: type[BaseModel] = create_model(
             "PredictBatchRequest",
             __base__=_with_example({"instances": [instance_example], "return_features": False}),
-            instances=(list[self.instance], Field(min_length=1, max_length=max_batch_size)),
+            instances=(
+                list[self.instance],  # type: ignore[name-defined]
+                Field(min_length=1, max_length=max_batch_size),
+            ),
             return_features=(StrictBool, False),
         )
 

@@ -50,7 +50,9 @@ def parse_time(value: str, option: str) -> datetime:
         raise BadInput(f"{option}: {value!r} is not an ISO time") from None
     if pd.isna(moment):
         raise BadInput(f"{option}: {value!r} is not an ISO time")
-    return (moment.tz_localize("UTC") if moment.tzinfo is None else moment).to_pydatetime()
+    aware = moment.tz_localize("UTC") if moment.tzinfo is None else moment
+    result: datetime = aware.to_pydatetime()
+    return result
 
 
 def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:

@@ -38,7 +38,7 @@ class LoadedModel:
     contract: ModelContract
     sha256: str
 
-    def score(self, rows: FeatureRows) -> np.ndarray:  # type: ignore[type-arg]
+    def score(self, rows: FeatureRows) -> np.ndarray:
         """Probability of the positive class per row. One thread: on a busy 2-core machine
         LightGBM's default OpenMP threads stall single-row calls by milliseconds."""
         matrix = feature_matrix(rows, self.contract)

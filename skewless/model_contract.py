@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -73,7 +73,7 @@ def derive_features(frame: pd.DataFrame, names: list[str]) -> tuple[FeatureSpec,
     return tuple(specs)
 
 
-FeatureRows = pd.DataFrame | Mapping[str, Sequence[Any]]
+FeatureRows: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any]]"
 
 
 def feature_matrix(rows: FeatureRows, contract: ModelContract) -> np.ndarray:
@@ -105,7 +105,10 @@ def _numeric(values: Sequence[Any]) -> np.ndarray:
         return np.asarray(values, dtype="float64")
     except (TypeError, ValueError):  # strings, pandas NA: coerced, unparseable -> NaN
         series = values if isinstance(values, pd.Series) else pd.Series(list(values))
-        return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        numbers: np.ndarray = pd.to_numeric(series, errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+        return numbers
 
 
 def categorical_columns(contract: ModelContract) -> list[str]:

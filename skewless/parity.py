@@ -36,7 +36,8 @@ def _equal(left: pd.Series, right: pd.Series, rtol: float) -> np.ndarray:
         )
     else:
         same = left.astype("object").to_numpy() == right.astype("object").to_numpy()
-    return both_null | (same & ~left.isna().to_numpy() & ~right.isna().to_numpy())
+    equal: np.ndarray = both_null | (same & ~left.isna().to_numpy() & ~right.isna().to_numpy())
+    return equal
 
 
 def compare_features(

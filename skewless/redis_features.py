@@ -92,7 +92,7 @@ class RedisFeatureReader:
         pipe = self.client.pipeline(transaction=False)
         for view in self.views:
             for row in rows:
-                pipe.hmget(self._redis_key(view, row), view.fields)
+                pipe.hmget(self._redis_key(view, row), view.fields)  # type: ignore[arg-type]
         replies = pipe.execute()
         values: dict[str, list[Any]] = {}
         stamps: dict[str, list[float]] = {}
@@ -115,7 +115,11 @@ class RedisFeatureReader:
             }
             # Request fields only (checked above), so the name aliasing transform_dict adds
             # first has nothing to do; the transformation itself is the same call.
-            if odfv.mode == "python" and not odfv.singleton:
+            if (
+                odfv.mode == "python"
+                and not odfv.singleton
+                and odfv.feature_transformation is not None
+            ):
                 out = odfv.feature_transformation.transform(inputs)
             else:
                 out = odfv.transform_dict(inputs)

@@ -73,6 +73,13 @@ class RegistryUnavailable(SkewlessError):
     nothing was changed."""
 
 
+def run_of(version: ModelVersion) -> str:
+    """The run that produced a version (every version registered here has one)."""
+    if not version.run_id:
+        raise RegistryError(f"{version.name} version {version.version} has no run")
+    return str(version.run_id)
+
+
 def _absent(exc: Exception) -> bool:
     return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
 
@@ -150,14 +157,15 @@ class ModelRegistry:
 
     def fetch(self, version: ModelVersion, into: Path) -> RegisteredModel:
         into.mkdir(parents=True, exist_ok=True)
+        run_id = run_of(version)
         local = self._call(
             f"downloading version {version.version}",
-            lambda: self.client.download_artifacts(version.run_id, MODEL_DIR, str(into)),
+            lambda: self.client.download_artifacts(run_id, MODEL_DIR, str(into)),
         )
         return RegisteredModel(
             version.name,
             version.version,
-            version.run_id,
+            run_id,
             version.tags.get("sha256", ""),
             Path(local),
         )
@@ -234,7 +242,7 @@ class ModelRegistry:
         with tempfile.TemporaryDirectory() as tmp:
             local = self._call(
                 f"reading version {version}'s gate report",
-                lambda: self.client.download_artifacts(found.run_id, artifact, tmp),
+                lambda: self.client.download_artifacts(run_of(found), artifact, tmp),
             )
             report = json.loads(Path(local).read_text())
         sha256 = found.tags.get("sha256", "")
@@ -315,7 +323,8 @@ class ModelRegistry:
         model = self._call(
             f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
         )
-        return model.tags.get(HISTORY_TAG)
+        found: str | None = model.tags.get(HISTORY_TAG)
+        return found
 
     def _restore_history(self, model_name: str, old: str | None) -> None:
         try:

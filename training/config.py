@@ -60,9 +60,9 @@ class Blessing(StrictModel):
 class PipelineSection(StrictModel):
     windows: Windows
     baseline_by: list[str]  # the baseline: historical label rate per these columns
-    validation: DataValidation = DataValidation()
-    training: Training = Training()
-    blessing: Blessing = Blessing()
+    validation: DataValidation = Field(default_factory=DataValidation)
+    training: Training = Field(default_factory=Training)
+    blessing: Blessing = Field(default_factory=Blessing)
 
 
 class PipelineConfig(PipelineSection):

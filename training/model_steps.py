@@ -24,7 +24,7 @@ from .evaluate import baseline_scores, evaluate
 from .train import train
 
 
-def _threshold(labels: np.ndarray, scores: np.ndarray) -> float:  # type: ignore[type-arg]
+def _threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     """The decision threshold that maximizes F1 on the validation window."""
     candidates = np.linspace(0.05, 0.95, 91)
     f1 = [f1_score(labels, scores >= t, zero_division=0) for t in candidates]

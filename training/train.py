@@ -111,7 +111,7 @@ def train(
                 auc,
                 [],
                 list(history["validation"]["binary_logloss"]),
-                val_scores,
+                np.asarray(val_scores),
             )
     assert best is not None
     if config.refit_on_validation:

@@ -23,19 +23,21 @@ from ..redis_server import RedisServer
 # The model name is the serving configuration's (skewless/configs/delay_model.yaml); a short
 # training window keeps the pipeline to seconds.
 SMALL_PIPELINE = """
-model_name: departure_delay
+name: departure_delay
 feature_service: delay_model_v1
 entity_source: flight_requests
 entity_id: flight_id
 label: departed_late
-windows:
-  train: {start: "2013-03-01T00:00:00Z", end: "2013-03-15T00:00:00Z"}
-  validation: {start: "2013-03-15T00:00:00Z", end: "2013-03-22T00:00:00Z"}
-  test: {start: "2013-03-22T00:00:00Z", end: "2013-03-29T00:00:00Z"}
 segments: [origin]
-baseline_by: [carrier]
-training: {search_budget: 1, max_rounds: 200, early_stopping_rounds: 20}
-blessing: {latency_budget_ms_p99: 50, infra_sample_rows: 50}
+as_of: "2013-12-30T23:00:00Z"
+pipeline:
+  windows:
+    train: {start: "2013-03-01T00:00:00Z", end: "2013-03-15T00:00:00Z"}
+    validation: {start: "2013-03-15T00:00:00Z", end: "2013-03-22T00:00:00Z"}
+    test: {start: "2013-03-22T00:00:00Z", end: "2013-03-29T00:00:00Z"}
+  baseline_by: [carrier]
+  training: {search_budget: 1, max_rounds: 200, early_stopping_rounds: 20}
+  blessing: {latency_budget_ms_p99: 50, infra_sample_rows: 50}
 """
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,30 +16,34 @@ import pytest
 from skewless import feature_store as fs
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import ModelArtifactError, load_model
-from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry
-from skewless.settings import Settings
+from skewless.registry import CHALLENGER, CHAMPION, UNGATED, ModelRegistry
+from skewless.settings import PROJECT_ROOT, Settings
 from training.config import PipelineConfig, load_pipeline_config
 from training.extract import extract
-from training.pipeline import FAULT_ENV, STEPS, Pipeline
+from training.pipeline import STEPS, Pipeline
 from training.split import split
 from training.train import train
 from training.validate_data import DataValidationError
 
+from .faulty_train import FAULT_ENV
+
 SMALL = """
-model_name: departure_delay_test
+name: departure_delay_test
 feature_service: delay_model_v1
 entity_source: flight_requests
 entity_id: flight_id
 label: departed_late
-windows:
-  train: {start: "2013-03-01T00:00:00Z", end: "2013-03-15T00:00:00Z"}
-  validation: {start: "2013-03-15T00:00:00Z", end: "2013-03-22T00:00:00Z"}
-  test: {start: "2013-03-22T00:00:00Z", end: "2013-03-29T00:00:00Z"}
 segments: [origin, carrier]
-baseline_by: [carrier, origin]
-training: {search_budget: 2, max_rounds: 300, early_stopping_rounds: 30,
-           search_space: {num_leaves: [15, 31]}}
-blessing: {latency_budget_ms_p99: 50, infra_sample_rows: 50}
+as_of: "2013-12-30T23:00:00Z"
+pipeline:
+  windows:
+    train: {start: "2013-03-01T00:00:00Z", end: "2013-03-15T00:00:00Z"}
+    validation: {start: "2013-03-15T00:00:00Z", end: "2013-03-22T00:00:00Z"}
+    test: {start: "2013-03-22T00:00:00Z", end: "2013-03-29T00:00:00Z"}
+  baseline_by: [carrier, origin]
+  training: {search_budget: 2, max_rounds: 300, early_stopping_rounds: 30,
+             search_space: {num_leaves: [15, 31]}}
+  blessing: {latency_budget_ms_p99: 50, infra_sample_rows: 50}
 """
 
 
@@ -64,12 +69,11 @@ class TrainCli:
             "SKEWLESS_STATE_DIR": str(state_dir),
             "SKEWLESS_ONLINE_STORE": "sqlite",
         }
+        # The real `skewless train`, through a test build that can die at a named moment.
         self.command = [
-            str(Path(sys.executable).with_name("skewless")),
-            "train",
-            "--config",
-            str(config_path),
-        ]
+            sys.executable, "-m", "tests.integration.faulty_train", "train",
+            "--config", str(config_path),
+        ]  # fmt: skip
 
     def run(self, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {**self.env, FAULT_ENV: fault} if fault else self.env
@@ -197,9 +201,7 @@ def test_a_worse_model_is_recorded_but_not_blessed_nor_aliased(
         rng = np.random.default_rng(3)
         return data.assign(**{cfg.label: rng.permutation(data[cfg.label].to_numpy())})
 
-    result = Pipeline(
-        settings, config, extract_fn=shuffled_labels, promote=True, progress=lambda _: None
-    ).run()
+    result = Pipeline(settings, config, extract_fn=shuffled_labels, progress=lambda _: None).run()
     assert not result.blessed and result.aliases == []
     failed = {c["name"] for c in result.verdict["checks"] if not c["passed"]}
     assert "beats baseline" in failed
@@ -226,21 +228,29 @@ def test_kill_and_resume_gives_the_model_of_an_uninterrupted_run(
     assert version.tags["sha256"] == sha256_file(uninterrupted.run_dir / "model.txt")
 
 
-def test_a_second_run_is_challenger_and_promote_moves_the_champion(
-    first_run, config: PipelineConfig
+def test_a_second_run_is_challenger_and_never_champion_without_the_gate(
+    real_repo: Settings, first_run, config_path: Path
 ) -> None:
-    settings, first = first_run
+    settings, _ = first_run
     registry = ModelRegistry(settings.state_dir)
-    second = Pipeline(settings, config, progress=lambda _: None).run()
+    champion = registry.by_alias("departure_delay_test", CHAMPION).version
+    second = Pipeline(settings, load_pipeline_config(config_path), progress=lambda _: None).run()
     assert second.blessed and second.aliases == [CHALLENGER]
-    assert (
-        second.evaluation["champion_version"]
-        == registry.by_alias("departure_delay_test", CHAMPION).version
-    )
+    assert second.evaluation["champion_version"] == champion
     assert registry.by_alias("departure_delay_test", CHALLENGER).version == second.version
-    promoted = Pipeline(settings, config, promote=True, progress=lambda _: None).run()
-    assert promoted.aliases == [CHALLENGER, CHAMPION]
-    assert registry.by_alias("departure_delay_test", CHAMPION).version == promoted.version
+    # --promote gates the new version first; a gate it cannot pass leaves the champion.
+    failing_gate = config_path.with_name("failing-gate.yaml")
+    text = (PROJECT_ROOT / "loadtests" / "configs" / "gate.yaml").read_text()
+    text = re.sub(r"p50_ms: [0-9.]+", "p50_ms: 0.001", text)  # no service answers that fast
+    failing_gate.write_text(re.sub(r"seconds: [0-9.]+", "seconds: 3", text))
+    train_cli = TrainCli(real_repo, config_path, settings.state_dir)
+    done = train_cli.run("--promote", "--gate-config", str(failing_gate))
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "did not pass the gate: the champion stays" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
+    assert registry.by_alias("departure_delay_test", CHAMPION).version == champion
+    assert [m.version for m in registry.champion_history("departure_delay_test")] == [champion]
+    assert registry.champion_history("departure_delay_test")[0].gate == UNGATED
 
 
 def test_a_kill_between_registering_and_aliasing_resumes_without_a_duplicate(

@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from skewless.config import load_model_config
-from skewless.strict_yaml import ConfigError
 from skewless.settings import PROJECT_ROOT, Settings
+from skewless.strict_yaml import ConfigError
 
 DEFAULT = PROJECT_ROOT / "skewless" / "configs" / "delay_model.yaml"
 
@@ -17,7 +17,10 @@ def test_default_model_config_loads() -> None:
     assert config.feature_service == "delay_model_v1"
     assert config.extract is not None and config.extract.start < config.extract.end
     assert config.example is not None and set(config.example.entities) == {
-        "origin", "dest", "carrier", "tailnum"
+        "origin",
+        "dest",
+        "carrier",
+        "tailnum",
     }
 
 

@@ -20,9 +20,9 @@ from loadtests.payloads import UNKNOWN, unknown_keys
 from loadtests.report import render_html
 from skewless.features import ServiceSchema
 from skewless.registry import CHAMPION, ModelRegistry, RegistryError
-from tests.registry_state import record_passed_gate, register_versions
 from skewless.statistics import ks_critical
 from skewless.strict_yaml import ConfigError
+from tests.registry_state import record_passed_gate, register_versions
 
 
 class Scraped:
