@@ -21,11 +21,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from serving.batch import read_scores, score_file  # noqa: E402
-from serving.metrics import Metrics  # noqa: E402
-from serving.models import ModelLoader  # noqa: E402
 from skewless import feature_store as fs  # noqa: E402
 from skewless.config import load_model_config  # noqa: E402
 from skewless.features import service_schema  # noqa: E402
+from skewless.model_artifacts import ModelFetcher  # noqa: E402
 from skewless.registry import ModelRegistry  # noqa: E402
 from skewless.settings import Settings  # noqa: E402
 
@@ -42,12 +41,8 @@ def main() -> None:
     rows = pd.read_parquet(fs.file_source_path(store, config.entity_source))
     if args.rows:
         rows = rows.head(args.rows)
-    loader = ModelLoader(
-        ModelRegistry(settings.state_dir),
-        config.name,
-        schema,
-        Metrics(),
-        settings.state_dir / "bench",
+    loader = ModelFetcher(
+        ModelRegistry(settings.state_dir), config.name, schema, settings.state_dir / "bench"
     )
     model = loader.load()
     # Warm-up, not timed: whichever way ran first would otherwise pay DuckDB's and the page

@@ -32,7 +32,9 @@ def serve_command(
 
 
 def score_command(
-    input_path: Annotated[Path, typer.Argument(help="Entity rows: .parquet or .csv.")],
+    input_path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="Entity rows: .parquet or .csv.")
+    ],
     output: Annotated[Path, typer.Option(help="Output folder of prediction parts.")],
     version: Annotated[
         str | None, typer.Option(help="Model version (default: the champion).")

@@ -153,7 +153,10 @@ class ModelRegistry:
         )
         if model is None or alias not in (model.aliases or {}):
             return None
-        return self.version(model_name, str(model.aliases[alias]))
+        return self._call(
+            f"reading {model_name}@{alias}",
+            lambda: self.client.get_model_version_by_alias(model_name, alias),
+        )
 
     def fetch(self, version: ModelVersion, into: Path) -> RegisteredModel:
         into.mkdir(parents=True, exist_ok=True)

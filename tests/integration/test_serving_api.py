@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -281,3 +282,25 @@ def test_the_readme_curl_and_grpcurl_examples_work(service: ServiceProcess) -> N
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["probability"] == rest.json()["probability"]
     assert rest.json()["features"]["minutes_to_departure"] == 60.0
+
+
+def test_the_service_starts_from_the_online_store_and_the_registry_alone(
+    service: ServiceProcess, serving_world: ServingWorld, tmp_path: Path
+) -> None:
+    """A serving host has Redis, the Feast registry and MLflow, not the offline tables."""
+    repo = serving_world.settings.repo_path
+    host = tmp_path / "serving_host"
+    (host / "data").mkdir(parents=True)
+    for path in repo.iterdir():
+        if path.suffix in {".py", ".yaml"}:
+            shutil.copy(path, host / path.name)
+    shutil.copy(repo / "data" / "registry_redis.db", host / "data" / "registry_redis.db")
+    assert not list(host.rglob("*.parquet"))
+    with serving_world.service("no-offline", repo_path=host) as bare:
+        schema = httpx.get(bare.url + "/openapi.json", timeout=10).json()
+        example = schema["components"]["schemas"]["PredictRequest"]["examples"][0]
+        answer = httpx.post(bare.url + "/v1/predict", json=example, timeout=10)
+        assert answer.status_code == 200, answer.text
+        reference = httpx.post(service.url + "/v1/predict", json=example, timeout=10).json()
+        assert answer.json()["probability"] == reference["probability"]
+        assert answer.json()["missing_features"] == reference["missing_features"]

@@ -128,7 +128,7 @@ def test_every_step_produces_its_artifact_with_lineage(first_run) -> None:
     )
     assert sorted(c.data.tags["skewless.step"] for c in children) == sorted(STEPS)
     version = registry.by_alias("departure_delay_test", CHAMPION)
-    assert result.blessed and version is not None and version.version == result.version
+    assert result.blessed and version is not None and str(version.version) == result.version
     assert {CHAMPION, CHALLENGER} <= set(result.aliases)
     for tag in ("sha256", "git_commit", "feast_registry_sha256", "windows", "feature_service"):
         assert version.tags[tag], tag
@@ -207,7 +207,7 @@ def test_a_worse_model_is_recorded_but_not_blessed_nor_aliased(
     assert "beats baseline" in failed
     registry = ModelRegistry(settings.state_dir)
     assert registry.version_of_run("departure_delay_test", result.run_id).tags["blessed"] == "false"
-    assert registry.by_alias("departure_delay_test", CHAMPION).version == first.version
+    assert str(registry.by_alias("departure_delay_test", CHAMPION).version) == first.version
 
 
 def test_kill_and_resume_gives_the_model_of_an_uninterrupted_run(
@@ -233,11 +233,11 @@ def test_a_second_run_is_challenger_and_never_champion_without_the_gate(
 ) -> None:
     settings, _ = first_run
     registry = ModelRegistry(settings.state_dir)
-    champion = registry.by_alias("departure_delay_test", CHAMPION).version
+    champion = str(registry.by_alias("departure_delay_test", CHAMPION).version)
     second = Pipeline(settings, load_pipeline_config(config_path), progress=lambda _: None).run()
     assert second.blessed and second.aliases == [CHALLENGER]
-    assert second.evaluation["champion_version"] == champion
-    assert registry.by_alias("departure_delay_test", CHALLENGER).version == second.version
+    assert str(second.evaluation["champion_version"]) == champion
+    assert str(registry.by_alias("departure_delay_test", CHALLENGER).version) == second.version
     # --promote gates the new version first; a gate it cannot pass leaves the champion.
     failing_gate = config_path.with_name("failing-gate.yaml")
     text = (PROJECT_ROOT / "loadtests" / "configs" / "gate.yaml").read_text()
@@ -248,7 +248,7 @@ def test_a_second_run_is_challenger_and_never_champion_without_the_gate(
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
     assert "did not pass the gate: the champion stays" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
-    assert registry.by_alias("departure_delay_test", CHAMPION).version == champion
+    assert str(registry.by_alias("departure_delay_test", CHAMPION).version) == champion
     assert [m.version for m in registry.champion_history("departure_delay_test")] == [champion]
     assert registry.champion_history("departure_delay_test")[0].gate == UNGATED
 
