@@ -17,6 +17,7 @@ import skewless.commands
 import training.commands
 from skewless.commands import console
 from skewless.errors import SkewlessError
+from skewless.registry import REGISTRY_ERRORS, store_failure
 from skewless.settings import get_settings
 from skewless.strict_yaml import describe
 
@@ -33,9 +34,12 @@ class _Commands(TyperGroup):
             kind = "error" if exc.exit_code == 2 else "failed"
             errors.print(f"[red]{kind}:[/red] {exc}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
-        except ValidationError as exc:  # settings from the environment (SKEWLESS_*)
-            errors.print(f"[red]error:[/red] settings: {describe(exc)}", highlight=False)
+        except ValidationError as exc:  # settings from the environment (SKEWLESS_*), mostly
+            errors.print(f"[red]error:[/red] invalid value: {describe(exc)}", highlight=False)
             raise typer.Exit(2) from None
+        except REGISTRY_ERRORS as exc:  # a registry write the adapter does not wrap itself
+            errors.print(f"[red]failed:[/red] {store_failure(exc, 'acting')}", highlight=False)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(

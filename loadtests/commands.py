@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from skewless.commands import console
+from skewless.errors import CheckFailed
 
 By = Annotated[str | None, typer.Option("--by", help="Who acts (default: user@host).")]
 Why = Annotated[str, typer.Option("--why", help="Why, for the record.")]
@@ -22,14 +23,12 @@ GateConfigOption = Annotated[
 
 @contextmanager
 def _refusals() -> Iterator[None]:
-    """A service that never came up, an interrupt: one clear line, everything started is
-    stopped. The project's own refusals (a version without a gate, a bad configuration) go
-    to the roof's one mapping (exit 2, one line)."""
+    """A service that never came up becomes a failed check (the roof's one mapping: exit 1,
+    one line); an interrupt exits 130. Everything started is stopped either way."""
     try:
         yield
     except (TimeoutError, RuntimeError, OSError) as exc:  # a service that never came up, ...
-        console.print(f"[red]failed:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(1) from None
+        raise CheckFailed(f"{type(exc).__name__}: {exc}") from None
     except KeyboardInterrupt:
         console.print("[red]interrupted[/red]: everything started is stopped")
         raise typer.Exit(130) from None

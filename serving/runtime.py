@@ -16,6 +16,7 @@ from feast import FeatureStore
 
 from skewless import feature_store as fs
 from skewless.config import ModelConfig, load_model_config
+from skewless.errors import SkewlessError
 from skewless.features import ServiceSchema, read_online, service_schema
 from skewless.redis_features import RedisFeatureReader, UnsupportedService
 from skewless.registry import ModelRegistry
@@ -179,7 +180,11 @@ class Runtime:
     def refresh_models(self) -> None:
         share = self.settings.challenger_share
         if self.settings.serve_version is None:  # a pinned service serves one model only
-            canary = self.loader.registry.canary_share(self.config.name)
+            try:
+                canary = self.loader.registry.canary_share(self.config.name)
+            except SkewlessError as exc:  # a locked registry: keep the share being served
+                log.error("cannot read the canary share: %s", exc)
+                canary = self.core.challenger_share
             share = canary if canary is not None else share
         self.core.challenger_share = share
         self.loader.refresh(

@@ -4,6 +4,7 @@ function; the roof (`cli/main.py`) wires this module and every room's into one a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -218,6 +219,9 @@ def register(app: typer.Typer) -> None:
 ROOF_PROGRAM = [sys.executable, "-m", "cli"]
 
 
-def run_command(*args: str) -> int:
-    """Run one `skewless` command in a subprocess (its output goes to ours); its exit code."""
-    return subprocess.run([*ROOF_PROGRAM, *args], check=False).returncode
+def run_command(*args: str, env: dict[str, str] | None = None) -> int:
+    """Run one `skewless` command in a subprocess (its output goes to ours), with `env`
+    added to ours (settings such as SKEWLESS_CONFIG); its exit code."""
+    return subprocess.run(
+        [*ROOF_PROGRAM, *args], env={**os.environ, **(env or {})}, check=False
+    ).returncode

@@ -1,7 +1,8 @@
 """The project's own failures: one base, two kinds, mapped once for the command line.
 
-`BadInput` is the caller's to fix (a missing file, a YAML typo, an unknown version): exit 2.
-`CheckFailed` is a check that ran and said no (schema skew, a refused promotion): exit 1.
+`BadInput` is the caller's to fix (a missing file, a YAML typo, an unknown version, a
+promotion the registry refuses): exit 2. `CheckFailed` is a check that ran and said no
+(schema skew stopping the pipeline, a failed gate): exit 1.
 Every message is one line that names what is at fault; the roof prints it without a
 traceback (see `cli/main.py`). The serving faces keep their own HTTP/gRPC mapping
 (`serving/errors.py`), and third-party failures are translated where they are called.

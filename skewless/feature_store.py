@@ -14,6 +14,7 @@ from feast import FeatureStore
 from feast.infra.offline_stores.file_source import FileSource
 
 from .config import ModelConfig
+from .errors import BadInput, SkewlessError
 from .features import ServiceSchema
 from .settings import Settings
 
@@ -22,7 +23,7 @@ from .settings import Settings
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class FeatureRepoError(RuntimeError):
+class FeatureRepoError(SkewlessError):
     """The Feast repository cannot be used as asked (not applied, missing tables, ...)."""
 
 
@@ -33,6 +34,11 @@ def feast_environment(settings: Settings) -> dict[str, str]:
 
 def open_store(settings: Settings) -> FeatureStore:
     os.environ["SKEWLESS_REDIS_CONNECTION"] = settings.redis_connection
+    if not settings.feature_store_yaml.is_file():
+        raise BadInput(
+            f"no Feast repository at {settings.repo_path} "
+            f"({settings.feature_store_yaml.name} not found; see SKEWLESS_REPO_PATH)"
+        )
     return FeatureStore(repo_path=str(settings.repo_path), fs_yaml_file=settings.feature_store_yaml)
 
 

@@ -17,6 +17,8 @@ from feast import FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
 from feast.errors import FeatureViewNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
+from .errors import SkewlessError
+
 ValueKind = Literal["string", "float", "int", "bool", "timestamp"]
 _KINDS: dict[Any, ValueKind] = {
     String: "string",
@@ -32,7 +34,7 @@ TIMESTAMP_SUFFIX = "__ts"  # what Feast's OnlineResponse appends for feature tim
 ENTITY_TIMESTAMP = "event_timestamp"  # an entity row's moment: features are taken as of it
 
 
-class RetrievalError(RuntimeError):
+class RetrievalError(SkewlessError):
     """Feature retrieval broke a guarantee (a row dropped or duplicated, a key missing)."""
 
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -45,7 +46,9 @@ CANARY_TAG = "skewless.canary_share"
 # The gate's verdict on a version (written by loadtests/records.py, read by move_champion).
 GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
 UNGATED = "ungated: the first champion of a registry that had none"
-STORE_ERRORS = (MlflowException, SQLAlchemyError, OSError)
+REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError)
+# OSError: the artifact store (local files)
+STORE_ERRORS: tuple[type[Exception], ...] = (*REGISTRY_ERRORS, OSError)
 
 T = TypeVar("T")
 
@@ -84,10 +87,15 @@ def _absent(exc: Exception) -> bool:
     return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
 
 
-def _unavailable(exc: Exception, doing: str) -> RegistryUnavailable:
+def store_failure(exc: BaseException, doing: str) -> str:
+    """One line saying what failed in the registry's store."""
     message = exc.message if isinstance(exc, MlflowException) else str(exc)
     first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
-    return RegistryUnavailable(f"model registry failed while {doing}: {first_line}")
+    return f"model registry failed while {doing}: {first_line}"
+
+
+def _unavailable(exc: Exception, doing: str) -> RegistryUnavailable:
+    return RegistryUnavailable(store_failure(exc, doing))
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,7 @@ class ModelRegistry:
         self.uri = f"sqlite:///{state_dir / 'mlflow.db'}"
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
-    def _call(self, doing: str, action: Callable[[], T]) -> T:
+    def call(self, doing: str, action: Callable[[], T]) -> T:
         """One registry call; a store failure becomes `RegistryUnavailable`."""
         try:
             return action()
@@ -136,12 +144,16 @@ class ModelRegistry:
                 return None
             raise _unavailable(exc, doing) from exc
 
+    def run(self, run_id: str) -> Run | None:
+        """An MLflow run, or None when there is no such run."""
+        return self._call_or_none(f"reading run {run_id}", lambda: self.client.get_run(run_id))
+
     def experiment_id(self, name: str) -> str:
-        found = self._call("reading experiments", lambda: self.client.get_experiment_by_name(name))
+        found = self.call("reading experiments", lambda: self.client.get_experiment_by_name(name))
         if found is not None:
             return str(found.experiment_id)
         location = (self.state_dir / "artifacts" / name).resolve().as_uri()
-        return self._call(
+        return self.call(
             "creating an experiment",
             lambda: self.client.create_experiment(name, artifact_location=location),
         )
@@ -153,15 +165,18 @@ class ModelRegistry:
         )
         if model is None or alias not in (model.aliases or {}):
             return None
-        return self._call(
+        version = str(model.aliases[alias])
+        # Read by number: an alias removed meanwhile does not make this read fail.
+        found = self._call_or_none(
             f"reading {model_name}@{alias}",
-            lambda: self.client.get_model_version_by_alias(model_name, alias),
+            lambda: self.client.get_model_version(model_name, version),
         )
+        return found
 
     def fetch(self, version: ModelVersion, into: Path) -> RegisteredModel:
         into.mkdir(parents=True, exist_ok=True)
         run_id = run_of(version)
-        local = self._call(
+        local = self.call(
             f"downloading version {version.version}",
             lambda: self.client.download_artifacts(run_id, MODEL_DIR, str(into)),
         )
@@ -186,15 +201,15 @@ class ModelRegistry:
     def register(self, model_name: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
         doing = f"registering {model_name}"
         if self._call_or_none(doing, lambda: self.client.get_registered_model(model_name)) is None:
-            self._call(doing, lambda: self.client.create_registered_model(model_name))
+            self.call(doing, lambda: self.client.create_registered_model(model_name))
         source = f"runs:/{run_id}/{MODEL_DIR}"
-        return self._call(
+        return self.call(
             doing,
             lambda: self.client.create_model_version(model_name, source, run_id=run_id, tags=tags),
         )
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
-        self._call(
+        self.call(
             f"setting {alias}",
             lambda: self.client.set_registered_model_alias(model_name, alias, version),
         )
@@ -210,7 +225,7 @@ class ModelRegistry:
 
     def delete_alias(self, model_name: str, alias: str) -> None:
         if self.by_alias(model_name, alias) is not None:
-            self._call(
+            self.call(
                 f"removing {alias}",
                 lambda: self.client.delete_registered_model_alias(model_name, alias),
             )
@@ -243,7 +258,7 @@ class ModelRegistry:
                 f"version {version} has no gate report: run `skewless gate --candidate {version}`",
             )
         with tempfile.TemporaryDirectory() as tmp:
-            local = self._call(
+            local = self.call(
                 f"reading version {version}'s gate report",
                 lambda: self.client.download_artifacts(run_of(found), artifact, tmp),
             )
@@ -293,8 +308,6 @@ class ModelRegistry:
         refused: recorded, it would make rollback return to the same version."""
         current = self.by_alias(model_name, CHAMPION)
         previous = str(current.version) if current is not None else None
-        if version == previous:
-            raise RegistryError(f"{model_name} version {version} is already the champion")
         self.version(model_name, version)  # an unknown version is bad input, before any write
         move = ChampionMove(
             version,
@@ -309,7 +322,7 @@ class ModelRegistry:
         # The record first, then the alias: a failure between the two is undone from the
         # record's side, and a failed first write leaves both untouched.
         old_history = self._history_tag(model_name)
-        self._call(
+        self.call(
             "recording the champion move",
             lambda: self.client.set_registered_model_tag(
                 model_name, HISTORY_TAG, json.dumps(history)
@@ -317,13 +330,13 @@ class ModelRegistry:
         )
         try:
             self.set_alias(model_name, CHAMPION, version)
-        except RegistryUnavailable:
+        except BaseException:  # a store error, or SIGTERM/Ctrl-C between the two writes
             self._restore_history(model_name, old_history)
             raise
         return move
 
     def _history_tag(self, model_name: str) -> str | None:
-        model = self._call(
+        model = self.call(
             f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
         )
         found: str | None = model.tags.get(HISTORY_TAG)
@@ -379,8 +392,8 @@ class ModelRegistry:
         self, model_name: str, share: float | None, until: datetime | None = None
     ) -> None:
         if share is None:
-            if self.canary_share(model_name) is not None or self._has_canary_tag(model_name):
-                self._call(
+            if self._has_canary_tag(model_name):
+                self.call(
                     "ending the canary share",
                     lambda: self.client.delete_registered_model_tag(model_name, CANARY_TAG),
                 )
@@ -388,7 +401,7 @@ class ModelRegistry:
             if until is None:
                 raise ValueError("a canary share needs a deadline")
             value = json.dumps({"share": share, "until": until.isoformat()})
-            self._call(
+            self.call(
                 "setting the canary share",
                 lambda: self.client.set_registered_model_tag(model_name, CANARY_TAG, value),
             )

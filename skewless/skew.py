@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
+from .errors import BadInput
 from .features import ENTITY_TIMESTAMP as TIMESTAMP
 from .features import ServiceSchema, historical_features
 from .model_artifacts import ModelFetcher
@@ -62,7 +63,7 @@ def check_skew(
     """`served`: prediction-log rows (see `skewless.prediction_log`)."""
     served = served[served["served_by"] != "shadow"]
     if served.empty:
-        raise ValueError("the prediction log holds no served predictions to check")
+        raise BadInput("the prediction log holds no served predictions to check")
     picked = served.sample(n=min(sample, len(served)), random_state=seed).reset_index(drop=True)
     picked[ROW] = range(len(picked))
     entity_rows = pd.DataFrame({ROW: picked[ROW], TIMESTAMP: picked["feature_time"]})

@@ -1,13 +1,16 @@
-"""Registry states for tests: versions with a recorded sha256, and a gate report that passed
-for a version's exact artifact (what `skewless gate` records), written into a real MLflow."""
+"""Registry states for tests: versions with a recorded sha256, and a gate verdict recorded by
+the gate's own writer (`loadtests.records.record_gate`), so that what the registry reads back
+is what the real gate writes."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
-from skewless.registry import GATE_REPORT, GATE_SHA256, GATE_STATUS, ModelRegistry
+from loadtests.gate import Check, GateReport
+from loadtests.records import record_gate
+from loadtests.report import write_report
+from skewless.registry import ModelRegistry
 
 
 def register_versions(registry: ModelRegistry, name: str, count: int) -> list[str]:
@@ -21,16 +24,9 @@ def register_versions(registry: ModelRegistry, name: str, count: int) -> list[st
 
 
 def record_passed_gate(registry: ModelRegistry, name: str, version: str) -> None:
-    found = registry.version(name, version)
-    sha256 = found.tags["sha256"]
-    report = {"passed": True, "version": version, "sha256": sha256, "finished_at": "t"}
+    sha256 = registry.version(name, version).tags["sha256"]
+    report = GateReport(name, version, sha256, True, {}, "", "t0", "t1")
+    report.checks = [Check("load", "server p99", True, "1 ms (budget 25 ms)")]
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "report.json"
-        path.write_text(json.dumps(report))
-        registry.client.log_artifact(found.run_id, str(path), "deployment/gate-test")
-    for key, value in (
-        (GATE_STATUS, "passed"),
-        (GATE_SHA256, sha256),
-        (GATE_REPORT, "deployment/gate-test/report.json"),
-    ):
-        registry.client.set_model_version_tag(name, version, key, value)
+        json_path, _ = write_report(report, Path(tmp))
+        record_gate(registry, report, [json_path])

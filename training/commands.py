@@ -13,7 +13,6 @@ from skewless.settings import get_settings
 from .config import load_pipeline_config
 from .pipeline import Pipeline
 from .report import print_summary
-from .validate_data import DataValidationError
 
 
 def train_command(
@@ -37,30 +36,29 @@ def train_command(
     """Run the continuous-training pipeline: extract, validate, split, train, evaluate,
     bless, register (MLflow). Exits 1 when data validation stops the run."""
     settings = get_settings()
-    cfg = load_pipeline_config(config or settings.config)
-    try:
-        result = Pipeline(settings, cfg, progress=console.print).run(resume)
-    except DataValidationError as exc:
-        console.print(f"[red]{exc}[/red]\nthe registry was not changed")
-        raise typer.Exit(1) from None
+    model_config = config or settings.config
+    cfg = load_pipeline_config(model_config)
+    # Data validation stopping the run is a CheckFailed: the roof says so, exit 1.
+    result = Pipeline(settings, cfg, progress=console.print).run(resume)
     print_summary(console, result)
     if promote and result.version is not None and "champion" not in result.aliases:
         if not result.blessed:
             console.print(f"version {result.version} is not blessed: the champion stays")
             raise typer.Exit(1)
-        _gate_then_promote(result.version, gate_config)
+        _gate_then_promote(result.version, model_config, gate_config)
 
 
-def _gate_then_promote(version: str, gate_config: Path | None) -> None:
+def _gate_then_promote(version: str, model_config: Path, gate_config: Path | None) -> None:
     """Through the deployment room's own commands, in subprocesses (training does not
-    import the release path)."""
+    import the release path), for the same model configuration."""
     console.print(f"--promote: gating version {version} before it may become champion")
+    env = {"SKEWLESS_CONFIG": str(model_config.resolve())}
     config = ["--config", str(gate_config)] if gate_config else []
-    gate = ["gate", "--candidate", version, *config]
-    if run_command(*gate) != 0:
+    if run_command("gate", "--candidate", version, *config, env=env) != 0:
         console.print(f"[red]version {version} did not pass the gate: the champion stays[/red]")
         raise typer.Exit(1)
-    if run_command("promote", version, "--why", "skewless train --promote (gate passed)") != 0:
+    why = "skewless train --promote (gate passed)"
+    if run_command("promote", version, "--why", why, env=env) != 0:
         raise typer.Exit(1)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from skewless import feature_store as fs
+from skewless.errors import BadInput
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
@@ -91,7 +92,8 @@ class Pipeline:
         client = self.registry.client
         if resume:
             run_id = resume
-            client.get_run(run_id)  # fails loudly for an unknown id
+            if self.registry.run(run_id) is None:
+                raise BadInput(f"--resume: no pipeline run {run_id!r} in {self.settings.state_dir}")
             self.progress(f"resuming run {run_id}")
         else:
             experiment = self.registry.experiment_id(self.config.model_name)

@@ -25,7 +25,10 @@ QUANTILES = np.linspace(0, 1, 101)
 
 class DataValidationError(CheckFailed):
     def __init__(self, report: ValidationReport) -> None:
-        super().__init__("data validation stopped the run: " + "; ".join(report.problems))
+        super().__init__(
+            "data validation stopped the run (the registry was not changed): "
+            + "; ".join(report.problems)
+        )
         self.report = report
 
 

@@ -42,6 +42,7 @@ BAD_ARGUMENTS: dict[str, tuple[list[str], str]] = {
     "extract": (["extract", "--start", "2013-08-01", "--end", "2013-07-01"], "is not before"),
     "train (missing file)": (["train", "--config", "/no/such.yaml"], "configuration not found"),
     "train (typo)": (["train", "--config", "{typo}"], "feature_servce: unknown key"),
+    "train (unknown run)": (["train", "--resume", "nosuchrun"], "--resume: no pipeline run"),
     "serve": (["serve", "--rest-port", "70000"], "Invalid value"),
     "score": (["score", "/no/such.parquet", "--output", "out"], "does not exist"),
     "check-skew": (["check-skew", "--log", "/no/such/log"], "no prediction log at /no/such/log"),

@@ -242,10 +242,13 @@ def test_a_second_run_is_challenger_and_never_champion_without_the_gate(
     failing_gate = config_path.with_name("failing-gate.yaml")
     text = (PROJECT_ROOT / "loadtests" / "configs" / "gate.yaml").read_text()
     text = re.sub(r"p50_ms: [0-9.]+", "p50_ms: 0.001", text)  # no service answers that fast
-    failing_gate.write_text(re.sub(r"seconds: [0-9.]+", "seconds: 3", text))
+    failing_gate.write_text(re.sub(r"^  seconds: [0-9.]+", "  seconds: 3", text, flags=re.M))
     train_cli = TrainCli(real_repo, config_path, settings.state_dir)
     done = train_cli.run("--promote", "--gate-config", str(failing_gate))
+    second_version = int(second.version) + 1  # the run above registers the next version
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    # The gate really ran on this model's new version (not on another model's) and failed.
+    assert f"gate FAILED: departure_delay_test version {second_version}" in done.stdout
     assert "did not pass the gate: the champion stays" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     assert str(registry.by_alias("departure_delay_test", CHAMPION).version) == champion
