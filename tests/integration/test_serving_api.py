@@ -221,6 +221,12 @@ def test_openapi_example_works_and_metrics_are_exposed(service: ServiceProcess) 
     assert httpx.post(service.url + "/v1/predict", json=example, timeout=10).status_code == 200
     batch = httpx.post(service.url + "/v1/predict/batch", json=batch_example, timeout=10)
     assert batch.status_code == 200
+    # What the labelled series below count, made here: a test must not rely on others.
+    unknown = {**example, "entities": {**example["entities"], "tailnum": "N-NEVER-SEEN"}}
+    answer = httpx.post(service.url + "/v1/predict", json=unknown, timeout=10)
+    assert answer.status_code == 200 and answer.json()["missing_features"]
+    invalid = {**example, "request": {**example["request"], "distance": "far"}}
+    assert httpx.post(service.url + "/v1/predict", json=invalid, timeout=10).status_code == 422
     metrics = httpx.get(service.url + "/metrics", timeout=10).text
     for name in (
         'skewless_request_duration_seconds_bucket{endpoint="/v1/predict",le="0.002",stage="features"}',
