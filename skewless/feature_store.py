@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureStore
 from feast.infra.offline_stores.file_source import FileSource
+from feast.repo_config import load_repo_config
 
 from .config import ModelConfig
 from .errors import BadInput, SkewlessError
@@ -39,7 +40,13 @@ def open_store(settings: Settings) -> FeatureStore:
             f"no Feast repository at {settings.repo_path} "
             f"({settings.feature_store_yaml.name} not found; see SKEWLESS_REPO_PATH)"
         )
-    return FeatureStore(repo_path=str(settings.repo_path), fs_yaml_file=settings.feature_store_yaml)
+    config = load_repo_config(settings.repo_path, settings.feature_store_yaml)
+    if settings.offline_store == "duckdb":
+        # Feast's stock DuckDB store, whatever the yaml names: for comparison and as the
+        # fallback should the ASOF plug-in (skewless.asof_offline_store) misbehave.
+        config.offline_config = {"type": "duckdb"}
+        config._offline_store = None
+    return FeatureStore(repo_path=str(settings.repo_path), config=config)
 
 
 def feast_command(settings: Settings, *args: str) -> list[str]:

@@ -26,6 +26,12 @@ class Settings(BaseSettings):
         description="sqlite: embedded default (feature_store.yaml); "
         "redis: production (feature_store.redis.yaml).",
     )
+    offline_store: Literal["asof", "duckdb"] = Field(
+        default="asof",
+        description="asof: the offline store the yaml names (the ASOF plug-in, "
+        "skewless.asof_offline_store); duckdb: Feast's stock DuckDB store, for comparison "
+        "and as a fallback.",
+    )
     redis_connection: str = Field(
         default="127.0.0.1:6379",
         description="Feast connection string for Redis: host:port[,db=0][,password=...].",
