@@ -30,8 +30,8 @@ order is the join's).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -63,7 +63,7 @@ ROW = "__asof_row"  # the entity row's position: the output keeps the input's or
 
 
 class AsofDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
-    type: Literal["skewless.asof_offline_store.AsofDuckDBOfflineStore"] = (  # type: ignore[assignment]
+    type: Literal["skewless.asof_offline_store.AsofDuckDBOfflineStore"] = (
         "skewless.asof_offline_store.AsofDuckDBOfflineStore"
     )
 
@@ -72,13 +72,17 @@ class AsofDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
 class ViewJoin:
     """One feature view's part of the query: where its rows are and what to take."""
 
-    alias: str
     path: str
     keys: dict[str, str]  # column in the feature table -> column in the entity frame
     timestamp: str
     created: str | None
     columns: dict[str, str]  # output column -> column in the parquet file
     ttl: timedelta | None
+
+
+def _name_to_use(view: FeatureView | OnDemandFeatureView) -> str:
+    """The name Feast prefixes the view's features with (its projection's alias or name)."""
+    return str(view.projection.name_to_use())  # type: ignore[no-untyped-call]
 
 
 def _quote(name: str) -> str:
@@ -102,7 +106,7 @@ def _parquet_path(view: FeatureView) -> str | None:
 
 
 def _view_join(
-    index: int, view: FeatureView, feature_refs: Sequence[str], full_feature_names: bool
+    view: FeatureView, feature_refs: Sequence[str], full_feature_names: bool
 ) -> ViewJoin | None:
     path = _parquet_path(view)
     source = view.batch_source
@@ -110,7 +114,7 @@ def _view_join(
         return None
     # field_mapping: parquet column -> the name the view uses.
     source_column = {new: old for old, new in source.field_mapping.items()}
-    prefix = view.projection.name_to_use()
+    prefix = _name_to_use(view)
     wanted = [ref.split(":", 1)[1] for ref in feature_refs if ref.startswith(f"{prefix}:")]
     base = view.projection.name_alias or view.name
     columns = {
@@ -119,7 +123,6 @@ def _view_join(
     }
     keys = view.projection.join_key_map or {e.name: e.name for e in view.entity_columns}
     return ViewJoin(
-        alias=f"v{index}",
         path=path,
         keys={source_column.get(k, k): entity for k, entity in keys.items()},
         timestamp=source_column.get(source.timestamp_field, source.timestamp_field),
@@ -290,7 +293,9 @@ class AsofRetrievalJob(RetrievalJob):
             transformed = early.get(odfv.name) or _run_on_demand_view(
                 odfv, _odfv_inputs(odfv, table), self.full_feature_names
             )
-            table = _append_requested(table, odfv, transformed, self._metadata, self.full_feature_names)
+            table = _append_requested(
+                table, odfv, transformed, self._metadata, self.full_feature_names
+            )
         return table
 
     def persist(
@@ -329,7 +334,8 @@ def _python_values(column: pa.ChunkedArray) -> list[Any]:
     """
     kind = column.type
     if not (pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz in (None, "UTC")):
-        return column.to_pylist()
+        values: list[Any] = column.to_pylist()
+        return values
     epoch = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC") if kind.tz else None)
     # Each distinct moment once (rows share departure times), then one lookup per row.
     encoded = column.cast(pa.int64()).combine_chunks().dictionary_encode()
@@ -351,7 +357,7 @@ def _run_on_demand_view(
     values = {name: _python_values(inputs[name]) for name in inputs.column_names}
     result = odfv.transform_dict(values)
     features = {f.name for f in odfv.features}
-    prefix = odfv.projection.name_to_use()
+    prefix = _name_to_use(odfv)
     return pa.Table.from_pydict(
         {
             (f"{prefix}__{name}" if full_feature_names else name): column
@@ -369,7 +375,7 @@ def _append_requested(
     full_feature_names: bool,
 ) -> pa.Table:
     """Feast's RetrievalJob.to_arrow rule: the view's requested features are appended."""
-    name = odfv.projection.name_to_use()
+    name = _name_to_use(odfv)
     requested = {
         f"{name}__{ref.split(':', 1)[1]}" if full_feature_names else ref.split(":", 1)[1]
         for ref in metadata.features
@@ -428,10 +434,7 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
 
         if not isinstance(entity_df, pd.DataFrame):
             return stock("the entity rows are not a DataFrame")
-        views = [
-            _view_join(i, view, feature_refs, full_feature_names)
-            for i, view in enumerate(feature_views)
-        ]
+        views = [_view_join(view, feature_refs, full_feature_names) for view in feature_views]
         if any(v is None for v in views):
             return stock("a source is not a local parquet FileSource")
         joins = [v for v in views if v is not None]
@@ -456,4 +459,3 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         return AsofRetrievalJob(
             arrow, timestamp, joins, odfvs, full_feature_names, metadata, str(config.repo_path)
         )
-
