@@ -136,16 +136,35 @@ def _view_join(
     )
 
 
-def _view_cte(view: ViewJoin) -> str:
+@dataclass(frozen=True)
+class EntityWindow:
+    """The earliest and latest entity timestamps (ISO text, UTC) of one retrieval."""
+
+    first: str
+    last: str
+
+
+def _view_cte(view: ViewJoin, window: EntityWindow | None) -> str:
     """The view's rows with known keys, one per (keys, event timestamp): the latest created.
 
     ASOF JOIN takes any one of the rows that tie on the matched timestamp, so ties are
-    settled here, as the stock store's ranking settles them.
+    settled here, as the stock store's ranking settles them. Rows no entity row can use
+    are left out before the join sorts them: stamped after the last entity row, or (with a
+    TTL) expired before the first; a chunk of a batch job reads only its stretch of time.
     """
     keys = [f"{_quote(k)} AS k{i}" for i, k in enumerate(view.keys)]
     values = [f"{_quote(src)} AS c{i}" for i, src in enumerate(view.columns.values())]
     stamp = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ) AS ts"
-    not_null = " AND ".join(f"{_quote(k)} IS NOT NULL" for k in view.keys) or "TRUE"
+    where = [f"{_quote(k)} IS NOT NULL" for k in view.keys]
+    if window is not None:
+        stamped = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ)"
+        where.append(f"{stamped} <= TIMESTAMPTZ {_literal(window.last)}")
+        if view.ttl is not None:
+            micros = int(view.ttl / timedelta(microseconds=1))
+            where.append(
+                f"{stamped} >= TIMESTAMPTZ {_literal(window.first)} - to_microseconds({micros})"
+            )
+    not_null = " AND ".join(where) or "TRUE"
     select = ", ".join([*keys, stamp, *values])
     sql = f"SELECT {select} FROM read_parquet({_literal(view.path)}) WHERE {not_null}"
     if view.created:
@@ -174,16 +193,20 @@ def _entity_sql(views: Sequence[ViewJoin], timestamp: str) -> str:
 SMALL_VIEW_ROWS = 100_000
 
 
-def _one_row_per_key(con: duckdb.DuckDBPyConnection, view: ViewJoin) -> bool:
+def _one_row_per_key(
+    con: duckdb.DuckDBPyConnection, view: ViewJoin, window: EntityWindow | None
+) -> bool:
     rows = con.sql(f"SELECT count(*) FROM read_parquet({_literal(view.path)})").fetchall()
     if rows[0][0] > SMALL_VIEW_ROWS:
         return False
     keys = ", ".join(f"k{i}" for i in range(len(view.keys)))
-    check = con.sql(f"WITH {_view_cte(view)} SELECT count(*) = count(DISTINCT ({keys})) FROM f")
+    check = con.sql(
+        f"WITH {_view_cte(view, window)} SELECT count(*) = count(DISTINCT ({keys})) FROM f"
+    )
     return bool(check.fetchall()[0][0])
 
 
-def _view_sql(view: ViewJoin, one_row_per_key: bool) -> str:
+def _view_sql(view: ViewJoin, window: EntityWindow | None, one_row_per_key: bool) -> str:
     """One view's features and the entity row's number, one row per entity row.
 
     The matched row is the latest with `ts <= entity ts` (ASOF JOIN), or with one row per
@@ -208,7 +231,7 @@ def _view_sql(view: ViewJoin, one_row_per_key: bool) -> str:
             value = f"CASE WHEN {' AND '.join(conditions)} THEN {value} END"
         outputs.append(f"{value} AS {_quote(name)}")
     return (
-        f"WITH {_view_cte(view)} SELECT e.{_quote(ROW)}, {', '.join(outputs)} FROM e "
+        f"WITH {_view_cte(view, window)} SELECT e.{_quote(ROW)}, {', '.join(outputs)} FROM e "
         f"{join} f ON {' AND '.join(on)}"
     )
 
@@ -395,8 +418,13 @@ def _join_views(entity: pa.Table, views: Sequence[ViewJoin], timestamp: str) -> 
         con.execute("SET TimeZone = 'UTC'")
         con.register("__entity", entity)
         con.execute(_entity_sql(views, timestamp))
+        first, last = con.sql(
+            "SELECT strftime(min(__ts), '%xT%X.%f+00'), strftime(max(__ts), '%xT%X.%f+00') FROM e"
+        ).fetchall()[0]
+        window = EntityWindow(first, last) if first is not None else None
         for view in views:
-            features = con.sql(_view_sql(view, _one_row_per_key(con, view))).to_arrow_table()
+            unique = _one_row_per_key(con, view, window)
+            features = con.sql(_view_sql(view, window, unique)).to_arrow_table()
             # Back into the entity rows' order by position: cheaper than ORDER BY.
             rows = features[ROW].to_numpy()
             order = np.empty(len(rows), dtype=np.int64)

@@ -38,11 +38,12 @@ class LoadedModel:
     contract: ModelContract
     sha256: str
 
-    def score(self, rows: FeatureRows) -> np.ndarray:
-        """Probability of the positive class per row. One thread: on a busy 2-core machine
-        LightGBM's default OpenMP threads stall single-row calls by milliseconds."""
+    def score(self, rows: FeatureRows, threads: int = 1) -> np.ndarray:
+        """Probability of the positive class per row. One thread by default: on a busy
+        2-core machine LightGBM's default OpenMP threads stall single-row calls by
+        milliseconds. Batch jobs pass `threads=0` (every core)."""
         matrix = feature_matrix(rows, self.contract)
-        return np.asarray(self.booster.predict(matrix, num_threads=1), dtype="float64")
+        return np.asarray(self.booster.predict(matrix, num_threads=threads), dtype="float64")
 
 
 def load_model(model_path: Path, contract_path: Path, expected_sha256: str | None) -> LoadedModel:

@@ -286,7 +286,7 @@ def test_a_planted_off_by_one_is_caught(
     monkeypatch.setattr(
         asof_offline_store,
         "_view_sql",
-        lambda view, one_row_per_key: PLANTS[plant](view_sql(view, one_row_per_key)),
+        lambda *args: PLANTS[plant](view_sql(*args)),
     )
     asof, stock = open_both(repo)
     rows = entity_rows()
