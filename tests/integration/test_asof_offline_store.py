@@ -326,3 +326,18 @@ def test_whole_year_equals_feasts_store(real_repo: Settings) -> None:
     features = [c for c in theirs.columns if c not in requests.columns]
     assert len(features) == 41
     assert compare_features(ours, theirs, features, key="flight_id", rtol=0.0) == []
+
+
+def test_a_retrieval_persists_as_a_saved_dataset(repo: Path, tmp_path: Path) -> None:
+    from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
+
+    asof, _ = open_both(repo)
+    rows = entity_rows()
+    job = asof.get_historical_features(entity_df=rows, features=["reading:value", "link:hops"])
+    target = tmp_path / "saved.parquet"
+    asof.create_saved_dataset(
+        from_=job, name="asof_saved", storage=SavedDatasetFileStorage(path=str(target))
+    )
+    saved = pd.read_parquet(target).sort_values("row").reset_index(drop=True)
+    frame = job.to_df().sort_values("row").reset_index(drop=True)
+    assert compare_features(saved, frame, ["value", "hops"], key="row") == []
