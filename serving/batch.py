@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,10 @@ def score_rows(
     store: FeatureStore, schema: ServiceSchema, model: ServedModel, rows: pd.DataFrame
 ) -> pd.DataFrame:
     """Point-in-time features for `rows`, scored: the rows plus probability and decision."""
-    features = historical_features(store, schema.name, rows)
+    return _scored(rows, historical_features(store, schema.name, rows), model)
+
+
+def _scored(rows: pd.DataFrame, features: pd.DataFrame, model: ServedModel) -> pd.DataFrame:
     scores = model.model.score(features, threads=0)  # a batch: every core, no request waits
     out = rows.reset_index(drop=True).copy()
     out["probability"] = scores
@@ -105,23 +109,39 @@ def score_file(
     else:
         manifest_path.write_text(json.dumps(manifest, indent=2))
     chunks = max(1, -(-len(rows) // chunk_rows))
-    skipped = 0
-    for k in range(chunks):
-        part = output_dir / f"part-{k:05d}.parquet"
-        if part.exists():
-            skipped += 1
-            continue
-        t0 = time.perf_counter()
-        chunk = rows.iloc[k * chunk_rows : (k + 1) * chunk_rows]
-        scored = score_rows(store, schema, model, chunk)
-        tmp = part.with_name("." + part.name)
-        scored.to_parquet(tmp, index=False)
-        tmp.replace(part)
-        seconds = time.perf_counter() - t0
-        progress(
-            f"chunk {k + 1}/{chunks}: {len(chunk):,} rows in {seconds:.1f} s "
-            f"({len(chunk) / seconds:,.0f} rows/s)"
-        )
+    parts = [output_dir / f"part-{k:05d}.parquet" for k in range(chunks)]
+    todo = [k for k in range(chunks) if not parts[k].exists()]
+
+    def chunk(k: int) -> pd.DataFrame:
+        return rows.iloc[k * chunk_rows : (k + 1) * chunk_rows]
+
+    def features(k: int) -> pd.DataFrame:
+        return historical_features(store, schema.name, chunk(k))
+
+    # The next chunk's features are read (DuckDB, which releases the GIL) while this one is
+    # scored (LightGBM, likewise) and written: at most two chunks in memory.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading: dict[int, Future[pd.DataFrame]] = {}
+
+        def read(i: int) -> None:
+            if i < len(todo):
+                reading[i] = pool.submit(features, todo[i])
+
+        read(0)
+        for i, k in enumerate(todo):
+            t0 = time.perf_counter()
+            ready = reading.pop(i).result()
+            read(i + 1)
+            scored = _scored(chunk(k), ready, model)
+            tmp = parts[k].with_name("." + parts[k].name)
+            scored.to_parquet(tmp, index=False)
+            tmp.replace(parts[k])
+            seconds = time.perf_counter() - t0
+            progress(
+                f"chunk {k + 1}/{chunks}: {len(scored):,} rows in {seconds:.1f} s "
+                f"({len(scored) / seconds:,.0f} rows/s)"
+            )
+    skipped = chunks - len(todo)
     return ScoreResult(len(rows), chunks, skipped, time.perf_counter() - started, output_dir)
 
 
