@@ -1,8 +1,8 @@
 """Offline retrieval, Feast's stock DuckDB store against the ASOF plug-in, side by side in one
 run: whole-year `get_historical_features(delay_model_v1)`, `skewless score` on the whole year
 (end to end, a fresh process, parquet written), the training extract (Jan-Jul), and the same
-on a synthetic copy of the year N times over (keys suffixed per copy, so that nothing
-collides; timestamps kept, so N times the traffic in the same year).
+on a synthetic copy of the year N times over (copy k: keys suffixed with `~k` and every
+timestamp k x 53 weeks later, so that nothing collides).
 
     python benchmarks/offline_store.py [--runs 3] [--stock-runs 1] [--scale 10] [--train]
 
@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 STORES = {"stock": "duckdb", "asof": "asof"}
 KEYS = ("origin", "dest", "carrier", "tailnum", "flight_id")
+SHIFT = pd.Timedelta(weeks=53)  # copy k is k such years later: same weekdays, no overlap
 
 
 def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
@@ -128,7 +129,7 @@ def run_child(what: str, repo: Path, store: str) -> dict[str, Any]:
 
 
 def scaled_repo(source: Path, target: Path, scale: int) -> Path:
-    """The feature repository with every table `scale` times over, keys suffixed per copy."""
+    """The feature repository with every table `scale` times over, shifted per copy."""
     from skewless import feature_store as fs
     from tests.repos import copy_feature_repo, settings_for
 
@@ -142,6 +143,9 @@ def scaled_repo(source: Path, target: Path, scale: int) -> Path:
             for key in KEYS:
                 if key in copy.columns:
                     copy[key] = copy[key].astype("string") + f"~{k}"
+            for column in copy.columns:
+                if pd.api.types.is_datetime64_any_dtype(copy[column]):
+                    copy[column] = copy[column] + k * SHIFT
             copies.append(copy)
         pd.concat(copies, ignore_index=True).to_parquet(repo / "data" / table.name, index=False)
     shutil.copy(source / "data" / "tables.json", repo / "data" / "tables.json")

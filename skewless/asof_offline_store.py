@@ -164,9 +164,17 @@ def _view_cte(view: ViewJoin, window: EntityWindow | None) -> str:
             where.append(
                 f"{stamped} >= TIMESTAMPTZ {_literal(window.first)} - to_microseconds({micros})"
             )
-    not_null = " AND ".join(where) or "TRUE"
+    # Only keys some entity row asks for: a chunk of a batch job reads its own entities.
+    asked = " AND ".join(
+        f"src.{_quote(k)} = asked.{_quote(entity)}" for k, entity in view.keys.items()
+    )
+    entity_keys = ", ".join(_quote(entity) for entity in view.keys.values())
     select = ", ".join([*keys, stamp, *values])
-    sql = f"SELECT {select} FROM read_parquet({_literal(view.path)}) WHERE {not_null}"
+    sql = (
+        f"SELECT {select} FROM read_parquet({_literal(view.path)}) AS src "
+        f"SEMI JOIN (SELECT DISTINCT {entity_keys} FROM e) AS asked ON {asked} "
+        f"WHERE {' AND '.join(where) or 'TRUE'}"
+    )
     if view.created:
         partition = ", ".join([*(_quote(k) for k in view.keys), _quote(view.timestamp)])
         sql += (
