@@ -72,4 +72,39 @@ def test_both_online_store_variants_parse(online_store: str, real_repo: Settings
     settings = settings_for(real_repo.repo_path, online_store, "127.0.0.1:6379")
     config = fs.open_store(settings).config
     assert config.online_store.type == online_store
-    assert config.offline_store.type == "duckdb"
+    # Both variants read offline through the ASOF plug-in (never the dask `file` store).
+    assert config.offline_store.type == "skewless.asof_offline_store.AsofDuckDBOfflineStore"
+
+
+def test_feast_ui_serves_the_repository_with_the_asof_store(real_repo: Settings) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ui = subprocess.Popen(
+        fs.feast_command(real_repo, "ui", "--host", "127.0.0.1", "--port", str(port)),
+        env=fs.feast_environment(real_repo),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/projects-list.json") as r:
+                    projects = r.read().decode()
+                break
+            except OSError:
+                assert ui.poll() is None, (ui.stderr.read() if ui.stderr else "")[-3000:]
+                assert time.monotonic() < deadline, "feast ui did not answer in 120 s"
+                time.sleep(1)
+        assert fs.open_store(real_repo).project in projects
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as page:
+            assert page.status == 200
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
