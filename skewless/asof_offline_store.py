@@ -19,7 +19,8 @@ rows (tests/integration/test_asof_offline_store.py):
 
 Where the plug-in cannot promise that, it hands the call to the stock store: an entity frame
 given as SQL or absent, a source that is not a local parquet FileSource, substrait
-on-demand views, and `filter_by_created_timestamp` over a source with a created timestamp.
+on-demand views, `filter_by_created_timestamp` over a source with a created timestamp, and a
+`staging_location` (remote export).
 Materialization and everything else is the stock store's.
 
 Use it with `offline_store: type: skewless.asof_offline_store.AsofDuckDBOfflineStore`;
@@ -149,15 +150,22 @@ def _view_cte(view: ViewJoin, window: EntityWindow | None) -> str:
 
     ASOF JOIN takes any one of the rows that tie on the matched timestamp, so ties are
     settled here, as the stock store's ranking settles them. Rows no entity row can use
-    are left out before the join sorts them: stamped after the last entity row, or (with a
-    TTL) expired before the first; a chunk of a batch job reads only its stretch of time.
+    are left out before the join sorts them: keys no entity row asks for, rows stamped after
+    the last entity row, and (with a TTL) rows expired before the first; a chunk of a batch
+    job reads only its own entities' stretch of time.
     """
     keys = [f"{_quote(k)} AS k{i}" for i, k in enumerate(view.keys)]
-    values = [f"{_quote(src)} AS c{i}" for i, src in enumerate(view.columns.values())]
-    stamp = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ) AS ts"
+    stamped = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ)"
+    # The stock store casts the event and created timestamps to UTC in place, so a view
+    # that serves either as a feature serves the cast value.
+    cast = {view.timestamp, view.created}
+    values = [
+        (f"CAST({_quote(src)} AS TIMESTAMPTZ)" if src in cast else _quote(src)) + f" AS c{i}"
+        for i, src in enumerate(view.columns.values())
+    ]
+    stamp = f"{stamped} AS ts"
     where = [f"{_quote(k)} IS NOT NULL" for k in view.keys]
     if window is not None:
-        stamped = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ)"
         where.append(f"{stamped} <= TIMESTAMPTZ {_literal(window.last)}")
         if view.ttl is not None:
             micros = int(view.ttl / timedelta(microseconds=1))
@@ -176,10 +184,11 @@ def _view_cte(view: ViewJoin, window: EntityWindow | None) -> str:
         f"WHERE {' AND '.join(where) or 'TRUE'}"
     )
     if view.created:
-        partition = ", ".join([*(_quote(k) for k in view.keys), _quote(view.timestamp)])
+        # Ranked on the UTC values, as the stock store casts both columns before ranking.
+        partition = ", ".join([*(_quote(k) for k in view.keys), stamped])
         sql += (
             f" QUALIFY row_number() OVER (PARTITION BY {partition} "
-            f"ORDER BY {_quote(view.created)} DESC NULLS LAST) = 1"
+            f"ORDER BY CAST({_quote(view.created)} AS TIMESTAMPTZ) DESC NULLS LAST) = 1"
         )
     return f"f AS ({sql})"
 
@@ -308,26 +317,28 @@ class AsofRetrievalJob(RetrievalJob):
         return self._to_arrow_internal(timeout).to_pandas()
 
     def _to_arrow_internal(self, timeout: int | None = None) -> pa.Table:
-        # On-demand views that read only request fields need no feature: their Python runs
-        # while DuckDB (which releases the GIL) joins, on the other core.
+        # Python-mode on-demand views that read only request fields need no feature: their
+        # Python runs while DuckDB (which releases the GIL) joins, on the other core.
+        entity = self._entity.drop_columns([ROW])
         with ThreadPoolExecutor(max_workers=1) as pool:
-            joined = pool.submit(_join_views, self._entity, self._views, self._timestamp)
+            joined = pool.submit(self._joined)
             early = {
-                odfv.name: _run_on_demand_view(
-                    odfv, _odfv_inputs(odfv, self._entity), self.full_feature_names
-                )
+                odfv.name: _run_python_view(odfv, entity, self.full_feature_names)
                 for odfv in self._odfvs
                 if not odfv.source_feature_view_projections
             }
             table = joined.result()
         for odfv in self._odfvs:
-            transformed = early.get(odfv.name) or _run_on_demand_view(
-                odfv, _odfv_inputs(odfv, table), self.full_feature_names
-            )
+            transformed = early.get(odfv.name)
+            if transformed is None:
+                transformed = _run_on_demand_view(odfv, table, self.full_feature_names)
             table = _append_requested(
                 table, odfv, transformed, self._metadata, self.full_feature_names
             )
         return table
+
+    def _joined(self) -> pa.Table:
+        return _join_views(self._entity, self._views, self._timestamp)
 
     def persist(
         self,
@@ -335,6 +346,9 @@ class AsofRetrievalJob(RetrievalJob):
         allow_overwrite: bool = False,
         timeout: int | None = None,
     ) -> None:
+        # What `to_df` returns, on-demand features included. The stock store writes the join
+        # without them, and Feast 0.67 then fails reading its own saved dataset back
+        # (`create_saved_dataset` asks for the on-demand columns): a deliberate difference.
         _write_data_source(
             ibis.memtable(self.to_arrow()),
             storage.to_data_source(),
@@ -377,16 +391,21 @@ def _python_values(column: pa.ChunkedArray) -> list[Any]:
     return [None if i is None else moments[i] for i in indices]
 
 
-def _run_on_demand_view(
-    odfv: OnDemandFeatureView, inputs: pa.Table, full_feature_names: bool
-) -> pa.Table:
-    """The view's output columns, named as Feast's transform_arrow names them."""
+def _run_python_view(
+    odfv: OnDemandFeatureView, table: pa.Table, full_feature_names: bool
+) -> pa.Table | None:
+    """A python-mode view run on the columns it declares, as Feast's transform_arrow would
+    run it on all of them (`from_pydict(udf(to_pydict()))`), with the inputs converted by
+    `_python_values`. None when the view is not such a view, or reads a column it does not
+    declare (a KeyError): then it runs Feast's way."""
     if odfv.mode != "python" or odfv.singleton:
-        return odfv.transform_arrow(inputs, full_feature_names)
-    # Feast's python transform_arrow is from_pydict(udf(to_pydict())); the same, with the
-    # inputs converted by _python_values.
+        return None
+    inputs = _odfv_inputs(odfv, table)
     values = {name: _python_values(inputs[name]) for name in inputs.column_names}
-    result = odfv.transform_dict(values)
+    try:
+        result = odfv.transform_dict(values)
+    except KeyError:
+        return None
     features = {f.name for f in odfv.features}
     prefix = _name_to_use(odfv)
     return pa.Table.from_pydict(
@@ -396,6 +415,17 @@ def _run_on_demand_view(
             if name in features
         }
     )
+
+
+def _run_on_demand_view(
+    odfv: OnDemandFeatureView, table: pa.Table, full_feature_names: bool
+) -> pa.Table:
+    """The view's output columns, named as Feast's transform_arrow names them; pandas and
+    singleton views (and a python view that reads undeclared columns) get every column."""
+    transformed = _run_python_view(odfv, table, full_feature_names)
+    if transformed is None:
+        transformed = odfv.transform_arrow(table, full_feature_names)
+    return transformed
 
 
 def _append_requested(
@@ -479,6 +509,8 @@ class AsofDuckDBOfflineStore(DuckDBOfflineStore):
         odfvs = OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
         if any(odfv.mode == "substrait" for odfv in odfvs):
             return stock("a substrait on-demand view")
+        if config.offline_store.staging_location:
+            return stock("a staging_location (export to remote storage)")
 
         schema = dict(zip(entity_df.columns, entity_df.dtypes, strict=True))
         timestamp = infer_event_timestamp_from_entity_df(schema)

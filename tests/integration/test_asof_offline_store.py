@@ -58,7 +58,7 @@ DEFINITIONS = dedent(
     sensor_profile = FeatureView(
         name="sensor_profile",
         entities=[sensor],
-        ttl=timedelta(0),
+        ttl=timedelta(days=1),
         source=FileSource(
             name="profiles", path=str(HERE / "profiles.parquet"), timestamp_field="event_timestamp"
         ),
@@ -89,6 +89,13 @@ DEFINITIONS = dedent(
 
 
     @on_demand_feature_view(
+        sources=[request], schema=[Field(name="factor_squared", dtype=Float64)], mode="python"
+    )
+    def squared_factor(inputs):
+        return {"factor_squared": [None if f is None else f * f for f in inputs["factor"]]}
+
+
+    @on_demand_feature_view(
         sources=[link], schema=[Field(name="double_hops", dtype=Float64)], mode="pandas"
     )
     def doubled(frame):
@@ -98,7 +105,8 @@ DEFINITIONS = dedent(
 
 
     everything = FeatureService(
-        name="everything", features=[reading, sensor_profile, link, scaled_reading, doubled]
+        name="everything",
+        features=[reading, sensor_profile, link, scaled_reading, squared_factor, doubled],
     )
     by_device = FeatureService(
         name="by_device",
@@ -115,14 +123,19 @@ def _tables(repo: Path) -> None:
     def at(minutes: float) -> pd.Timestamp:
         return T0 + minutes * MINUTE
 
+    # The first and last rows are outside every entity row's reach (expired before the
+    # first, stamped after the last): the plug-in leaves them out before joining.
     pd.DataFrame(
         {
-            "sensor": ["a", "a", "a", "a", "b", None, "c"],
-            "event_timestamp": [at(0), at(30), at(30), at(120), at(0), at(0), at(300)],
+            "sensor": ["a", "a", "a", "a", "a", "b", None, "c", "a"],
+            "event_timestamp": [
+                *[at(-300), at(0), at(30), at(30), at(120)],
+                *[at(0), at(0), at(300), at(1000)],
+            ],
             # the two 12:30 rows tie on event time: the later created one (2.5) is Feast's
-            "created": [at(0), at(31), at(30), at(120), at(0), at(0), at(300)],
-            "raw_value": [1.0, 2.5, 2.0, 3.0, 10.0, 99.0, 5.0],
-            "note": ["first", "late fix", "early", "third", "b", "nobody", "c"],
+            "created": [at(-300), at(0), at(31), at(30), at(120), at(0), at(0), at(300), at(1000)],
+            "raw_value": [0.5, 1.0, 2.5, 2.0, 3.0, 10.0, 99.0, 5.0, 50.0],
+            "note": ["old", "first", "late fix", "early", "third", "b", "nobody", "c", "future"],
         }
     ).to_parquet(repo / "readings.parquet")
     pd.DataFrame(
@@ -145,7 +158,7 @@ def _tables(repo: Path) -> None:
 
 # (sensor, minutes after T0, src, dst, factor) and the `value` Feast's semantics give.
 ROWS: list[tuple[str | None, float, str | None, str | None, float | None, float | None]] = [
-    ("a", -1, "x", "y", 1.0, None),  # before any row of its sensor
+    ("a", -1, "x", "y", 1.0, None),  # its sensor's latest row is 5 h old: expired
     ("a", 0, "x", "y", 2.0, 1.0),  # stamped exactly at the entity time: known
     ("a", 29, "y", "x", 2.0, 1.0),
     ("a", 30, "x", "y", 1.0, 2.5),  # tie on event time: the later created row
@@ -261,13 +274,21 @@ def test_a_subset_of_features_in_any_order_matches(repo: Path) -> None:
     assert sorted(ours.columns[-4:]) == ["hops", "note", "site", "value"]
 
 
-def test_entity_rows_keep_their_order_and_types(repo: Path) -> None:
-    asof, _ = open_both(repo)
+def test_text_timestamps_and_shuffled_rows_match_and_keep_their_order(repo: Path) -> None:
+    asof, stock = open_both(repo)
     rows = entity_rows().sample(frac=1.0, random_state=3).reset_index(drop=True)
     # Text timestamps are parsed as UTC, as Feast parses them.
     rows["event_timestamp"] = rows["event_timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
-    frame = asof.get_historical_features(entity_df=rows, features=["reading:value"]).to_df()
+    refs = ["reading:value", "sensor_profile:site"]
+    frame = asof.get_historical_features(entity_df=rows.copy(), features=refs).to_df()
     assert list(frame["row"]) == list(rows["row"])
+    theirs = stock.get_historical_features(entity_df=rows.copy(), features=refs).to_df()
+    ordered = entity_rows()
+    assert_same(
+        frame.sort_values("row").reset_index(drop=True),
+        theirs.sort_values("row").reset_index(drop=True),
+        ordered,
+    )
 
 
 PLANTS: dict[str, Callable[[str], str]] = {
@@ -292,8 +313,10 @@ def test_a_planted_off_by_one_is_caught(
     rows = entity_rows()
     ours = retrieve(asof, rows, "everything", False)
     theirs = retrieve(stock, rows, "everything", False)
-    mismatched = {m.feature for m in compare_features(ours, theirs, ["value"], key="row")}
-    assert mismatched == {"value"}
+    # Both paths: ASOF (reading's value) and the one-row-per-key hash join (the profile).
+    checked = ["value", "site"]
+    mismatched = {m.feature for m in compare_features(ours, theirs, checked, key="row")}
+    assert mismatched == set(checked)
 
 
 def test_stock_store_answers_what_the_plugin_cannot(repo: Path) -> None:
@@ -329,15 +352,18 @@ def test_whole_year_equals_feasts_store(real_repo: Settings) -> None:
 
 
 def test_a_retrieval_persists_as_a_saved_dataset(repo: Path, tmp_path: Path) -> None:
+    """On-demand features included (Feast's own store fails on this case: it writes the join
+    without them, then asks for them when reading the saved dataset back)."""
     from feast.infra.offline_stores.file_source import SavedDatasetFileStorage
 
     asof, _ = open_both(repo)
-    rows = entity_rows()
-    job = asof.get_historical_features(entity_df=rows, features=["reading:value", "link:hops"])
+    refs = ["reading:value", "link:hops", "scaled_reading:scaled"]
+    job = asof.get_historical_features(entity_df=entity_rows(), features=refs)
     target = tmp_path / "saved.parquet"
     asof.create_saved_dataset(
         from_=job, name="asof_saved", storage=SavedDatasetFileStorage(path=str(target))
     )
     saved = pd.read_parquet(target).sort_values("row").reset_index(drop=True)
     frame = job.to_df().sort_values("row").reset_index(drop=True)
-    assert compare_features(saved, frame, ["value", "hops"], key="row") == []
+    assert list(saved.columns) == list(frame.columns)
+    assert compare_features(saved, frame, ["value", "hops", "scaled"], key="row") == []
