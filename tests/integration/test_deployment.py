@@ -358,6 +358,9 @@ def test_an_interrupted_gate_leaves_no_process_or_port(world: DeployWorld):
         env={**os.environ, **world.env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True,
+        # A test run started in the background of a shell has SIGINT ignored, and children
+        # inherit that: the gate must see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     ports: list[int] = []
     assert gate.stdout is not None
