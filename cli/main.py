@@ -12,6 +12,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 import loadtests.commands
+import monitoring.commands
 import serving.commands
 import skewless.commands
 import training.commands
@@ -68,12 +69,14 @@ def build_tables_command(
 skewless.commands.register(app)
 training.commands.register(app)
 serving.commands.register(app)
+monitoring.commands.register(app)
 
 
 @app.command("quickstart")
 def quickstart_command(config: skewless.commands.ConfigOption = None) -> None:
     """The main job on the embedded default: build, apply, materialize, read online, extract,
-    train (and register a champion), then serve a few real predictions over REST and gRPC."""
+    train (and register a champion), serve a few real predictions over REST and gRPC, replay
+    a month of requests into the prediction log and monitor it (an HTML report)."""
     from serving.demo import serve_examples
 
     build_tables_command(force=False)
@@ -83,6 +86,16 @@ def quickstart_command(config: skewless.commands.ConfigOption = None) -> None:
     skewless.commands.extract_command(start=None, end=None, config=config)
     training.commands.train_command(config=config, promote=False, gate_config=None, resume=None)
     serve_examples(get_settings(), console)
+    # The loop's last room: a month of the year's real requests replayed into the prediction
+    # log, then monitored. Alerts are reported (and in the page); they don't fail the job.
+    serving.commands.replay_command(since=None, until=None, version=None, config=config)
+    try:
+        monitoring.commands.monitor_command(
+            since=None, until=None, window=None, output=None, labels_optional=False, config=config
+        )
+    except typer.Exit as stop:
+        if stop.exit_code != 1:
+            raise
 
 
 loadtests.commands.register(app)

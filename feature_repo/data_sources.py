@@ -28,6 +28,12 @@ flight_requests = _table(
     "departure minus the lead time): entity keys, request-time fields and the label "
     "departed_late (null for cancelled flights). The entity rows of training.",
 )
+flight_outcomes = _table(
+    "flight_outcomes",
+    "The label of each flight that departed (departed_late), stamped at the moment it became "
+    "known: its departure, or 15 minutes after its scheduled departure if it had not left by "
+    "then. Read by monitoring, point in time: labels arrive late.",
+)
 weather_hourly = _table(
     "weather_hourly", "Hourly METAR weather per origin airport, stamped one hour after the hour."
 )

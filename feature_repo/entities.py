@@ -26,3 +26,10 @@ aircraft = Entity(
     value_type=ValueType.STRING,
     description="Aircraft, by tail number.",
 )
+flight = Entity(
+    name="flight",
+    join_keys=["flight_id"],
+    value_type=ValueType.STRING,
+    description="One scheduled flight (date, carrier, flight number, origin): the request_id "
+    "a client sends with its prediction request, so that outcomes can be joined to it.",
+)

@@ -64,10 +64,10 @@ def score_rows(
     store: FeatureStore, schema: ServiceSchema, model: ServedModel, rows: pd.DataFrame
 ) -> pd.DataFrame:
     """Point-in-time features for `rows`, scored: the rows plus probability and decision."""
-    return _scored(rows, historical_features(store, schema.name, rows), model)
+    return score_features(rows, historical_features(store, schema.name, rows), model)
 
 
-def _scored(rows: pd.DataFrame, features: pd.DataFrame, model: ServedModel) -> pd.DataFrame:
+def score_features(rows: pd.DataFrame, features: pd.DataFrame, model: ServedModel) -> pd.DataFrame:
     scores = model.model.score(features, threads=0)  # a batch: every core, no request waits
     out = rows.reset_index(drop=True).copy()
     out["probability"] = scores
@@ -132,7 +132,7 @@ def score_file(
             t0 = time.perf_counter()
             ready = reading.pop(i).result()
             read(i + 1)
-            scored = _scored(chunk(k), ready, model)
+            scored = score_features(chunk(k), ready, model)
             tmp = parts[k].with_name("." + parts[k].name)
             scored.to_parquet(tmp, index=False)
             tmp.replace(parts[k])

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from skewless.commands import console, model_config, model_fetcher
+from skewless.commands import ConfigOption, console, model_config, model_fetcher, parse_time
+from skewless.errors import BadInput
 from skewless.settings import get_settings
 
 
@@ -69,6 +70,53 @@ def score_command(
     )
 
 
+def replay_command(
+    since: Annotated[
+        str | None, typer.Option(help="First request time (ISO; default: --until minus 30 days).")
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(help="End of the period, exclusive (ISO; default: the model config's as_of)."),
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default: the champion).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replay a past period's real requests into the prediction log, each served as of its
+    own time (features read offline, point in time; the same scorer): traffic history for
+    `skewless monitor` on a replayed data set."""
+    import datetime as dt
+
+    from skewless import feature_store as fs
+    from skewless.features import service_schema
+
+    from .replay import replay
+
+    settings = get_settings()
+    cfg = model_config(config, settings)
+    end = parse_time(until, "--until") if until else cfg.as_of
+    start = parse_time(since, "--since") if since else end - dt.timedelta(days=30)
+    if start >= end:
+        raise BadInput(f"--since {start} is not before --until {end}")
+    store = fs.open_store(settings)
+    schema = service_schema(store, cfg.feature_service)
+    loader = model_fetcher(settings, schema)
+    try:
+        model = loader.load(version)
+        result = replay(
+            store, schema, model, cfg, start, end, settings.prediction_log_dir,
+            progress=console.print,
+        )  # fmt: skip
+    finally:
+        loader.close()
+    console.print(
+        f"{result.rows:,} predictions of {model.name} v{model.version} logged in "
+        f"{result.seconds:.1f} s"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("score")(score_command)
+    app.command("replay")(replay_command)

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,17 @@ from skewless.prediction_log import ENTITY, FEATURE, REQUEST, LogRecord, part_fo
 from .metrics import Metrics
 
 log = logging.getLogger("skewless.serving")
+
+
+def write_part(directory: Path, table: pa.Table, served_at: datetime, number: int) -> Path:
+    """One part of the log, in the folder of `served_at`'s day."""
+    folder = part_folder(directory, served_at)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{os.getpid()}-{time.time_ns()}-{number:06d}.parquet"
+    tmp = folder / ("." + name)
+    pq.write_table(table, tmp)
+    tmp.replace(folder / name)  # readers never see a half-written part
+    return folder / name
 
 
 class PredictionLog:
@@ -96,13 +108,8 @@ class PredictionLog:
 
     def _write(self, records: list[LogRecord]) -> None:
         table = self._table(records)
-        folder = part_folder(self.directory, records[0].served_at)
-        folder.mkdir(parents=True, exist_ok=True)
         self._parts += 1
-        name = f"part-{os.getpid()}-{time.time_ns()}-{self._parts:06d}.parquet"
-        tmp = folder / ("." + name)
-        pq.write_table(table, tmp)
-        tmp.replace(folder / name)  # readers never see a half-written part
+        write_part(self.directory, table, records[0].served_at, self._parts)
         self.metrics.log_written.inc(table.num_rows)
 
     def _table(self, records: list[LogRecord]) -> pa.Table:

@@ -49,8 +49,9 @@ class ModelConfig(StrictModel):
     as_of: AwareDatetime  # "now" for the embedded replay: materialize the online store up to it
     extract: Window | None = None  # the point-in-time extract the quickstart summarizes
     example: RequestExample | None = None
-    # Room sections, validated by their rooms (training/config.py, ...).
+    # Room sections, validated by their rooms (training/config.py, monitoring/config.py).
     pipeline: dict[str, Any] = Field(default_factory=dict)
+    monitoring: dict[str, Any] = Field(default_factory=dict)
     source: Path | None = Field(default=None, exclude=True)  # the file it was read from
 
 

@@ -84,7 +84,11 @@ def materialize(
     materialized would otherwise start at wall-clock now minus its TTL (Feast's rule), which
     misses every row of a replayed year, so a store with any such view gets a full load.
     """
-    never = [v.name for v in store.list_feature_views() if not v.materialization_intervals]
+    never = [
+        v.name
+        for v in store.list_feature_views()
+        if v.online and not v.materialization_intervals  # offline-only views never are
+    ]
     if incremental and not never:
         store.materialize_incremental(end_date=end)
     else:

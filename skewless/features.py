@@ -87,17 +87,19 @@ def service_schema(store: FeatureStore, service_name: str) -> ServiceSchema:
 
 
 def historical_features(
-    store: FeatureStore, service_name: str, entity_rows: pd.DataFrame
+    store: FeatureStore, features: str | list[str], entity_rows: pd.DataFrame
 ) -> pd.DataFrame:
     """Point-in-time correct features, one row per entity row, in the entity rows' order.
 
-    `entity_rows` needs an `event_timestamp` column, the service's join keys and request
-    fields; any other column (an id, the label) is carried through.
+    `features`: a feature service's name, or feature references (`view:feature`; monitoring
+    reads outcomes, which no service holds). `entity_rows` needs an `event_timestamp`
+    column, the join keys and request fields; any other column (an id, the label) is carried
+    through.
     """
-    service = store.get_feature_service(service_name)
+    wanted = store.get_feature_service(features) if isinstance(features, str) else features
     rows = entity_rows.reset_index(drop=True)
     rows = rows.assign(_skewless_row=range(len(rows)))
-    result = store.get_historical_features(entity_df=rows, features=service).to_df()
+    result = store.get_historical_features(entity_df=rows, features=wanted).to_df()
     if len(result) != len(rows) or result["_skewless_row"].duplicated().any():
         raise RetrievalError(
             f"historical retrieval returned {len(result)} rows for {len(rows)} entity rows"

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.special import kolmogi
+from scipy.stats import chi2
 
 # An empty bin counts as this share: PSI is infinite otherwise, and one empty bucket in a
 # sample of a few hundred says little.
@@ -50,3 +51,14 @@ def ks_critical(n: float, m: float, alpha: float) -> float:
     if n <= 0 or m <= 0:
         return 0.0
     return float(kolmogi(alpha)) * math.sqrt((n + m) / (n * m))
+
+
+def psi_critical(bins: int, n: float, m: float, alpha: float) -> float:
+    """The PSI beyond which two samples of sizes n and m over `bins` bins differ at `alpha`.
+
+    To second order PSI is the chi-square distance sum((a - e)^2 / e), which for two samples
+    of one distribution is (1/n + 1/m) times a chi-square variable with bins - 1 degrees of
+    freedom: a window of a few hundred rows over many categories has a large PSI by chance."""
+    if n <= 0 or m <= 0 or bins < 2:
+        return 0.0
+    return float(chi2.ppf(1 - alpha, bins - 1)) * (1 / n + 1 / m)

@@ -8,11 +8,12 @@ import pandas as pd
 
 from skewless.features import service_schema
 from skewless.hashing import sha256_file
+from skewless.reference import derive_schema
 
 from .artifacts import read_json, write_frame, write_json
 from .context import StepContext, StepOutput
 from .split import split
-from .validate_data import DataValidationError, derive_schema, validate
+from .validate_data import DataValidationError, validate
 
 
 def extract_step(context: StepContext) -> StepOutput:

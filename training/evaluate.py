@@ -7,35 +7,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-
-def metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
-    both = len(np.unique(labels)) == 2
-    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-    return {
-        "rows": float(len(labels)),
-        "positive_rate": float(np.mean(labels)) if len(labels) else None,
-        "roc_auc": float(roc_auc_score(labels, scores)) if both else None,
-        "pr_auc": float(average_precision_score(labels, scores)) if both else None,
-        "log_loss": float(log_loss(labels, clipped, labels=[0, 1])) if len(labels) else None,
-        "brier": float(brier_score_loss(labels, scores)) if len(labels) else None,
-    }
-
-
-def calibration(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(scores, edges) - 1, 0, bins - 1)
-    table, ece = [], 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            mean_score, rate = float(scores[mask].mean()), float(labels[mask].mean())
-            ece += mask.mean() * abs(mean_score - rate)
-            table.append(
-                {"bin": b, "rows": int(mask.sum()), "mean_score": mean_score, "positive_rate": rate}
-            )
-    return {"expected_calibration_error": float(ece), "bins": table}
+from skewless.quality import calibration, metrics
 
 
 def evaluate(

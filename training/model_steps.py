@@ -16,6 +16,7 @@ from skewless.features import service_schema
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import load_model
 from skewless.model_contract import ModelContract, derive_features, feature_matrix
+from skewless.reference import REFERENCE_FILE, model_reference
 
 from . import bless as blessing
 from .artifacts import read_json, write_json, write_text
@@ -116,6 +117,11 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
         )
         evaluation["champion_version"] = champion.version
     np.save(context.path("test_scores.npy"), scores)
+    # What monitoring compares this version's served traffic with (skewless/reference.py).
+    write_json(
+        model_reference(model.booster, scores, evaluation["candidate"]["overall"]),
+        context.path(REFERENCE_FILE),
+    )
     for name, value in evaluation["candidate"]["overall"].items():
         if value is not None:
             context.log_metric(f"test_{name}", value)
@@ -123,6 +129,7 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
     files = {
         "evaluation.json": art.sha256,
         "test_scores.npy": sha256_file(context.path("test_scores.npy")),
+        REFERENCE_FILE: sha256_file(context.path(REFERENCE_FILE)),
     }
     return Evaluated(files, evaluation)
 

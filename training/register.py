@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skewless.hashing import sha256_file
+from skewless.reference import REFERENCE_FILE
 from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, operator
 
 from .artifacts import read_json, write_json
@@ -28,6 +29,7 @@ REGISTERED_ARTIFACTS = (
     "verdict.json",
     "training.json",
     "validation.json",
+    REFERENCE_FILE,  # with schema.json: the reference monitoring compares served traffic with
 )
 
 

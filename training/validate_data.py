@@ -14,13 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from skewless import statistics as stats
 from skewless.errors import CheckFailed
 from skewless.model_contract import is_categorical
+from skewless.reference import categorical_drift, numeric_drift
 
 from .config import DataValidation
-
-QUANTILES = np.linspace(0, 1, 101)
 
 
 class DataValidationError(CheckFailed):
@@ -41,59 +39,6 @@ class ValidationReport:
     @property
     def passed(self) -> bool:
         return not self.problems
-
-
-def derive_schema(reference: pd.DataFrame, features: list[str]) -> dict[str, Any]:
-    """The schema and reference statistics of a reference window (saved with the model)."""
-    columns: dict[str, Any] = {}
-    for name in features:
-        values = reference[name]
-        entry: dict[str, Any] = {"null_rate": float(values.isna().mean())}
-        present = values.dropna()
-        if is_categorical(values):
-            freq = present.astype(str).value_counts(normalize=True)
-            entry.update(kind="categorical", frequencies={k: float(v) for k, v in freq.items()})
-        else:
-            numbers = present.astype("float64")
-            entry.update(
-                kind="numeric",
-                min=float(numbers.min()) if len(numbers) else None,
-                max=float(numbers.max()) if len(numbers) else None,
-                quantiles=[float(q) for q in np.quantile(numbers, QUANTILES)]
-                if len(numbers)
-                else [],
-            )
-        columns[name] = entry
-    return {"columns": columns, "rows": int(len(reference))}
-
-
-def _numeric_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
-    quantiles = np.asarray(ref["quantiles"])
-    numbers = values.dropna().to_numpy(dtype="float64")
-    if not len(quantiles) or not len(numbers):
-        return {"psi": 0.0, "ks": 0.0}
-    edges = np.unique(quantiles[::10])  # deciles of the reference
-    ref_hist = np.histogram(np.clip(quantiles, edges[0], edges[-1]), bins=edges)[0] / len(quantiles)
-    cur_hist = np.histogram(np.clip(numbers, edges[0], edges[-1]), bins=edges)[0] / len(numbers)
-    null_ref, null_cur = ref["null_rate"], float(values.isna().mean())
-    psi = stats.psi(
-        np.append(ref_hist * (1 - null_ref), null_ref),
-        np.append(cur_hist * (1 - null_cur), null_cur),
-    )
-    # Both CDFs at the same points (the distinct reference quantiles): the reference CDF at x
-    # is the largest quantile level whose value is <= x, which stays right for repeated values.
-    points = np.unique(quantiles)
-    reference_cdf = QUANTILES[np.searchsorted(quantiles, points, side="right") - 1]
-    current_cdf = np.searchsorted(np.sort(numbers), points, side="right") / len(numbers)
-    return {"psi": psi, "ks": stats.ks_distance(current_cdf, reference_cdf)}
-
-
-def _categorical_skew(values: pd.Series, ref: dict[str, Any]) -> dict[str, float]:
-    freq = values.dropna().astype(str).value_counts(normalize=True)
-    keys = sorted(set(ref["frequencies"]) | set(freq.index))
-    p = np.array([ref["frequencies"].get(k, 0.0) for k in keys])
-    q = np.array([float(freq.get(k, 0.0)) for k in keys])
-    return {"psi": stats.psi(p, q), "js": stats.jensen_shannon(p, q)}
 
 
 def validate(
@@ -132,7 +77,7 @@ def validate(
                 report.problems.append(
                     f"{name}: {share:.1%} of values are unknown categories, e.g. {examples}"
                 )
-            report.skew[name] = _categorical_skew(values, ref)
+            report.skew[name] = categorical_drift(values, ref)
         else:
             if ref["min"] is not None and len(present):
                 span = ref["max"] - ref["min"]
@@ -146,7 +91,9 @@ def validate(
                     report.problems.append(
                         f"{name}: {share:.1%} of values outside [{lo:.4g}, {hi:.4g}]"
                     )
-            report.skew[name] = _numeric_skew(values, ref)
+            report.skew[name] = numeric_drift(
+                values.to_numpy(dtype="float64", na_value=np.nan), ref
+            )
         psi = report.skew[name]["psi"]
         if config.psi_stop is not None and psi > config.psi_stop:
             report.problems.append(

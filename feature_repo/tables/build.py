@@ -19,7 +19,7 @@ from . import aggregates, flights, profiles
 from .raw import RawData, raw_fingerprint, read_raw
 
 MANIFEST = "tables.json"
-BUILD_VERSION = 3  # bump when a table's definition changes, so old builds are not reused
+BUILD_VERSION = 4  # bump when a table's definition changes, so old builds are not reused
 
 TableBuilder = Callable[[RawData, pd.DataFrame, pd.Timedelta], pd.DataFrame]
 
@@ -27,6 +27,7 @@ TableBuilder = Callable[[RawData, pd.DataFrame, pd.Timedelta], pd.DataFrame]
 # `data/<table name>.parquet`.
 TABLES: dict[str, TableBuilder] = {
     "flight_requests": lambda raw, dep, lead: flights.build_flight_requests(raw.flights, lead),
+    "flight_outcomes": lambda raw, dep, lead: flights.build_flight_outcomes(raw.flights),
     "weather_hourly": lambda raw, dep, lead: profiles.build_weather(raw.weather),
     "aircraft": lambda raw, dep, lead: profiles.build_aircraft(raw.planes),
     "carriers": lambda raw, dep, lead: profiles.build_carriers(raw.airlines),

@@ -86,3 +86,25 @@ def build_departures(flights: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return departures.sort_values("departed_at", kind="mergesort", ignore_index=True)
+
+
+def build_flight_outcomes(flights: pd.DataFrame) -> pd.DataFrame:
+    """The label of each flight, stamped at the moment it became known: the departure when the
+    flight left less than 15 minutes late; 15 minutes after the scheduled departure when it had
+    not left by then (it is late, whenever it leaves). Cancelled flights have no outcome row:
+    their label is undefined, as in the request table."""
+    departed = flights[flights["dep_delay"].notna()]
+    scheduled = scheduled_departure_utc(departed)
+    late = departed["dep_delay"] >= LATE_MINUTES
+    known_at = scheduled + pd.to_timedelta(
+        departed["dep_delay"].where(~late, LATE_MINUTES), unit="min"
+    )
+    outcomes = pd.DataFrame(
+        {
+            "flight_id": flight_ids(departed).astype("string"),
+            "event_timestamp": known_at,
+            "outcome_known_at": known_at,
+            "departed_late": late.astype("int64"),
+        }
+    )
+    return outcomes.sort_values(["event_timestamp", "flight_id"], ignore_index=True)

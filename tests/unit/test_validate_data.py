@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from skewless.reference import derive_schema
 from training.config import DataValidation
-from training.validate_data import derive_schema, validate
+from training.validate_data import validate
 
 RNG = np.random.default_rng(0)
 REFERENCE = pd.DataFrame(

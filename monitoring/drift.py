@@ -1,0 +1,107 @@
+"""Drift of served inputs and scores against a model version's own reference.
+
+Statistics by hand over the reference the pipeline registers (`skewless/reference.py`: 101
+quantiles or category shares per feature), because that reference is what data validation
+already measures with: Kolmogorov-Smirnov distance for numbers, PSI for categories. A verdict
+needs both a distance above its threshold and a distance beyond chance for the window's size
+(KS critical value; the chi-square bound for PSI): on large samples that is a distance
+threshold, never a p-value that flags any big sample; on small windows it keeps noise quiet.
+Evidently (evaluated, docs/monitoring.md) picks the same kinds of tests by sample size but
+needs the raw reference rows and took far longer per month on this machine; the figures are
+in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from skewless import statistics as stats
+from skewless.reference import categorical_drift, numeric_drift
+
+from .config import Drift
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    kind: str  # numeric | categorical
+    importance: float  # share of the model's total gain
+    statistic: str  # ks | psi: what the verdict is on
+    value: float
+    threshold: float  # the configured distance, or chance for this many rows if larger
+    drifted: bool | None  # None: too few rows for a verdict
+    psi: float
+    rows: int
+    missing_rate: float
+    reference_missing_rate: float
+    unknown_rate: float | None  # categories the model never saw, share of non-null values
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def numeric_values(column: pd.Series) -> np.ndarray:
+    """A logged feature as float64, null -> NaN (a part where it was all null has no type)."""
+    values: np.ndarray = pd.to_numeric(column, errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    return values
+
+
+def feature_drift(
+    name: str,
+    values: pd.Series | np.ndarray,
+    ref: dict[str, Any],
+    reference_rows: int,
+    importance: float,
+    categories: frozenset[str],
+    config: Drift,
+) -> FeatureDrift:
+    """`values`: float64 (NaN = missing) for a numeric feature, a Series for a categorical one."""
+    rows = len(values)
+    if ref["kind"] == "numeric":
+        array = np.asarray(values, dtype="float64")
+        missing = float(np.isnan(array).mean()) if rows else 0.0
+        present = rows - int(np.isnan(array).sum())
+        figures = numeric_drift(array, ref)
+        value, base = figures["ks"], config.numeric_ks
+        chance = stats.ks_critical(present, reference_rows, config.alpha)
+        statistic, unknown = "ks", None
+    else:
+        series = pd.Series(values) if not isinstance(values, pd.Series) else values
+        missing = float(series.isna().mean()) if rows else 0.0
+        present_values = series.dropna().astype(str)
+        present = len(present_values)
+        figures = categorical_drift(series, ref)
+        value, base = figures["psi"], config.categorical_psi
+        bins = len(set(ref["frequencies"]) | set(present_values.unique()))
+        chance = stats.psi_critical(bins, present, reference_rows, config.alpha)
+        statistic = "psi"
+        unknown = float((~present_values.isin(categories)).mean()) if present else 0.0
+    threshold = max(base, chance)
+    verdict = None if present < config.min_rows else bool(value > threshold)
+    return FeatureDrift(
+        feature=name,
+        kind=ref["kind"],
+        importance=importance,
+        statistic=statistic,
+        value=float(value),
+        threshold=float(threshold),
+        drifted=verdict,
+        psi=float(figures["psi"]),
+        rows=rows,
+        missing_rate=missing,
+        reference_missing_rate=float(ref["null_rate"]),
+        unknown_rate=unknown,
+    )
+
+
+def score_drift(scores: np.ndarray, test_quantiles: list[float]) -> dict[str, float]:
+    """Served scores against the version's test-window scores: KS distance and PSI."""
+    if not len(scores):
+        return {"ks": 0.0, "psi": 0.0}
+    return numeric_drift(scores, {"quantiles": test_quantiles, "null_rate": 0.0})

@@ -1,0 +1,79 @@
+"""Labels that arrive late, through Feast: each served prediction's outcome, as known at the
+monitoring time T.
+
+The outcomes are a feature view keyed by the request's id and stamped with the moment each
+label became known; one point-in-time read as of T (an entity row per request id, all at T)
+returns a label only where it was known by T. Nothing here knows what the label means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from skewless.errors import BadInput
+from skewless.feature_store import file_source_path
+from skewless.features import ENTITY_TIMESTAMP, historical_features
+
+from .config import Outcomes
+
+LABEL, KNOWN_AT = "label", "label_known_at"
+
+
+class NoLabels(BadInput):
+    """No outcome is known for any monitored prediction (or there is no outcome table)."""
+
+
+@dataclass(frozen=True)
+class OutcomeSource:
+    view: str
+    join_key: str
+    label: str
+    known_at: str
+
+
+def outcome_source(store: FeatureStore, outcomes: Outcomes) -> OutcomeSource:
+    """The configured outcome view, checked: it exists, has one join key, holds both fields,
+    and its table is there."""
+    try:
+        view = store.get_feature_view(outcomes.feature_view)
+    except Exception:  # Feast raises its own not-found error per registry kind
+        raise BadInput(
+            f"no feature view {outcomes.feature_view!r} holds the outcomes: run `skewless apply`"
+        ) from None
+    keys = [column.name for column in view.entity_columns]
+    if len(keys) != 1:
+        raise BadInput(f"outcome view {view.name!r} must have one join key, has {keys}")
+    fields = {f.name for f in view.features}
+    for name in (outcomes.label, outcomes.known_at):
+        if name not in fields:
+            raise BadInput(f"outcome view {view.name!r} has no field {name!r}")
+    if view.batch_source is not None and view.batch_source.name:
+        file_source_path(store, view.batch_source.name)  # a clear error when the table is absent
+    return OutcomeSource(view.name, keys[0], outcomes.label, outcomes.known_at)
+
+
+def join_labels(
+    store: FeatureStore, source: OutcomeSource, request_ids: pd.Series, as_of: datetime
+) -> pd.DataFrame:
+    """`label` (1.0, 0.0, or NaN where not known by `as_of`) and `label_known_at` per request
+    id, indexed like `request_ids`."""
+    ids = pd.Series(request_ids.astype("string").unique(), dtype="string")
+    entity_rows = pd.DataFrame({source.join_key: ids, ENTITY_TIMESTAMP: pd.Timestamp(as_of)})
+    read = historical_features(
+        store, [f"{source.view}:{source.label}", f"{source.view}:{source.known_at}"], entity_rows
+    )
+    known = pd.to_datetime(read[source.known_at], utc=True)
+    # A label stamped after `as_of` cannot come back from a point-in-time read; the check
+    # keeps that promise visible should a store ever break it.
+    labels = pd.to_numeric(read[source.label], errors="coerce").astype("float64")
+    labels[known > pd.Timestamp(as_of)] = np.nan
+    by_id = pd.DataFrame({LABEL: labels, KNOWN_AT: known})
+    by_id.index = pd.Index(ids)
+    joined = by_id.reindex(request_ids.astype("string").to_numpy())
+    joined.index = request_ids.index
+    return joined

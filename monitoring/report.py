@@ -1,0 +1,275 @@
+"""The HTML report: one self-contained page (inline SVG plots, inline CSS, no script) built
+from the JSON result alone, so that the page and the result can never disagree."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from . import plots
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
+       color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: .5em 0 1em; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td.l, th.l { text-align: left; }
+.alert { background: #fde8e8; border-left: 5px solid #c62828; padding: .6em 1em; }
+.ok { background: #e8f5e9; border-left: 5px solid #2e7d32; padding: .6em 1em; }
+tr.drifted td { background: #fff3e0; } .muted { color: #777; }
+figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
+"""
+
+HOW_TO_READ = """
+<p>Each model version that served predictions in the period is compared with <b>its own</b>
+reference, registered with it by the training pipeline: the train window's feature
+distributions, the model's feature importance, the test window's scores and quality.</p>
+<ul>
+<li><b>Data drift</b>: a numeric feature drifted when its Kolmogorov-Smirnov distance to
+training exceeds the threshold, a categorical one when its PSI does (and, on small windows,
+when the distance is beyond chance for the window's size). Drift alone is not an alarm: it
+alerts only when the drifted features together carry enough of the model's importance.
+Seasonal drift in a feature the model barely uses shows here, and does not page anybody.</li>
+<li><b>Prediction drift</b>: served scores against the test window's scores.</li>
+<li><b>Performance</b>: on the predictions whose labels were known by the monitoring time;
+the number of labelled predictions stands beside every figure.</li>
+<li><b>Skew</b>: a sample of served predictions recomputed offline, value by value.</li>
+</ul>
+"""
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return '<span class="muted">n/a</span>'
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return escape(str(value))
+
+
+def _pct(value: float | None) -> str:
+    return '<span class="muted">n/a</span>' if value is None else f"{value:.1%}"
+
+
+def _table(
+    headers: list[str], rows: list[list[str]], left: int = 1, classes: list[str] | None = None
+) -> str:
+    head = "".join(
+        f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(headers)
+    )
+    body = []
+    for k, row in enumerate(rows):
+        cls = f' class="{classes[k]}"' if classes and classes[k] else ""
+        cells = "".join(
+            f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row)
+        )
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption class='muted'>{escape(caption)}</figcaption></figure>"
+
+
+def _version(v: dict[str, Any]) -> str:
+    parts = [f"<h2>Version {escape(v['version'])}</h2>"]
+    served = ", ".join(f"{n:,} as {escape(k)}" for k, n in v["served_by"].items())
+    labels = v["labels"]
+    parts.append(
+        f"<p>{v['rows']:,} predictions ({served}) from {escape(v['first'][:16])} to "
+        f"{escape(v['last'][:16])}. Reference: {v['reference']['train_rows']:,} training rows, "
+        f"{v['reference']['test_rows']:,} test-window scores.</p>"
+    )
+    if v["alerts"]:
+        items = "".join(
+            f"<li><b>{escape(a['condition'])}</b>: {escape(a['message'])}</li>" for a in v["alerts"]
+        )
+        parts.append(f'<div class="alert"><b>Alerts</b><ul>{items}</ul></div>')
+    else:
+        parts.append('<div class="ok">No alert condition holds for this version.</div>')
+
+    parts.append("<h3>Labels</h3>")
+    delay = labels["delay_hours_median"]
+    parts.append(
+        f"<p>{labels['labelled']:,} of {v['rows']:,} predictions labelled "
+        f"({_pct(labels['coverage'])}); label delay median "
+        f"{_f(delay, 1)} h, 90th percentile {_f(labels['delay_hours_p90'], 1)} h.</p>"
+    )
+    perf, test = v["performance"]["overall"], v["reference"]["test_metrics"]
+    parts.append("<h3>Performance</h3>")
+    names = ["roc_auc", "log_loss", "brier", "ece", "positive_rate"]
+    parts.append(
+        _table(
+            ["", "labelled", *names],
+            [
+                ["served", f"{int(perf['rows']):,}", *[_f(perf.get(n)) for n in names]],
+                [
+                    "test window",
+                    f"{int(test.get('rows') or 0):,}",
+                    *[_f(test.get(n)) for n in names],
+                ],
+            ],
+        )
+    )
+    if v["windows"]:
+        parts.append(
+            _figure(
+                plots.performance_over_time(v["windows"], test.get("roc_auc")),
+                "ROC AUC and expected calibration error per window (labelled predictions only).",
+            )
+        )
+        parts.append(
+            _figure(
+                plots.labels_over_time(v["windows"]),
+                "Share of each window's predictions whose label was known.",
+            )
+        )
+    for segment, groups in v["performance"]["segments"].items():
+        shown = groups[:15]
+        parts.append(f"<h4>Per {escape(segment)}</h4>")
+        parts.append(
+            _table(
+                [
+                    segment,
+                    "predictions",
+                    "labelled",
+                    "mean score",
+                    "positive rate",
+                    "roc_auc",
+                    "log_loss",
+                    "ece",
+                ],
+                [
+                    [
+                        escape(g["value"]),
+                        f"{g['predictions']:,}",
+                        f"{int(g['rows']):,}",
+                        _f(g["mean_score"]),
+                        _f(g["positive_rate"]),
+                        _f(g["roc_auc"]),
+                        _f(g["log_loss"]),
+                        _f(g["ece"]),
+                    ]
+                    for g in shown
+                ],
+            )
+        )
+        if len(groups) > len(shown):
+            hidden = len(groups) - len(shown)
+            parts.append(f"<p class='muted'>{hidden} smaller groups in the JSON result.</p>")
+
+    pd_ = v["prediction_drift"]
+    parts.append("<h3>Prediction drift</h3>")
+    parts.append(
+        f"<p>KS distance to the test window's scores {_f(pd_['ks'])}, PSI {_f(pd_['psi'])}; "
+        f"mean served score {_f(pd_['mean_score'])}.</p>"
+    )
+    parts.append(
+        _figure(plots.scores(pd_["histogram"]), "Served scores against the test window's.")
+    )
+
+    drift = v["drift"]
+    parts.append("<h3>Data drift</h3>")
+    named = ", ".join(escape(f) for f in drift["drifted"]) or "none"
+    parts.append(
+        f"<p>Drifted over the whole period: {named}; together {drift['drifted_importance']:.0%} of "
+        "the model's importance.</p>"
+    )
+    if v["windows"]:
+        importance = {d["feature"]: d["importance"] for d in drift["features"]}
+        parts.append(
+            _figure(
+                plots.drift_over_time(v["windows"], importance),
+                "Each cell: a window's distance to training divided by its threshold.",
+            )
+        )
+    if v["distributions"]:
+        parts.append(
+            _figure(
+                plots.distributions(v["distributions"]),
+                "Training (grey bars) against served (blue), the most drifted features first.",
+            )
+        )
+    rows, classes = [], []
+    for d in sorted(drift["features"], key=lambda d: -d["importance"]):
+        verdict = {True: "drifted", False: "", None: '<span class="muted">too few rows</span>'}[
+            d["drifted"]
+        ]
+        rows.append(
+            [
+                escape(d["feature"]),
+                d["kind"],
+                _pct(d["importance"]),
+                d["statistic"],
+                _f(d["value"]),
+                _f(d["threshold"]),
+                _f(d["psi"]),
+                _pct(d["missing_rate"]),
+                _pct(d["reference_missing_rate"]),
+                _pct(d["unknown_rate"]),
+                verdict,
+            ]
+        )
+        classes.append("drifted" if d["drifted"] else "")
+    parts.append(
+        _table(
+            [
+                "feature",
+                "kind",
+                "importance",
+                "statistic",
+                "distance",
+                "threshold",
+                "PSI",
+                "missing",
+                "missing in training",
+                "unknown categories",
+                "verdict",
+            ],
+            rows,
+            left=2,
+            classes=classes,
+        )
+    )
+    skew = v["skew"]
+    parts.append("<h3>Training-serving skew (sample)</h3>")
+    if skew is None:
+        parts.append("<p class='muted'>Not run (skew_sample: 0).</p>")
+    else:
+        state = "passed" if skew["passed"] else "FAILED"
+        differing = (
+            ", ".join(f"{escape(f['feature'])} ({f['share']:.1%})" for f in skew["features"])
+            or "none"
+        )
+        parts.append(
+            f"<p>{skew['rows']} served predictions recomputed offline: {state}. Features that "
+            f"differ: {differing}; scores that differ: {skew['score_mismatches']}.</p>"
+        )
+    return "\n".join(parts)
+
+
+def render(result: dict[str, Any]) -> str:
+    alerts = result["alerts"]
+    status = (
+        f'<div class="alert"><b>{len(alerts)} alert(s)</b>: '
+        + "; ".join(escape(f"v{a['version']} {a['condition']}") for a in alerts)
+        + "</div>"
+        if alerts
+        else '<div class="ok">No alert condition holds.</div>'
+    )
+    body = "\n".join(_version(v) for v in result["versions"])
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>skewless monitoring: {escape(result["model"])}</title>
+<style>{CSS}</style></head>
+<body>
+<h1>Monitoring: {escape(result["model"])}</h1>
+<p>{result["predictions"]:,} predictions made from {escape(result["since"][:16])} to
+{escape(result["until"][:16])} (labels known by then), in windows of one
+{escape(result["window"])}. Monitored at {escape(result["monitored_at"][:19])} UTC from
+<code>{escape(result["prediction_log"])}</code>.</p>
+{status}
+<details><summary>How to read this report</summary>{HOW_TO_READ}</details>
+{body}
+</body></html>
+"""

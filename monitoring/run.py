@@ -1,0 +1,218 @@
+"""`skewless monitor`, the I/O around the analysis: read the prediction log for a period, join
+the labels known by its end through Feast, fetch each served version's reference from the
+registry, run a sample of the skew check, analyse each version against its own reference,
+then write the JSON result, the HTML report and the history, each whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from feast import FeatureStore
+
+from skewless import feature_store as fs
+from skewless.config import ModelConfig
+from skewless.errors import BadInput
+from skewless.features import ServiceSchema, service_schema
+from skewless.model_artifacts import ModelFetcher
+from skewless.model_contract import ModelContract
+from skewless.prediction_log import read_prediction_log
+from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
+from skewless.registry import ModelRegistry
+from skewless.settings import Settings
+from skewless.skew import SkewReport, check_skew
+
+from . import history, report
+from .analysis import TIME, VersionAnalysis, VersionReference
+from .config import MonitoringConfig
+from .labels import LABEL, NoLabels, join_labels, outcome_source
+
+RESULT_FILE, REPORT_FILE, HISTORY_FILE = "monitor.json", "report.html", "history.parquet"
+
+
+@dataclass(frozen=True)
+class Period:
+    since: datetime | None
+    until: datetime  # the monitoring time T: labels known by T, predictions made by T
+
+
+@dataclass(frozen=True)
+class MonitorOutcome:
+    result: dict[str, Any]
+    files: dict[str, Path]
+    seconds: float
+
+    @property
+    def alerts(self) -> list[dict[str, str]]:
+        alerts: list[dict[str, str]] = self.result["alerts"]
+        return alerts
+
+
+def clock(settings: Settings, config: ModelConfig) -> datetime:
+    """The monitoring time when none is given: the service's clock (a replayed data set's
+    `as_of`, else now)."""
+    return config.as_of if settings.serve_clock == "replay" else datetime.now(UTC)
+
+
+def served_rows(settings: Settings, config: ModelConfig, period: Period) -> pd.DataFrame:
+    directory = settings.prediction_log_dir
+    log = read_prediction_log(directory)
+    if log.empty:
+        raise BadInput(f"the prediction log at {directory} is empty: serve requests first")
+    log = log[log["model_name"] == config.name]
+    times = pd.to_datetime(log[TIME], utc=True)
+    keep = times <= pd.Timestamp(period.until)
+    if period.since is not None:
+        keep &= times >= pd.Timestamp(period.since)
+    rows = log[keep].assign(**{TIME: times[keep]})
+    if rows.empty:
+        span = f"{times.min()} to {times.max()}" if len(times) else "no predictions of it"
+        raise BadInput(
+            f"no predictions of {config.name} between {period.since or 'the start'} and "
+            f"{period.until} in {directory} (it holds {span})"
+        )
+    return rows.reset_index(drop=True)
+
+
+def _reference(registry: ModelRegistry, name: str, version: str, folder: Path) -> VersionReference:
+    fetched = registry.fetch(registry.version(name, version), folder / f"v{version}")
+    paths = {f: fetched.artifacts / f for f in (SCHEMA_FILE, REFERENCE_FILE, "contract.json")}
+    absent = [f for f, p in paths.items() if not p.exists()]
+    if absent:
+        raise BadInput(
+            f"{name} version {version} has no monitoring reference ({', '.join(absent)}): it "
+            "was registered before references were stored; retrain it to monitor it"
+        )
+    return VersionReference(
+        version,
+        json.loads(paths[SCHEMA_FILE].read_text()),
+        json.loads(paths[REFERENCE_FILE].read_text()),
+        ModelContract.load(paths["contract.json"]),
+    )
+
+
+def monitor(
+    settings: Settings,
+    config: ModelConfig,
+    mcfg: MonitoringConfig,
+    period: Period,
+    output: Path,
+    *,
+    labels_optional: bool = False,
+) -> MonitorOutcome:
+    started = time.perf_counter()
+    rows = served_rows(settings, config, period)
+    store = fs.open_store(settings)
+    source = outcome_source(store, mcfg.outcomes)
+    joined = join_labels(store, source, rows["request_id"], period.until)
+    rows = rows.assign(**{c: joined[c] for c in joined.columns})
+    if not rows[LABEL].notna().any() and not labels_optional:
+        raise NoLabels(
+            f"no labels yet: none of the {len(rows):,} predictions has an outcome in "
+            f"{source.view!r} known by {period.until.isoformat()}; monitor later, or pass "
+            "--labels-optional for drift alone"
+        )
+    registry = ModelRegistry(settings.state_dir)
+    schema = service_schema(store, config.feature_service)
+    fetch_dir = Path(tempfile.mkdtemp(prefix="monitor-", dir=_cache(settings)))
+    loader = ModelFetcher(registry, config.name, schema, fetch_dir)
+    versions = []
+    try:
+        for version in sorted(rows["model_version"].astype(str).unique(), key=_version_key):
+            mine = rows[rows["model_version"].astype(str) == version]
+            ref = _reference(registry, config.name, version, fetch_dir)
+            skew = _skew_sample(store, schema, mine, loader, mcfg)
+            analysis = VersionAnalysis(ref, mcfg).run(mine, config.segments, skew)
+            versions.append(analysis)
+    finally:
+        loader.close()
+        shutil.rmtree(fetch_dir, ignore_errors=True)
+    result: dict[str, Any] = {
+        "model": config.name,
+        "monitored_at": datetime.now(UTC).isoformat(),
+        "since": (period.since or rows[TIME].min()).isoformat(),
+        "until": period.until.isoformat(),
+        "window": mcfg.window,
+        "prediction_log": str(settings.prediction_log_dir),
+        "predictions": len(rows),
+        "thresholds": mcfg.model_dump(mode="json"),
+        "versions": versions,
+        "alerts": [{"version": v["version"], **a} for v in versions for a in v["alerts"]],
+    }
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    files = write_outputs(result, output)
+    return MonitorOutcome(result, files, time.perf_counter() - started)
+
+
+def _skew_sample(
+    store: FeatureStore,
+    schema: ServiceSchema,
+    rows: pd.DataFrame,
+    loader: ModelFetcher,
+    mcfg: MonitoringConfig,
+) -> SkewReport | None:
+    served = rows[rows["served_by"] != "shadow"]
+    if not mcfg.skew_sample or served.empty:
+        return None
+    return check_skew(
+        store, schema, served, loader, sample=mcfg.skew_sample, tolerance=mcfg.skew_tolerance
+    )
+
+
+def _cache(settings: Settings) -> Path:
+    folder = settings.state_dir / "cli"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), version) if version.isdigit() else (1 << 30, version)
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities as null: strict JSON has neither."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def write_outputs(result: dict[str, Any], output: Path) -> dict[str, Path]:
+    """The report and the result are made in full before anything is written; each file then
+    replaces its old version atomically, and the history grows by one run's rows."""
+    result = _finite(result)
+    text = json.dumps(result, indent=2, default=_json_default, allow_nan=False)
+    page = report.render(result)
+    output.mkdir(parents=True, exist_ok=True)
+    files = {
+        "result": output / RESULT_FILE,
+        "report": output / REPORT_FILE,
+        "history": output / HISTORY_FILE,
+    }
+    new_history = history.rows_of(result)
+    for path, content in ((files["result"], text), (files["report"], page)):
+        tmp = path.with_name("." + path.name + ".tmp")
+        tmp.write_text(content)
+        tmp.replace(path)
+    history.append(files["history"], new_history)
+    return files
