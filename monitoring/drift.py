@@ -6,9 +6,12 @@ already measures with: Kolmogorov-Smirnov distance for numbers, PSI for categori
 needs both a distance above its threshold and a distance beyond chance for the window's size
 (KS critical value; the chi-square bound for PSI): on large samples that is a distance
 threshold, never a p-value that flags any big sample; on small windows it keeps noise quiet.
-Evidently (evaluated, docs/monitoring.md) picks the same kinds of tests by sample size but
-needs the raw reference rows and took far longer per month on this machine; the figures are
-in docs/benchmarks.md.
+Evidently 0.7.23 (evaluated here on the same shape of data, 41 features, medians of 3):
+15.1 s for a month of 29k rows and 37.9 s for a year, 29 more packages (~270 MB, plotly),
+no weighting by feature importance, and a report that renders only with JavaScript (6 MB).
+This module does a month in well under a second of compute, figures in docs/benchmarks.md.
+Feast 0.67's `feast monitor run` profiles features (null rates, percentiles, histograms over
+each window's own range) but computes no drift distance, labels or importance.
 """
 
 from __future__ import annotations
