@@ -21,7 +21,7 @@ REFERENCE, CURRENT = "#8c8c8c", "#1f77b4"
 
 def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight")
+    figure.savefig(buffer, format="svg")  # laid out when made: "tight" would draw twice
     plt.close(figure)
     text = buffer.getvalue()
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
@@ -42,7 +42,9 @@ def drift_over_time(windows: list[dict[str, Any]], importance: dict[str, float])
         ],
         dtype="float64",
     )
-    figure, ax = plt.subplots(figsize=(min(3 + 0.12 * len(windows), 14), 1 + 0.19 * len(features)))
+    figure, ax = plt.subplots(
+        layout="constrained", figsize=(min(3 + 0.12 * len(windows), 14), 1 + 0.19 * len(features))
+    )
     image = ax.imshow(ratio, aspect="auto", cmap="RdYlGn_r", vmin=0, vmax=2, interpolation="none")
     ax.set_yticks(range(len(features)), [f"{f} ({importance[f]:.0%})" for f in features])
     step = max(1, len(windows) // 12)
@@ -57,7 +59,9 @@ def distributions(items: list[dict[str, Any]]) -> str:
     """Reference vs current shares for the most drifted features."""
     columns = 3
     rows = max(1, -(-len(items) // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(12, 2.6 * rows), squeeze=False)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(12, 2.6 * rows), squeeze=False, layout="constrained"
+    )
     for ax, item in zip(axes.flat, items, strict=False):
         if item["kind"] == "numeric":
             edges = np.asarray(item["edges"])
@@ -75,14 +79,13 @@ def distributions(items: list[dict[str, Any]]) -> str:
     for ax in list(axes.flat)[len(items) :]:
         ax.axis("off")
     axes.flat[0].legend()
-    figure.tight_layout()
     return _svg(figure)
 
 
 def scores(histogram: dict[str, Any]) -> str:
     edges = np.asarray(histogram["edges"])
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-    figure, ax = plt.subplots(figsize=(6, 2.8))
+    figure, ax = plt.subplots(layout="constrained", figsize=(6, 2.8))
     ax.bar(centers, histogram["reference"], width=width, color=REFERENCE, alpha=0.6,
            label="test window")  # fmt: skip
     ax.step(centers, histogram["current"], where="mid", color=CURRENT, label="served")
@@ -95,7 +98,7 @@ def scores(histogram: dict[str, Any]) -> str:
 
 def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None) -> str:
     times = _times(windows)
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True, layout="constrained")
     auc = [np.nan if w.get("roc_auc") is None else w["roc_auc"] for w in windows]
     ece = [np.nan if w.get("ece") is None else w["ece"] for w in windows]
     top.plot(times, auc, marker=".", color=CURRENT, label="served (labelled)")
@@ -106,13 +109,14 @@ def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None)
     top.set_title("Performance once labels are known")
     bottom.plot(times, ece, marker=".", color="#d62728")
     bottom.set_ylabel("calibration error")
-    figure.autofmt_xdate()
+    for label in figure.axes[-1].get_xticklabels():
+        label.set_rotation(30)
     return _svg(figure)
 
 
 def labels_over_time(windows: list[dict[str, Any]]) -> str:
     times = _times(windows)
-    figure, ax = plt.subplots(figsize=(9, 2.6))
+    figure, ax = plt.subplots(layout="constrained", figsize=(9, 2.6))
     rows = np.array([w["rows"] for w in windows], dtype="float64")
     labelled = np.array([w["labelled"] for w in windows], dtype="float64")
     ax.plot(times, 100 * labelled / np.maximum(rows, 1), marker=".", color=CURRENT)
@@ -122,5 +126,6 @@ def labels_over_time(windows: list[dict[str, Any]]) -> str:
     twin.plot(times, rows, color=REFERENCE, linewidth=1)
     twin.set_ylabel("predictions")
     ax.set_title("Label coverage (blue) and traffic (grey)")
-    figure.autofmt_xdate()
+    for label in figure.axes[-1].get_xticklabels():
+        label.set_rotation(30)
     return _svg(figure)

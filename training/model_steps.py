@@ -119,7 +119,14 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
     np.save(context.path("test_scores.npy"), scores)
     # What monitoring compares this version's served traffic with (skewless/reference.py).
     write_json(
-        model_reference(model.booster, scores, evaluation["candidate"]["overall"]),
+        model_reference(
+            model.booster,
+            scores,
+            {
+                **evaluation["candidate"]["overall"],
+                "ece": evaluation["candidate"]["calibration"]["expected_calibration_error"],
+            },
+        ),
         context.path(REFERENCE_FILE),
     )
     for name, value in evaluation["candidate"]["overall"].items():
