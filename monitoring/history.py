@@ -37,6 +37,8 @@ def rows_of(result: dict[str, Any]) -> pd.DataFrame:
         add(version, None, "prediction_ks", v["prediction_drift"]["ks"])
         add(version, None, "drifted_importance", v["drift"]["drifted_importance"])
         add(version, None, "alerts", len(v["alerts"]))
+        if v["skew"] is not None:
+            add(version, None, "skew_failed", 0.0 if v["skew"]["passed"] else 1.0)
         for d in v["drift"]["features"]:
             add(version, None, f"drift.{d['feature']}", d["value"])
         for w in v["windows"]:

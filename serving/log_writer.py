@@ -28,11 +28,14 @@ from .metrics import Metrics
 log = logging.getLogger("skewless.serving")
 
 
-def write_part(directory: Path, table: pa.Table, served_at: datetime, number: int) -> Path:
-    """One part of the log, in the folder of `served_at`'s day."""
+def write_part(
+    directory: Path, table: pa.Table, served_at: datetime, number: int, name: str | None = None
+) -> Path:
+    """One part of the log, in the folder of `served_at`'s day; `name` (`part-*.parquet`)
+    replaces a part of that name, so a job that writes it again does not double it."""
     folder = part_folder(directory, served_at)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{os.getpid()}-{time.time_ns()}-{number:06d}.parquet"
+    name = name or f"part-{os.getpid()}-{time.time_ns()}-{number:06d}.parquet"
     tmp = folder / ("." + name)
     pq.write_table(table, tmp)
     tmp.replace(folder / name)  # readers never see a half-written part

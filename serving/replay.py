@@ -7,7 +7,8 @@ to it; its features are read offline as of the request's own time instead, throu
 feature service (the online-offline parity tests prove the two reads equal), and scored by
 the same scorer. Each logged prediction is stamped at the request's time (`served_at` and
 `feature_time`), its `request_id` is the entity row's id (what a client sends, and what
-outcomes are keyed by), and `endpoint` says `replay`.
+outcomes are keyed by), and `endpoint` says `replay`. A day's part is named by the day and
+the version, so replaying a period twice replaces it rather than doubling it.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ def replay(
             config,
         )
         parts += 1
-        write_part(directory, table, day[ENTITY_TIMESTAMP].iloc[0].to_pydatetime(), parts)
+        first = day[ENTITY_TIMESTAMP].iloc[0].to_pydatetime()
+        # One part per day and version, named so: replaying a period again replaces it.
+        name = f"part-replay-v{model.version}-{first:%Y%m%d}.parquet"
+        write_part(directory, table, first, parts, name)
     seconds = (pd.Timestamp.now() - started).total_seconds()
     progress(
         f"replayed {len(rows):,} requests from {start} to {end} into {directory} ({parts} days)"

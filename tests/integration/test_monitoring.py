@@ -284,3 +284,32 @@ def test_monitoring_a_period_with_no_predictions_is_refused(
             tmp_path / "out",
         )  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_replaying_a_period_again_replaces_it_rather_than_doubling_it(
+    monitoring_world: MonitoringWorld, tmp_path: Path
+) -> None:
+    from serving.replay import replay
+    from skewless.model_artifacts import ModelFetcher
+    from skewless.registry import ModelRegistry
+
+    log = tmp_path / "log"
+    shutil.copytree(monitoring_world.logs["march"], log)
+    before = read_prediction_log(log)
+    settings = monitoring_world.settings
+    store = fs.open_store(settings)
+    registry = ModelRegistry(settings.state_dir)
+    fetcher = ModelFetcher(
+        registry, monitoring_world.config.name, monitoring_world.schema, tmp_path
+    )
+    try:
+        model = fetcher.load("1")
+        day = (MARCH[0] + timedelta(days=3), MARCH[0] + timedelta(days=4))
+        replay(
+            store, monitoring_world.schema, model, monitoring_world.config, *day, log, progress=str
+        )
+    finally:
+        fetcher.close()
+    after = read_prediction_log(log)
+    assert len(after) == len(before)
+    assert sorted(after["request_id"]) == sorted(before["request_id"])
