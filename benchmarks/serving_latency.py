@@ -45,6 +45,17 @@ ROWS = 2000
 POOL = 32
 
 
+def pin(pid: int, core: int) -> None:
+    """Every thread of `pid` and of its children (server workers) on one core."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    for each in (str(pid), *children):
+        subprocess.run(
+            ["taskset", "-a", "-p", "-c", str(core), each], capture_output=True, check=True
+        )
+
+
 def payloads(settings: Settings) -> tuple[list[bytes], list[pb.PredictRequest], list[bytes]]:
     config = load_model_config(settings.config)
     store = fs.open_store(settings)
@@ -176,6 +187,12 @@ def main() -> None:
     parser.add_argument("--no-materialize", action="store_true")
     parser.add_argument("--workers", type=int, default=1, help="skewless server processes")
     parser.add_argument("--skip-feast", action="store_true")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="server on core 0, load generator on core 1 (taskset): the figures then measure "
+        "the server, not the two fighting for both cores",
+    )
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
@@ -186,7 +203,11 @@ def main() -> None:
     rest, grpc_requests, feast = payloads(settings)
     rows: list[tuple[str, str, LoadResult, tuple[float, float] | None]] = []
     env = {"SKEWLESS_WORKERS": str(args.workers)}
+    if args.pin:
+        os.sched_setaffinity(0, {1})
     with ServiceProcess(env, log_path=settings.state_dir / "benchmark-serve.log") as service:
+        if args.pin and service.process is not None:
+            pin(service.process.pid, 0)
         rows += uvloop.run(
             bench_skewless(service, rest, grpc_requests, rates, args.seconds, args.workers == 1)
         )

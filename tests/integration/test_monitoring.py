@@ -313,3 +313,19 @@ def test_replaying_a_period_again_replaces_it_rather_than_doubling_it(
     after = read_prediction_log(log)
     assert len(after) == len(before)
     assert sorted(after["request_id"]) == sorted(before["request_id"])
+
+
+def test_labels_optional_reports_drift_before_any_label_is_known(
+    monitoring_world: MonitoringWorld, tmp_path: Path
+) -> None:
+    config = load_model_config(monitoring_world.config_file(0))
+    first = read_prediction_log(monitoring_world.logs["march"])["feature_time"].min()
+    period = Period(None, (first + pd.Timedelta(minutes=30)).to_pydatetime())
+    outcome = monitor(
+        monitoring_world.settings, config, load_monitoring_config(config), period,
+        tmp_path / "out", labels_optional=True,
+    )  # fmt: skip
+    v1 = _version(outcome.result, "1")
+    assert v1["labels"]["labelled"] == 0 and v1["labels"]["coverage"] == 0.0
+    assert v1["performance"]["overall"]["roc_auc"] is None
+    assert v1["rows"] > 0 and (tmp_path / "out" / REPORT_FILE).exists()
