@@ -1,6 +1,7 @@
 """The monitoring configuration: the `monitoring:` section of the model configuration file,
 strict (extra="forbid"). Every threshold has a default stated here and in docs/monitoring.md;
-a model's file only names what differs, plus where its outcomes are.
+a model's file only names what differs. Where the labels are is the model configuration's
+top-level `outcomes:` (the pipeline reads it too).
 
 Drift is a verdict per feature (a distance above its threshold, and beyond what chance gives
 a window of that size); an *alert* (exit status 1) is one of the conditions under `alerts:`,
@@ -19,15 +20,6 @@ from skewless.config import ModelConfig
 from skewless.strict_yaml import StrictModel, validate_as
 
 WindowSize = Literal["hour", "day", "week"]
-
-
-class Outcomes(StrictModel):
-    """Where the labels are: a Feast feature view keyed by the request's `request_id` (the
-    entity id the client sends), stamped with the moment each label became known."""
-
-    feature_view: str
-    label: str  # the 0/1 column
-    known_at: str  # the moment the label became known, as a feature (for the label delay)
 
 
 class Drift(StrictModel):
@@ -58,7 +50,6 @@ class Alerts(StrictModel):
 
 
 class MonitoringConfig(StrictModel):
-    outcomes: Outcomes
     window: WindowSize = "day"
     drift: Drift = Drift()
     alerts: Alerts = Alerts()

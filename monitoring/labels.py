@@ -15,11 +15,10 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
+from skewless.config import ModelConfig, Outcomes
 from skewless.errors import BadInput
 from skewless.feature_store import file_source_path
 from skewless.features import ENTITY_TIMESTAMP, historical_features
-
-from .config import Outcomes
 
 LABEL, KNOWN_AT = "label", "label_known_at"
 
@@ -36,9 +35,15 @@ class OutcomeSource:
     known_at: str
 
 
-def outcome_source(store: FeatureStore, outcomes: Outcomes) -> OutcomeSource:
+def outcome_source(store: FeatureStore, config: ModelConfig) -> OutcomeSource:
     """The configured outcome view, checked: it exists, has one join key, holds both fields,
     and its table is there."""
+    if config.outcomes is None:
+        raise BadInput(
+            f"{config.source}: the model configuration names no `outcomes:` (the feature view "
+            "of its labels as they become known)"
+        )
+    outcomes: Outcomes = config.outcomes
     try:
         view = store.get_feature_view(outcomes.feature_view)
     except Exception:  # Feast raises its own not-found error per registry kind

@@ -112,7 +112,7 @@ def monitor(
     started = time.perf_counter()
     rows = served_rows(settings, config, period)
     store = fs.open_store(settings)
-    source = outcome_source(store, mcfg.outcomes)
+    source = outcome_source(store, config)
     joined = join_labels(store, source, rows["request_id"], period.until)
     rows = rows.assign(**{c: joined[c] for c in joined.columns})
     if not rows[LABEL].notna().any() and not labels_optional:

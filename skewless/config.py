@@ -37,6 +37,17 @@ class RequestExample(StrictModel):
     request: dict[str, str | int | float | bool]
 
 
+class Outcomes(StrictModel):
+    """Where a model's labels are, as they become known: a Feast feature view keyed by the
+    entity id (the `request_id` a client sends), stamped with the moment each label became
+    known. Monitoring joins them to served predictions; retraining as of a moment keeps only
+    the labels known by then."""
+
+    feature_view: str
+    label: str  # the 0/1 column
+    known_at: str  # the moment the label became known, as a feature (for the label delay)
+
+
 class ModelConfig(StrictModel):
     """What a model is made of; nothing else in the code names a column of a data set."""
 
@@ -45,6 +56,7 @@ class ModelConfig(StrictModel):
     entity_source: str  # a Feast FileSource: entity keys, request fields, timestamps, label
     entity_id: str  # the column that identifies one entity row (one prediction request)
     label: str
+    outcomes: Outcomes | None = None  # the labels as they become known (monitoring, CT)
     segments: list[str] = Field(default_factory=list)  # evaluated and monitored one by one
     as_of: AwareDatetime  # "now" for the embedded replay: materialize the online store up to it
     extract: Window | None = None  # the point-in-time extract the quickstart summarizes

@@ -27,10 +27,10 @@ feature_service: delay_model_v1
 entity_source: flight_requests
 entity_id: flight_id
 label: departed_late
+outcomes: {{feature_view: flight_outcomes, label: departed_late, known_at: outcome_known_at}}
 segments: [origin, carrier]
 as_of: "2013-12-30T23:00:00Z"
 monitoring:
-  outcomes: {{feature_view: flight_outcomes, label: departed_late, known_at: outcome_known_at}}
   window: day
   skew_sample: {skew_sample}
 pipeline:

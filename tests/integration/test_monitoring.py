@@ -117,8 +117,7 @@ def test_a_label_known_one_second_after_the_monitoring_time_is_not_used(
 ) -> None:
     settings = monitoring_world.settings
     store = fs.open_store(settings)
-    mcfg = load_monitoring_config(monitoring_world.config)
-    source = outcome_source(store, mcfg.outcomes)
+    source = outcome_source(store, monitoring_world.config)
     outcomes = pd.read_parquet(file_source_path(store, "flight_outcomes"))
     some = outcomes.iloc[[10, 5000, 20000]]
     ids = some["flight_id"].astype(str).reset_index(drop=True)
