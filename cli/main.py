@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 import loadtests.commands
 import monitoring.commands
+import monitoring.ct_commands
 import serving.commands
 import skewless.commands
 import training.commands
@@ -70,6 +71,7 @@ skewless.commands.register(app)
 training.commands.register(app)
 serving.commands.register(app)
 monitoring.commands.register(app)
+monitoring.ct_commands.register(app)
 
 
 @app.command("quickstart")

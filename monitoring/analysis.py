@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 
 from skewless.model_contract import ModelContract
+from skewless.outcomes import KNOWN_AT, LABEL
 from skewless.prediction_log import ENTITY, FEATURE, REQUEST
 from skewless.quality import calibration, metrics
 from skewless.skew import SkewReport
 
 from .config import MonitoringConfig, WindowSize
 from .drift import FeatureDrift, feature_drift, numeric_values, score_drift
-from .labels import KNOWN_AT, LABEL
 
 TIME = "feature_time"  # the moment a prediction was made, in the data's clock
 

@@ -25,6 +25,7 @@ from skewless.errors import BadInput
 from skewless.features import ServiceSchema, service_schema
 from skewless.model_artifacts import ModelFetcher
 from skewless.model_contract import ModelContract
+from skewless.outcomes import LABEL, join_labels, outcome_source
 from skewless.prediction_log import read_prediction_log
 from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
 from skewless.registry import ModelRegistry
@@ -34,9 +35,12 @@ from skewless.skew import SkewReport, check_skew
 from . import history, report
 from .analysis import TIME, VersionAnalysis, VersionReference
 from .config import MonitoringConfig
-from .labels import LABEL, NoLabels, join_labels, outcome_source
 
 RESULT_FILE, REPORT_FILE, HISTORY_FILE = "monitor.json", "report.html", "history.parquet"
+
+
+class NoLabels(BadInput):
+    """No outcome is known yet for any monitored prediction."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class MonitorOutcome:
     result: dict[str, Any]
     files: dict[str, Path]
     seconds: float
+    rows: pd.DataFrame  # the monitored predictions, with `label` and `label_known_at`
 
     @property
     def alerts(self) -> list[dict[str, str]]:
@@ -150,7 +155,7 @@ def monitor(
     }
     result["seconds"] = round(time.perf_counter() - started, 3)
     files = write_outputs(result, output)
-    return MonitorOutcome(result, files, time.perf_counter() - started)
+    return MonitorOutcome(result, files, time.perf_counter() - started, rows)
 
 
 def _skew_sample(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from skewless.commands import console, run_command
+from skewless.commands import console, parse_time, run_command
 from skewless.settings import get_settings
 
 from .config import load_pipeline_config
@@ -32,12 +32,27 @@ def train_command(
     resume: Annotated[
         str | None, typer.Option("--resume", help="Resume this pipeline run id.")
     ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="Retrain as of this moment (ISO): the windows of `pipeline.rolling` end at it, "
+            "and only the labels known by it (the configuration's `outcomes`) are learned from.",
+        ),
+    ] = None,
 ) -> None:
     """Run the continuous-training pipeline: extract, validate, split, train, evaluate,
     bless, register (MLflow). Exits 1 when data validation stops the run."""
     settings = get_settings()
     model_config = config or settings.config
-    cfg = load_pipeline_config(model_config)
+    moment = parse_time(as_of, "--as-of") if as_of else None
+    cfg = load_pipeline_config(model_config, moment)
+    if moment is not None:
+        w = cfg.windows
+        console.print(
+            f"as of {moment.isoformat()}: train {w.train.start:%Y-%m-%d}..{w.train.end:%Y-%m-%d}, "
+            f"validation ..{w.validation.end:%Y-%m-%d}, test ..{w.test.end:%Y-%m-%d %H:%M}"
+        )
     # Data validation stopping the run is a CheckFailed: the roof says so, exit 1.
     result = Pipeline(settings, cfg, progress=console.print).run(resume)
     print_summary(console, result)

@@ -4,12 +4,13 @@ configuration does."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import AwareDatetime, Field, PositiveInt, model_validator
 
-from skewless.config import ModelConfig, Window, load_model_config
-from skewless.strict_yaml import StrictModel, validate_as
+from skewless.config import ModelConfig, Outcomes, Window, load_model_config
+from skewless.strict_yaml import ConfigError, StrictModel, validate_as
 
 
 class Windows(StrictModel):
@@ -57,8 +58,19 @@ class Blessing(StrictModel):
     infra_sample_rows: PositiveInt = 200
 
 
+class Rolling(StrictModel):
+    """The windows of a retrain as of a moment (`skewless train --as-of`, the CT controller):
+    test = the last `test_days` before it, validation the `validation_days` before that, train
+    the `train_days` before that."""
+
+    train_days: PositiveInt = 150
+    validation_days: PositiveInt = 30
+    test_days: PositiveInt = 30
+
+
 class PipelineSection(StrictModel):
     windows: Windows
+    rolling: Rolling = Field(default_factory=Rolling)
     baseline_by: list[str]  # the baseline: historical label rate per these columns
     validation: DataValidation = Field(default_factory=DataValidation)
     training: Training = Field(default_factory=Training)
@@ -74,10 +86,31 @@ class PipelineConfig(PipelineSection):
     entity_id: str
     label: str
     segments: list[str]
+    outcomes: Outcomes | None = None
+    # Retraining as of this moment: windows rolled forward to it, and only the labels known
+    # by it (from `outcomes`), not the entity source's label column, which knows the future.
+    as_of: AwareDatetime | None = None
 
 
-def pipeline_config(model: ModelConfig) -> PipelineConfig:
+def rolled_windows(rolling: Rolling, as_of: datetime) -> Windows:
+    test = Window(start=as_of - timedelta(days=rolling.test_days), end=as_of)
+    validation = Window(start=test.start - timedelta(days=rolling.validation_days), end=test.start)
+    train = Window(
+        start=validation.start - timedelta(days=rolling.train_days), end=validation.start
+    )
+    return Windows(train=train, validation=validation, test=test)
+
+
+def pipeline_config(model: ModelConfig, as_of: datetime | None = None) -> PipelineConfig:
     section = validate_as(PipelineSection, model.pipeline, str(model.source), "pipeline")
+    values = dict(section)
+    if as_of is not None:
+        if model.outcomes is None:
+            raise ConfigError(
+                f"{model.source}: retraining as of a moment needs `outcomes:` (the labels as "
+                "they become known)"
+            )
+        values["windows"] = rolled_windows(section.rolling, as_of)
     return PipelineConfig(
         model_name=model.name,
         feature_service=model.feature_service,
@@ -85,9 +118,11 @@ def pipeline_config(model: ModelConfig) -> PipelineConfig:
         entity_id=model.entity_id,
         label=model.label,
         segments=model.segments,
-        **dict(section),
+        outcomes=model.outcomes,
+        as_of=as_of,
+        **values,
     )
 
 
-def load_pipeline_config(path: Path) -> PipelineConfig:
-    return pipeline_config(load_model_config(path))
+def load_pipeline_config(path: Path, as_of: datetime | None = None) -> PipelineConfig:
+    return pipeline_config(load_model_config(path), as_of)

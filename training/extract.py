@@ -1,5 +1,6 @@
 """Step 1, extract: entity rows of the training windows -> point-in-time features through the
-model's feature service -> the dataset artifact."""
+model's feature service -> the dataset artifact. As of a moment (a retrain by the CT
+controller, or a backtest), the labels are the outcomes known by then, not the source's."""
 
 from __future__ import annotations
 
@@ -8,8 +9,13 @@ from feast import FeatureStore
 
 from skewless.feature_store import file_source_path
 from skewless.features import historical_features
+from skewless.outcomes import KNOWN_AT, LABEL, join_labels, outcome_source
 
 from .config import PipelineConfig
+
+# With `as_of`: when each training label became known (all at or before `as_of`), kept in
+# the dataset artifact so that a run can be audited for labels from its future.
+LABEL_KNOWN_AT = "label_known_at"
 
 
 def extract(store: FeatureStore, config: PipelineConfig) -> pd.DataFrame:
@@ -17,6 +23,10 @@ def extract(store: FeatureStore, config: PipelineConfig) -> pd.DataFrame:
     start = pd.Timestamp(config.windows.train.start)
     end = pd.Timestamp(config.windows.test.end)
     rows = rows[(rows["event_timestamp"] >= start) & (rows["event_timestamp"] < end)]
+    if config.as_of is not None:  # only what was known then: the outcomes as of that moment
+        source = outcome_source(store, config.outcomes)
+        known = join_labels(store, source, rows[config.entity_id], config.as_of)
+        rows = rows.assign(**{config.label: known[LABEL], LABEL_KNOWN_AT: known[KNOWN_AT]})
     rows = rows[rows[config.label].notna()]  # e.g. cancelled flights: no outcome to learn
     dataset = historical_features(store, config.feature_service, rows)
     dataset[config.label] = dataset[config.label].astype("int64")

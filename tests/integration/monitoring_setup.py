@@ -38,6 +38,7 @@ pipeline:
     train: {{start: "2013-{m}-01T00:00:00Z", end: "2013-{m}-15T00:00:00Z"}}
     validation: {{start: "2013-{m}-15T00:00:00Z", end: "2013-{m}-22T00:00:00Z"}}
     test: {{start: "2013-{m}-22T00:00:00Z", end: "2013-{m}-29T00:00:00Z"}}
+  rolling: {{train_days: 14, validation_days: 7, test_days: 7}}
   baseline_by: [carrier]
   # September is not March: this test wants the second model despite the season.
   validation: {{max_out_of_range_share: 1.0, max_null_increase: 1.0}}

@@ -20,12 +20,12 @@ import pytest
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from monitoring.config import load_monitoring_config
-from monitoring.labels import join_labels, outcome_source
 from monitoring.run import HISTORY_FILE, REPORT_FILE, RESULT_FILE, Period, monitor
 from skewless import feature_store as fs
 from skewless.config import load_model_config
 from skewless.errors import BadInput
 from skewless.feature_store import file_source_path
+from skewless.outcomes import join_labels, outcome_source
 from skewless.prediction_log import FEATURE, read_prediction_log
 
 from .monitoring_setup import MARCH, SEPTEMBER, MonitoringWorld

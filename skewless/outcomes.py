@@ -1,30 +1,28 @@
-"""Labels that arrive late, through Feast: each served prediction's outcome, as known at the
-monitoring time T.
+"""Labels that arrive late, through Feast: each entity's outcome as known at a moment T.
 
-The outcomes are a feature view keyed by the request's id and stamped with the moment each
-label became known; one point-in-time read as of T (an entity row per request id, all at T)
-returns a label only where it was known by T. Nothing here knows what the label means.
+The outcomes are a feature view keyed by the entity id (the `request_id` a client sends) and
+stamped with the moment each label became known; one point-in-time read as of T (an entity
+row per id, all at T) returns a label only where it was known by T. Monitoring joins them to
+served predictions; retraining as of T learns only from them. Nothing here knows what the
+label means.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from skewless.config import ModelConfig, Outcomes
-from skewless.errors import BadInput
-from skewless.feature_store import file_source_path
-from skewless.features import ENTITY_TIMESTAMP, historical_features
+from .config import ModelConfig, Outcomes
+from .errors import BadInput
+from .feature_store import file_source_path
+from .features import ENTITY_TIMESTAMP, historical_features
 
 LABEL, KNOWN_AT = "label", "label_known_at"
-
-
-class NoLabels(BadInput):
-    """No outcome is known for any monitored prediction (or there is no outcome table)."""
 
 
 @dataclass(frozen=True)
@@ -33,17 +31,18 @@ class OutcomeSource:
     join_key: str
     label: str
     known_at: str
+    table: Path | None = None  # the view's parquet file, where it is a local FileSource
 
 
-def outcome_source(store: FeatureStore, config: ModelConfig) -> OutcomeSource:
+def outcome_source(store: FeatureStore, config: ModelConfig | Outcomes | None) -> OutcomeSource:
     """The configured outcome view, checked: it exists, has one join key, holds both fields,
     and its table is there."""
-    if config.outcomes is None:
+    outcomes = config.outcomes if isinstance(config, ModelConfig) else config
+    if outcomes is None:
         raise BadInput(
-            f"{config.source}: the model configuration names no `outcomes:` (the feature view "
-            "of its labels as they become known)"
+            "the model configuration names no `outcomes:` (the feature view of its labels as "
+            "they become known)"
         )
-    outcomes: Outcomes = config.outcomes
     try:
         view = store.get_feature_view(outcomes.feature_view)
     except Exception:  # Feast raises its own not-found error per registry kind
@@ -57,15 +56,25 @@ def outcome_source(store: FeatureStore, config: ModelConfig) -> OutcomeSource:
     for name in (outcomes.label, outcomes.known_at):
         if name not in fields:
             raise BadInput(f"outcome view {view.name!r} has no field {name!r}")
+    table = None
     if view.batch_source is not None and view.batch_source.name:
-        file_source_path(store, view.batch_source.name)  # a clear error when the table is absent
-    return OutcomeSource(view.name, keys[0], outcomes.label, outcomes.known_at)
+        table = file_source_path(store, view.batch_source.name)  # absent: a clear error
+    return OutcomeSource(view.name, keys[0], outcomes.label, outcomes.known_at, table)
+
+
+def labels_known_between(source: OutcomeSource, after: datetime, until: datetime) -> int:
+    """How many labels became known in (after, until]: new data to learn from."""
+    if source.table is None:
+        raise BadInput(f"outcome view {source.view!r} is not a local parquet table")
+    known = pd.read_parquet(source.table, columns=[source.known_at])[source.known_at]
+    known = pd.to_datetime(known, utc=True)
+    return int(((known > pd.Timestamp(after)) & (known <= pd.Timestamp(until))).sum())
 
 
 def join_labels(
     store: FeatureStore, source: OutcomeSource, request_ids: pd.Series, as_of: datetime
 ) -> pd.DataFrame:
-    """`label` (1.0, 0.0, or NaN where not known by `as_of`) and `label_known_at` per request
+    """`label` (1.0, 0.0, or NaN where not known by `as_of`) and `label_known_at` per entity
     id, indexed like `request_ids`."""
     ids = pd.Series(request_ids.astype("string").unique(), dtype="string")
     entity_rows = pd.DataFrame({source.join_key: ids, ENTITY_TIMESTAMP: pd.Timestamp(as_of)})

@@ -1,0 +1,311 @@
+"""The continuous-training controller: evaluate the triggers, and when one fires (and the
+cooldown allows), retrain as of now and send the new version through the release path.
+
+One evaluation is a `tick`: idempotent, cron-able, and recorded whatever it decides, with
+its evidence, in `<state_dir>/ct/decisions.jsonl` (what `skewless ct status` reads) and as a
+run of the MLflow experiment `<model>-ct`. Acting goes through the commands in subprocesses
+(`skewless train --as-of`, `skewless deploy`): monitoring imports neither training nor the
+release path, and a crashed pipeline cannot take the controller down with it. Any step that
+fails leaves the champion serving, and the record says which step and why.
+
+One pipeline at a time: a tick holds an exclusive `flock` on `<state_dir>/ct/pipeline.lock`
+while it evaluates and acts. The kernel drops the lock when its holder dies, so a killed
+controller never leaves it held; a second controller meanwhile records `locked` and acts not.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from skewless import feature_store as fs
+from skewless.commands import run_command
+from skewless.config import ModelConfig
+from skewless.errors import BadInput
+from skewless.outcomes import LABEL, labels_known_between, outcome_source
+from skewless.quality import metrics
+from skewless.registry import CHAMPION, ModelRegistry, operator
+from skewless.settings import Settings
+
+from .analysis import TIME
+from .config import load_monitoring_config
+from .ct_config import CTConfig
+from .run import Period, monitor
+from .triggers import Evidence, Verdict, evaluate
+
+Runner = Callable[..., int]  # run_command's shape: (*args, env=...) -> exit status
+
+
+@dataclass
+class Decision:
+    at: str  # the moment evaluated ("now": the clock, or --now)
+    evaluated_at: str  # wall clock
+    action: str  # none | cooldown | locked | retrain
+    reason: str
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    outcome: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ct_dir(settings: Settings) -> Path:
+    folder = settings.state_dir / "ct"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def pipeline_lock(settings: Settings) -> Iterator[bool]:
+    """True while this process holds the lock; False (at once) when another does."""
+    path = ct_dir(settings) / "pipeline.lock"
+    handle: IO[str] = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()} {datetime.now(UTC).isoformat()}\n")
+        handle.flush()
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def lock_holder(settings: Settings) -> str:
+    path = ct_dir(settings) / "pipeline.lock"
+    return path.read_text().strip() if path.exists() else ""
+
+
+# --- records ---------------------------------------------------------------------------------
+
+
+def decisions(settings: Settings) -> list[dict[str, Any]]:
+    path = ct_dir(settings) / "decisions.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _record(settings: Settings, config: ModelConfig, decision: Decision) -> None:
+    line = json.dumps(decision.as_dict(), default=str)
+    with (ct_dir(settings) / "decisions.jsonl").open("a") as out:
+        out.write(line + "\n")  # one write of one line: a reader never sees half a record
+    registry = ModelRegistry(settings.state_dir)
+    client = registry.client
+    experiment = registry.experiment_id(f"{config.name}-ct")
+    run = registry.call("recording a CT decision", lambda: client.create_run(experiment))
+    run_id = run.info.run_id
+    tags = {"action": decision.action, "reason": decision.reason[:4000], "at": decision.at,
+            "fired": ",".join(v["trigger"] for v in decision.verdicts if v["fired"])}  # fmt: skip
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    for v in decision.verdicts:
+        for name, value in v["figures"].items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                client.log_metric(run_id, f"{v['trigger']}.{name}", float(value))
+    client.log_dict(run_id, decision.as_dict(), "decision.json")
+    client.set_terminated(run_id)
+
+
+def request_retrain(settings: Settings, why: str) -> Path:
+    """An on-demand trigger, acted on (and removed) by the next tick."""
+    folder = ct_dir(settings) / "requests"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{time.time_ns()}-{uuid.uuid4().hex[:6]}.json"
+    tmp = path.with_name("." + path.name)
+    tmp.write_text(json.dumps({"why": why, "by": operator(), "at": datetime.now(UTC).isoformat()}))
+    tmp.replace(path)
+    return path
+
+
+def _requests(settings: Settings) -> list[Path]:
+    return sorted((ct_dir(settings) / "requests").glob("*.json"))
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+def _training_end(tags: dict[str, str]) -> datetime | None:
+    """The end of the window the version learned from (train, or train + validation when
+    the pipeline refits): the later of the two, from the version's `windows` tag."""
+    import ast
+
+    try:
+        windows = ast.literal_eval(tags.get("windows", ""))
+        return datetime.fromisoformat(str(windows["validation"]["end"]).replace("Z", "+00:00"))
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return None
+
+
+def gather(
+    settings: Settings, config: ModelConfig, ct: CTConfig, now: datetime
+) -> tuple[Evidence, dict[str, Any]]:
+    """The evidence of one tick, and notes on what could not be measured."""
+    notes: dict[str, Any] = {}
+    history = decisions(settings)
+    last_tick = datetime.fromisoformat(history[-1]["at"]) if history else None
+    requests = [json.loads(p.read_text())["why"] for p in _requests(settings)]
+    registry = ModelRegistry(settings.state_dir)
+    champion = registry.by_alias(config.name, CHAMPION)
+    version, test_auc, labelled = None, None, None
+    if champion is not None:
+        version = str(champion.version)
+        auc_tag = champion.tags.get("test_roc_auc")
+        test_auc = float(auc_tag) if auc_tag else None
+        trained_until = _training_end(champion.tags)
+        if trained_until is not None:
+            source = outcome_source(fs.open_store(settings), config)
+            labelled = labels_known_between(source, trained_until, now)
+    recent_auc, recent_labelled, drifted_importance, drifted = None, 0, None, []
+    try:
+        mcfg = load_monitoring_config(config)
+        period = Period(now - timedelta(days=ct.lookback_days), now)
+        result = monitor(settings, config, mcfg, period, settings.state_dir / "monitoring",
+                         labels_optional=True)  # fmt: skip
+        mine = [v for v in result.result["versions"] if v["version"] == version]
+        if mine:
+            drifted_importance = mine[0]["drift"]["drifted_importance"]
+            drifted = mine[0]["drift"]["drifted"]
+            rows = result.rows[result.rows["model_version"].astype(str) == version]
+            labelled_rows = rows[rows[LABEL].notna()].sort_values(TIME)
+            last = ct.performance.last_labelled if ct.performance else len(labelled_rows)
+            tail = labelled_rows.tail(last)
+            recent_labelled = len(tail)
+            if recent_labelled:
+                recent_auc = metrics(
+                    tail[LABEL].to_numpy(dtype="float64"),
+                    tail["probability"].to_numpy(dtype="float64"),
+                )["roc_auc"]
+        notes["monitoring"] = str(result.files["report"])
+    except BadInput as exc:  # no log yet, no predictions in the lookback: no evidence
+        notes["monitoring"] = f"no evidence: {exc}"
+    evidence = Evidence(
+        now=now, last_tick=last_tick, requests=requests, champion=version,
+        champion_test_auc=test_auc, labelled_since_training=labelled,
+        recent_auc=None if recent_auc is None or np.isnan(recent_auc) else recent_auc,
+        recent_labelled=recent_labelled, drifted_importance=drifted_importance, drifted=drifted,
+    )  # fmt: skip
+    return evidence, notes
+
+
+# --- acting ----------------------------------------------------------------------------------
+
+
+def retrain(
+    settings: Settings, config: ModelConfig, ct: CTConfig, now: datetime, runner: Runner
+) -> dict[str, Any]:
+    """`skewless train --as-of now`, then (blessed, and `deploy` on) `skewless deploy`."""
+    registry = ModelRegistry(settings.state_dir)
+    before = {str(v.version) for v in registry.versions(config.name)}
+    env = {"SKEWLESS_CONFIG": str(Path(str(config.source)).resolve())}
+    outcome: dict[str, Any] = {"champion_before": _champion(registry, config)}
+    status = runner("train", "--as-of", now.isoformat(), env=env)
+    outcome["train_exit"] = status
+    new = sorted(
+        (v for v in registry.versions(config.name) if str(v.version) not in before),
+        key=lambda v: int(v.version),
+    )
+    if status != 0 or not new:
+        outcome["result"] = f"the pipeline stopped (exit {status}): the champion stays"
+    else:
+        version = new[-1]
+        outcome["version"] = str(version.version)
+        if version.tags.get("blessed") != "true":
+            outcome["result"] = f"version {version.version} is not blessed: the champion stays"
+        elif not ct.deploy:
+            outcome["result"] = f"version {version.version} is the challenger (deploy is off)"
+        else:
+            url = ["--url", ct.deploy_url] if ct.deploy_url else []
+            status = runner("deploy", "--version", str(version.version), *url, env=env)
+            outcome["deploy_exit"] = status
+            outcome["result"] = (
+                f"version {version.version} promoted through gate and canary"
+                if status == 0
+                else f"deploy of version {version.version} stopped (exit {status}): "
+                "the champion stays; its gate and canary records say why"
+            )
+    outcome["champion_after"] = _champion(registry, config)
+    return outcome
+
+
+def _champion(registry: ModelRegistry, config: ModelConfig) -> str | None:
+    found = registry.by_alias(config.name, CHAMPION)
+    return None if found is None else str(found.version)
+
+
+def _cooling(settings: Settings, ct: CTConfig, now: datetime) -> str | None:
+    retrains = [d for d in decisions(settings) if d["action"] == "retrain"]
+    if not retrains:
+        return None
+    last = datetime.fromisoformat(retrains[-1]["at"])
+    ready = last + timedelta(hours=ct.cooldown_hours)
+    return (
+        None
+        if now >= ready
+        else f"the last retrain was at {last.isoformat()}; cooldown until {ready.isoformat()}"
+    )
+
+
+def tick(
+    settings: Settings,
+    config: ModelConfig,
+    ct: CTConfig,
+    now: datetime,
+    *,
+    runner: Runner = run_command,
+) -> Decision:
+    started = time.perf_counter()
+    wall = datetime.now(UTC).isoformat()
+    with pipeline_lock(settings) as held:
+        if not held:
+            holder = lock_holder(settings)
+            why = f"another controller holds the pipeline lock (pid, since: {holder})"
+            decision = Decision(now.isoformat(), wall, "locked", why)
+        else:
+            decision = _decide(settings, config, ct, now, runner, wall)
+        decision.seconds = round(time.perf_counter() - started, 3)
+        _record(settings, config, decision)
+    return decision
+
+
+def _decide(
+    settings: Settings, config: ModelConfig, ct: CTConfig, now: datetime, runner: Runner,
+    wall: str,
+) -> Decision:  # fmt: skip
+    evidence, notes = gather(settings, config, ct, now)
+    verdicts: list[Verdict] = evaluate(evidence, ct)
+    records = [v.as_dict() for v in verdicts]
+    fired = [v for v in verdicts if v.fired]
+    if not fired:
+        return Decision(now.isoformat(), wall, "none", "no trigger fired", records, notes)
+    why = "; ".join(f"{v.trigger}: {v.reason}" for v in fired)
+    asked = any(v.trigger == "on_demand" for v in fired)
+    cooling = _cooling(settings, ct, now)
+    if cooling and not asked:  # a person's explicit request is not held back by the cooldown
+        return Decision(
+            now.isoformat(), wall, "cooldown", f"{why} (held: {cooling})", records, notes
+        )
+    consumed = _requests(settings)
+    outcome = {**notes, **retrain(settings, config, ct, now, runner)}
+    for path in consumed:
+        path.unlink(missing_ok=True)
+    return Decision(now.isoformat(), wall, "retrain", why, records, outcome)

@@ -1,0 +1,118 @@
+"""`skewless ct`: the continuous-training controller's commands (tick, run, status, trigger).
+Imports are local so that `skewless --help` stays fast."""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import Annotated, Any
+
+import typer
+
+from skewless.commands import ConfigOption, console, model_config, parse_time
+from skewless.settings import get_settings
+
+app = typer.Typer(
+    help="The continuous-training controller: triggers -> retrain -> gate -> canary -> promote.",
+    no_args_is_help=True,
+)
+
+
+def _context(config: Any) -> tuple[Any, Any, Any]:
+    from .ct_config import load_ct_config
+
+    settings = get_settings()
+    cfg = model_config(config, settings)
+    return settings, cfg, load_ct_config(cfg)
+
+
+def _print(decision: Any) -> None:
+    console.print(f"{decision.at}: [bold]{decision.action}[/bold]: {decision.reason}")
+    for v in decision.verdicts:
+        mark = "[red]fired[/red]" if v["fired"] else "-"
+        console.print(f"  {v['trigger']:<12} {mark} {v['reason']}")
+    if decision.outcome.get("result"):
+        console.print(f"  result: {decision.outcome['result']}")
+
+
+@app.command("tick")
+def tick_command(
+    now: Annotated[
+        str | None, typer.Option(help="Evaluate as of this moment (ISO; default: the clock).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """One evaluation of every trigger, and the action it calls for; recorded. Cron-able."""
+    from .controller import tick
+    from .run import clock
+
+    settings, cfg, ct = _context(config)
+    moment = parse_time(now, "--now") if now else clock(settings, cfg)
+    _print(tick(settings, cfg, ct, moment))
+
+
+@app.command("run")
+def run_command_(
+    ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Tick every `ct.tick_seconds` until stopped; SIGTERM or Ctrl-C stops it between ticks,
+    never in the middle of one."""
+    from .controller import tick
+    from .run import clock
+
+    settings, cfg, ct = _context(config)
+    stopping: list[int] = []
+
+    def stop(signum: int, _: object) -> None:
+        stopping.append(signum)
+        console.print("stopping after the current tick")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    done = 0
+    while not stopping:
+        _print(tick(settings, cfg, ct, clock(settings, cfg)))
+        done += 1
+        if ticks is not None and done >= ticks:
+            break
+        deadline = time.monotonic() + ct.tick_seconds
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(1.0, deadline - time.monotonic()))
+    console.print(f"controller stopped after {done} tick(s)")
+
+
+@app.command("status")
+def status_command(
+    last: Annotated[int, typer.Option(min=1, help="How many decisions.")] = 10,
+    config: ConfigOption = None,
+) -> None:
+    """The last decisions and why, newest last; and who holds the pipeline lock."""
+    from .controller import decisions, lock_holder, pipeline_lock
+
+    settings, _, _ = _context(config)
+    for d in decisions(settings)[-last:]:
+        fired = ", ".join(v["trigger"] for v in d["verdicts"] if v["fired"]) or "none"
+        result = d["outcome"].get("result", "")
+        console.print(f"{d['at']}  {d['action']:<8} fired: {fired}  {d['reason']}  {result}")
+    with pipeline_lock(settings) as free:
+        console.print(
+            "pipeline lock: free" if free else f"pipeline lock: held by {lock_holder(settings)}"
+        )
+
+
+@app.command("trigger")
+def trigger_command(
+    why: Annotated[str, typer.Option(help="Why a retrain is asked for (recorded).")],
+    config: ConfigOption = None,
+) -> None:
+    """Ask for a retrain: the next tick acts on it, whatever the cooldown."""
+    from .controller import request_retrain
+
+    settings, _, _ = _context(config)
+    path = request_retrain(settings, why)
+    console.print(f"retrain requested ({path.name}); the next `skewless ct tick` acts on it")
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="ct")
