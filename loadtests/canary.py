@@ -1,6 +1,8 @@
 """The canary: a sticky share of traffic goes to the challenger for a while; then its error
 rate, latency and score distribution are compared with the champion's on the same window, and
-it is promoted or rolled back.
+it is promoted or rolled back. Scores are compared on the same rows: the service has the
+champion score the challenger's requests too (not returned), so that two equal models show
+no difference (on the two sticky halves, which hold different entities, they showed KS 0.087).
 
 The share is a registry tag that every service following the registry polls, so a canary
 acts on a running service (`--url`); with no live traffic to watch (this machine, the
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from serving.core import PAIRED
 from serving.process import ServiceProcess
 from skewless import feature_store as fs
 from skewless import statistics as stats
@@ -58,6 +61,7 @@ class CanaryReport:
     score_ks: float = math.nan
     score_ks_critical: float = math.nan
     score_psi: float = math.nan  # reported, not judged
+    score_paired: bool = False  # compared with the champion's scores on the same rows
     checks: list[dict[str, Any]] = field(default_factory=list)
     action: str = ""  # promoted | rolled back
 
@@ -181,10 +185,16 @@ def _judge(
             "p99_ms": latency.quantile(0.99) * 1000,
         }
     champ, chall = report.roles["champion"], report.roles["challenger"]
-    report.score_psi = psi(scores["champion"], scores["challenger"])
-    report.score_ks = ks_distance(scores["champion"], scores["challenger"])
+    # The champion's scores on the challenger's own rows, where the service pairs them
+    # (serving/core.py): the same requests, so only the models differ. Otherwise the
+    # champion's half of the traffic, which holds other entities.
+    paired = sm.histogram(delta, "skewless_prediction_score", role=PAIRED)
+    report.score_paired = paired.total > 0
+    against = paired if report.score_paired else scores["champion"]
+    report.score_psi = psi(against, scores["challenger"])
+    report.score_ks = ks_distance(against, scores["challenger"])
     report.score_ks_critical = stats.ks_critical(
-        scores["champion"].total, scores["challenger"].total, t.score_alpha
+        against.total, scores["challenger"].total, t.score_alpha
     )
 
     def check(name: str, passed: bool, detail: str) -> None:
@@ -212,7 +222,9 @@ def _judge(
         "score distribution", not shifted,
         f"KS distance {report.score_ks:.3f} (at most {t.max_score_ks:g}, or below "
         f"{report.score_ks_critical:.3f}, the {t.score_alpha:g} significance bound); "
-        f"PSI {report.score_psi:.3f}",
+        f"PSI {report.score_psi:.3f}; "
+        + ("the champion's scores on the same rows" if report.score_paired
+           else "the champion's own half of the traffic (the service pairs no scores)"),
     )  # fmt: skip
 
 

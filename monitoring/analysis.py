@@ -319,6 +319,49 @@ class VersionAnalysis:
         return alerts
 
 
+def paired_comparison(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Two versions on the same requests: a served prediction and a shadow score of another
+    version for the same `request_id` (a canary, where the champion also scores the
+    challenger's rows; or shadow mode). Quality on the same labelled rows, so that only the
+    models differ."""
+    served = rows[rows["served_by"] != "shadow"]
+    shadow = rows[rows["served_by"] == "shadow"][["request_id", "model_version", "probability"]]
+    pairs = served.merge(shadow, on="request_id", suffixes=("", "_shadow"))
+    pairs = pairs[pairs["model_version"].astype(str) != pairs["model_version_shadow"].astype(str)]
+    result = []
+    for (version, other), group in pairs.groupby(["model_version", "model_version_shadow"]):
+        labelled = group[group[LABEL].notna()]
+        labels = labelled[LABEL].to_numpy(dtype="float64")
+        result.append(
+            {
+                "served": str(version),
+                "shadow": str(other),
+                "rows": len(group),
+                "labelled": len(labelled),
+                "served_metrics": _performance(labels, labelled["probability"].to_numpy()),
+                "shadow_metrics": _performance(
+                    labels, labelled["probability_shadow"].to_numpy(dtype="float64")
+                ),
+                "score_ks": float(
+                    stats_ks(
+                        group["probability"].to_numpy(), group["probability_shadow"].to_numpy()
+                    )
+                ),
+            }
+        )
+    return result
+
+
+def stats_ks(a: np.ndarray, b: np.ndarray) -> float:
+    """The exact two-sample KS distance."""
+    if not len(a) or not len(b):
+        return 0.0
+    points = np.union1d(a, b)
+    cdf_a = np.searchsorted(np.sort(a), points, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), points, side="right") / len(b)
+    return float(np.max(np.abs(cdf_a - cdf_b)))
+
+
 def _most_drifted(drift: list[FeatureDrift], n: int) -> list[FeatureDrift]:
     """Drifted features first, by importance; then the closest to their thresholds."""
     return sorted(

@@ -248,6 +248,24 @@ def _version(v: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _paired(pairs: list[dict[str, Any]]) -> str:
+    if not pairs:
+        return ""
+    names = ["roc_auc", "log_loss", "brier", "ece"]
+    rows = []
+    for p in pairs:
+        for side in ("served", "shadow"):
+            figures = p[f"{side}_metrics"]
+            rows.append([f"v{escape(p[side])} ({side})", f"{p['rows']:,}", f"{p['labelled']:,}",
+                         *[_f(figures.get(n)) for n in names], _f(p["score_ks"])])  # fmt: skip
+    table = _table(["version", "same requests", "labelled", *names, "score KS"], rows)
+    return (
+        "<h2>Two versions on the same requests</h2><p>Where a canary had the champion score "
+        "the challenger's requests too (or in shadow mode), both versions' quality on exactly "
+        f"the same labelled rows: only the models differ.</p>{table}"
+    )
+
+
 def render(result: dict[str, Any]) -> str:
     alerts = result["alerts"]
     status = (
@@ -257,7 +275,7 @@ def render(result: dict[str, Any]) -> str:
         if alerts
         else '<div class="ok">No alert condition holds.</div>'
     )
-    body = "\n".join(_version(v) for v in result["versions"])
+    body = "\n".join(_version(v) for v in result["versions"]) + _paired(result.get("paired", []))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>skewless monitoring: {escape(result["model"])}</title>

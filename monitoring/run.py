@@ -33,7 +33,7 @@ from skewless.settings import Settings
 from skewless.skew import SkewReport, check_skew
 
 from . import history, report
-from .analysis import TIME, VersionAnalysis, VersionReference
+from .analysis import TIME, VersionAnalysis, VersionReference, paired_comparison
 from .config import MonitoringConfig
 
 RESULT_FILE, REPORT_FILE, HISTORY_FILE = "monitor.json", "report.html", "history.parquet"
@@ -151,6 +151,7 @@ def monitor(
         "predictions": len(rows),
         "thresholds": mcfg.model_dump(mode="json"),
         "versions": versions,
+        "paired": paired_comparison(rows),
         "alerts": [{"version": v["version"], **a} for v in versions for a in v["alerts"]],
     }
     result["seconds"] = round(time.perf_counter() - started, 3)

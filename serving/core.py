@@ -30,6 +30,8 @@ from .models import ModelSlots
 
 log = logging.getLogger("skewless.serving")
 STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
+# The metrics role of the champion's scores on the rows a canary routed to the challenger.
+PAIRED = "champion_paired"
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,8 @@ class PredictorCore:
                 self.metrics.missing_features.labels(name).inc()
         if self.challenger_shadow and challenger is not None:
             self._shadow(challenger, read, rows, request_ids, now, endpoint)
+        elif challenger is not None and "challenger" in roles:
+            self._pair(champion, read, rows, request_ids, roles, now, endpoint)
         seconds = time.perf_counter() - started
         for prediction in predictions:  # after the loop above: the request's whole time
             self.metrics.role_latency.labels(prediction.served_by).observe(seconds)
@@ -185,6 +189,48 @@ class PredictorCore:
                     ["shadow"] * len(rows),
                     [challenger.name] * len(rows),
                     [challenger.version] * len(rows),
+                    scores,
+                    [s >= threshold for s in scores],
+                    0.0,
+                )  # fmt: skip
+            )
+
+    def _pair(
+        self,
+        champion: ServedModel,
+        read: OnlineRead,
+        rows: list[dict[str, Any]],
+        request_ids: list[str],
+        roles: list[str],
+        now: datetime,
+        endpoint: str,
+    ) -> None:
+        """During a canary, the champion also scores the requests routed to the challenger
+        (not returned): the canary then compares the two on the same rows, and monitoring
+        on the same outcomes, instead of on two sticky halves that see different entities."""
+        index = [k for k, role in enumerate(roles) if role == "challenger"]
+        columns = {n: [v[k] for k in index] for n, v in read.values.items()}
+        try:
+            scores = [float(s) for s in champion.model.score(columns)]
+        except Exception:  # never fails the request: it was answered by the challenger
+            self.metrics.model_errors.labels(PAIRED).inc(len(index))
+            log.exception("the champion failed to score the challenger's rows")
+            return
+        for score in scores:
+            self.metrics.scores.labels(PAIRED).observe(score)
+        if self.prediction_log is not None:
+            threshold = champion.model.contract.threshold
+            self.prediction_log.append(
+                LogRecord(
+                    datetime.now(UTC),
+                    now,
+                    endpoint,
+                    [request_ids[k] for k in index],
+                    [rows[k] for k in index],
+                    columns,
+                    ["shadow"] * len(index),
+                    [champion.name] * len(index),
+                    [champion.version] * len(index),
                     scores,
                     [s >= threshold for s in scores],
                     0.0,

@@ -216,3 +216,32 @@ def test_the_canary_judges_each_threshold(challenger: tuple, failing: list[str])
     _judge(report, config, delta, progress=lambda _: None)
     assert [c["name"] for c in report.checks if not c["passed"]] == failing
     assert report.passed == (not failing)
+
+
+def _paired_scores(predictions: int, score: float) -> sm.Samples:
+    """The champion's scores on the challenger's rows, as a pairing service exposes them."""
+    samples: sm.Samples = {}
+    for bound in (*tuple(k / 10 for k in range(1, 11)), math.inf):
+        le = "+Inf" if bound == math.inf else str(bound)
+        key = ("skewless_prediction_score_bucket", (("le", le), ("role", "champion_paired")))
+        samples[key] = predictions if score <= bound else 0
+    return samples
+
+
+@pytest.mark.parametrize(("paired_score", "shifted"), [(0.85, False), (0.35, True)])
+def test_the_canary_compares_scores_on_the_same_rows_when_the_service_pairs_them(
+    paired_score: float, shifted: bool
+):
+    """The challenger scores 0.85 on its rows; the champion's own half scores 0.35 (other
+    entities). What counts is the champion on the challenger's rows."""
+    config = load_canary_config()
+    report = CanaryReport("m", "1", "2", 0.1, 60, "t0")
+    delta = {
+        **_role_samples("champion", 2700, 0, 0.0005, 0.35),
+        **_role_samples("challenger", 300, 0, 0.0005, 0.85),
+        **_paired_scores(300, paired_score),
+    }
+    _judge(report, config, delta, progress=lambda _: None)
+    assert report.score_paired
+    failed = [c["name"] for c in report.checks if not c["passed"]]
+    assert failed == (["score distribution"] if shifted else [])

@@ -103,3 +103,34 @@ def test_the_monitoring_section_is_strict(tmp_path: Path) -> None:
     bad.write_text(source.replace("  window: day", "  window: fortnight"))
     with pytest.raises(ConfigError, match="monitoring.window"):
         load_monitoring_config(load_model_config(bad))
+
+
+def test_two_versions_are_compared_on_the_same_requests_only() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from monitoring.analysis import paired_comparison
+
+    n = 400
+    labels = RNG.integers(0, 2, n).astype("float64")
+    challenger = np.clip(labels * 0.3 + RNG.uniform(0, 0.7, n), 0, 1)
+    champion = np.clip(labels * 0.1 + RNG.uniform(0, 0.9, n), 0, 1)
+    ids = [f"r{i}" for i in range(n)]
+    rows = pd.concat(
+        [
+            pd.DataFrame({"request_id": ids, "served_by": "challenger", "model_version": "2",
+                          "probability": challenger, "label": labels}),
+            pd.DataFrame({"request_id": ids, "served_by": "shadow", "model_version": "1",
+                          "probability": champion, "label": labels}),
+            # the champion's own traffic: other requests, not part of the pairing
+            pd.DataFrame({"request_id": [f"o{i}" for i in range(50)], "served_by": "champion",
+                          "model_version": "1", "probability": 0.5, "label": 1.0}),
+        ],
+        ignore_index=True,
+    )  # fmt: skip
+    rows.loc[:9, "label"] = np.nan  # ten not yet known
+    (pair,) = paired_comparison(rows)
+    assert (pair["served"], pair["shadow"], pair["rows"], pair["labelled"]) == ("2", "1", n, n - 10)
+    known = ~np.isnan(rows["label"].to_numpy()[:n])
+    y = labels[known]
+    assert pair["served_metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, challenger[known]))
+    assert pair["shadow_metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, champion[known]))

@@ -203,3 +203,32 @@ def test_request_path_redis_options_are_added_without_overriding_given_ones() ->
     assert connection.count("socket_timeout") == 1
     sqlite = Settings(online_store="sqlite", redis_connection="r:6380")
     assert request_path_settings(sqlite).redis_connection == "r:6380"  # untouched
+
+
+def test_during_a_canary_the_champion_also_scores_the_challengers_rows(tmp_path: Path) -> None:
+    metrics = Metrics()
+    log = PredictionLog(
+        tmp_path, metrics, queue_size=100, flush_rows=10_000, flush_seconds=60,
+        join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
+    )  # fmt: skip
+    log.start()
+    champion, challenger = _model("1"), _model("2", shift=1.0)
+    core = PredictorCore(
+        FakeReader(), SCHEMA, ModelSlots(champion=champion, challenger=challenger), metrics,
+        lambda: NOW, log, 0.3, False,
+    )  # fmt: skip
+    observed = metrics.scores.labels("champion_paired")._sum
+    before = observed.get()  # the metrics may be shared between tests: count the difference
+    answers = core.predict(_instances(200), endpoint="t")
+    log.close()
+    routed = [a for a in answers if a.served_by == "challenger"]
+    assert 0 < len(routed) < 200
+    logged = read_prediction_log(tmp_path)
+    paired = logged[logged["served_by"] == "shadow"]
+    assert sorted(paired["request_id"]) == sorted(a.request_id for a in routed)
+    assert set(paired["model_version"]) == {"1"}  # the champion's scores, same rows
+    expected = champion.model.score(
+        {"stock": [6.0] * len(routed), "price_ratio": [1.0] * len(routed)}
+    )
+    assert np.allclose(sorted(paired["probability"]), sorted(expected))
+    assert observed.get() - before == pytest.approx(sum(expected))  # once per routed row
