@@ -32,6 +32,9 @@ class DataValidation(StrictModel):
     max_unknown_category_share: float = Field(0.01, ge=0, le=1)
     max_out_of_range_share: float = Field(0.01, ge=0, le=1)
     range_margin: float = Field(0.5, ge=0)  # allowed range: [min, max] widened by this x span
+    # Features whose values may leave the reference's range without a broken pipeline behind
+    # it: calendar features (a model trained on January-June meets August), say.
+    range_exempt: list[str] = Field(default_factory=list)
     psi_warn: float = Field(0.25, gt=0)
     psi_stop: float | None = None  # None: value skew only warns (seasonal drift is expected)
 

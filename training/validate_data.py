@@ -79,7 +79,7 @@ def validate(
                 )
             report.skew[name] = categorical_drift(values, ref)
         else:
-            if ref["min"] is not None and len(present):
+            if ref["min"] is not None and len(present) and name not in config.range_exempt:
                 span = ref["max"] - ref["min"]
                 lo, hi = (
                     ref["min"] - config.range_margin * span,
