@@ -296,8 +296,9 @@ class VersionAnalysis:
                     "calibration",
                     f"expected calibration error {overall['ece']:.3f} > {cfg.max_ece}",
                 )
+        counted = [d for d in drift if d.rows >= self.config.drift.min_rows]
         if cfg.missing_increase is not None:
-            for d in drift:
+            for d in counted:
                 if d.missing_rate > d.reference_missing_rate + cfg.missing_increase:
                     alert(
                         "missing_features",
@@ -305,7 +306,7 @@ class VersionAnalysis:
                         f"{d.reference_missing_rate:.1%} in training",
                     )
         if cfg.unknown_category_rate is not None:
-            for d in drift:
+            for d in counted:
                 if d.unknown_rate is not None and d.unknown_rate > cfg.unknown_category_rate:
                     alert(
                         "unknown_categories",
@@ -325,8 +326,11 @@ def paired_comparison(rows: pd.DataFrame) -> list[dict[str, Any]]:
     challenger's rows; or shadow mode). Quality on the same labelled rows, so that only the
     models differ."""
     served = rows[rows["served_by"] != "shadow"]
-    shadow = rows[rows["served_by"] == "shadow"][["request_id", "model_version", "probability"]]
-    pairs = served.merge(shadow, on="request_id", suffixes=("", "_shadow"))
+    shadow = rows[rows["served_by"] == "shadow"][
+        ["request_id", TIME, "model_version", "probability"]
+    ]
+    # The same request: its id and the moment it was served (an id asked about twice is two).
+    pairs = served.merge(shadow, on=["request_id", TIME], suffixes=("", "_shadow"))
     pairs = pairs[pairs["model_version"].astype(str) != pairs["model_version_shadow"].astype(str)]
     result = []
     for (version, other), group in pairs.groupby(["model_version", "model_version_shadow"]):

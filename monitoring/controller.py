@@ -68,31 +68,46 @@ def ct_dir(settings: Settings) -> Path:
 
 
 @contextmanager
-def pipeline_lock(settings: Settings) -> Iterator[bool]:
-    """True while this process holds the lock; False (at once) when another does."""
+def pipeline_lock(settings: Settings) -> Iterator[int | None]:
+    """The lock's descriptor while this process holds it (children given it keep holding it
+    while they run: a pipeline outlives a killed controller and still keeps others out); None
+    at once when another holds it."""
     path = ct_dir(settings) / "pipeline.lock"
     handle: IO[str] = path.open("a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield False
+            yield None
             return
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()} {datetime.now(UTC).isoformat()}\n")
         handle.flush()
         try:
-            yield True
+            yield handle.fileno()
         finally:
+            handle.seek(0)
+            handle.truncate()  # no holder named once it is free
+            handle.flush()
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
 
 
 def lock_holder(settings: Settings) -> str:
+    """Who holds the pipeline lock ("pid since"), read without taking it; "" when free."""
     path = ct_dir(settings) / "pipeline.lock"
-    return path.read_text().strip() if path.exists() else ""
+    text = path.read_text().strip() if path.exists() else ""
+    if not text:
+        return ""
+    try:
+        os.kill(int(text.split()[0]), 0)
+    except (ValueError, ProcessLookupError):
+        return ""  # its holder died: the kernel dropped the lock with it
+    except PermissionError:
+        pass  # alive, another user's
+    return text
 
 
 # --- records ---------------------------------------------------------------------------------
@@ -131,7 +146,7 @@ def request_retrain(settings: Settings, why: str) -> Path:
     folder = ct_dir(settings) / "requests"
     folder.mkdir(exist_ok=True)
     path = folder / f"{time.time_ns()}-{uuid.uuid4().hex[:6]}.json"
-    tmp = path.with_name("." + path.name)
+    tmp = path.with_suffix(".tmp")  # not *.json: a tick never reads it half written
     tmp.write_text(json.dumps({"why": why, "by": operator(), "at": datetime.now(UTC).isoformat()}))
     tmp.replace(path)
     return path
@@ -144,14 +159,16 @@ def _requests(settings: Settings) -> list[Path]:
 # --- evidence --------------------------------------------------------------------------------
 
 
-def _training_end(tags: dict[str, str]) -> datetime | None:
-    """The end of the window the version learned from (train, or train + validation when
-    the pipeline refits): the later of the two, from the version's `windows` tag."""
+def _data_until(tags: dict[str, str]) -> datetime | None:
+    """The moment the version's labels were taken at (`data_until`, registered with it); for
+    versions registered before that tag, the end of its windows."""
     import ast
 
     try:
+        if tags.get("data_until"):
+            return datetime.fromisoformat(tags["data_until"])
         windows = ast.literal_eval(tags.get("windows", ""))
-        return datetime.fromisoformat(str(windows["validation"]["end"]).replace("Z", "+00:00"))
+        return datetime.fromisoformat(str(windows["test"]["end"]).replace("Z", "+00:00"))
     except (ValueError, SyntaxError, KeyError, TypeError):
         return None
 
@@ -161,9 +178,12 @@ def gather(
 ) -> tuple[Evidence, dict[str, Any]]:
     """The evidence of one tick, and notes on what could not be measured."""
     notes: dict[str, Any] = {}
-    history = decisions(settings)
-    last_tick = datetime.fromisoformat(history[-1]["at"]) if history else None
-    requests = [json.loads(p.read_text())["why"] for p in _requests(settings)]
+    evaluated = [datetime.fromisoformat(d["at"]) for d in decisions(settings)
+                 if d["action"] != "locked"]  # fmt: skip
+    last_tick = max(evaluated) if evaluated else None
+    paths = _requests(settings)
+    requests = [json.loads(p.read_text())["why"] for p in paths]
+    notes["requests"] = [str(p) for p in paths]
     registry = ModelRegistry(settings.state_dir)
     champion = registry.by_alias(config.name, CHAMPION)
     version, test_auc, labelled = None, None, None
@@ -171,7 +191,7 @@ def gather(
         version = str(champion.version)
         auc_tag = champion.tags.get("test_roc_auc")
         test_auc = float(auc_tag) if auc_tag else None
-        trained_until = _training_end(champion.tags)
+        trained_until = _data_until(champion.tags)
         if trained_until is not None:
             source = outcome_source(fs.open_store(settings), config)
             labelled = labels_known_between(source, trained_until, now)
@@ -211,14 +231,20 @@ def gather(
 
 
 def retrain(
-    settings: Settings, config: ModelConfig, ct: CTConfig, now: datetime, runner: Runner
+    settings: Settings,
+    config: ModelConfig,
+    ct: CTConfig,
+    now: datetime,
+    runner: Runner,
+    lock_fd: int | None = None,
 ) -> dict[str, Any]:
     """`skewless train --as-of now`, then (blessed, and `deploy` on) `skewless deploy`."""
     registry = ModelRegistry(settings.state_dir)
     before = {str(v.version) for v in registry.versions(config.name)}
     env = {"SKEWLESS_CONFIG": str(Path(str(config.source)).resolve())}
     outcome: dict[str, Any] = {"champion_before": _champion(registry, config)}
-    status = runner("train", "--as-of", now.isoformat(), env=env)
+    held = {"pass_fds": (lock_fd,)} if lock_fd is not None else {}
+    status = runner("train", "--as-of", now.isoformat(), env=env, **held)
     outcome["train_exit"] = status
     new = sorted(
         (v for v in registry.versions(config.name) if str(v.version) not in before),
@@ -235,7 +261,7 @@ def retrain(
             outcome["result"] = f"version {version.version} is the challenger (deploy is off)"
         else:
             url = ["--url", ct.deploy_url] if ct.deploy_url else []
-            status = runner("deploy", "--version", str(version.version), *url, env=env)
+            status = runner("deploy", "--version", str(version.version), *url, env=env, **held)
             outcome["deploy_exit"] = status
             outcome["result"] = (
                 f"version {version.version} promoted through gate and canary"
@@ -276,12 +302,12 @@ def tick(
     started = time.perf_counter()
     wall = datetime.now(UTC).isoformat()
     with pipeline_lock(settings) as held:
-        if not held:
+        if held is None:
             holder = lock_holder(settings)
             why = f"another controller holds the pipeline lock (pid, since: {holder})"
             decision = Decision(now.isoformat(), wall, "locked", why)
         else:
-            decision = _decide(settings, config, ct, now, runner, wall)
+            decision = _decide(settings, config, ct, now, runner, wall, held)
         decision.seconds = round(time.perf_counter() - started, 3)
         _record(settings, config, decision)
     return decision
@@ -289,7 +315,7 @@ def tick(
 
 def _decide(
     settings: Settings, config: ModelConfig, ct: CTConfig, now: datetime, runner: Runner,
-    wall: str,
+    wall: str, lock_fd: int,
 ) -> Decision:  # fmt: skip
     evidence, notes = gather(settings, config, ct, now)
     verdicts: list[Verdict] = evaluate(evidence, ct)
@@ -304,8 +330,7 @@ def _decide(
         return Decision(
             now.isoformat(), wall, "cooldown", f"{why} (held: {cooling})", records, notes
         )
-    consumed = _requests(settings)
-    outcome = {**notes, **retrain(settings, config, ct, now, runner)}
-    for path in consumed:
-        path.unlink(missing_ok=True)
+    outcome = {**notes, **retrain(settings, config, ct, now, runner, lock_fd)}
+    for path in notes["requests"]:  # exactly those acted on; a newer one waits for the next
+        Path(path).unlink(missing_ok=True)
     return Decision(now.isoformat(), wall, "retrain", why, records, outcome)

@@ -1,6 +1,7 @@
 """Cron expressions, the five standard fields (minute hour day-of-month month day-of-week),
 each `*`, a number, a range `a-b`, a list `a,b`, or a step `*/n` / `a-b/n`. Day-of-week 0 or
-7 is Sunday. When both day fields are restricted, either may match (cron's own rule).
+7 is Sunday. When both day fields are restricted (neither starts with `*`), either may match
+(cron's own rule). Times are read in UTC.
 
 A few lines rather than a dependency: the controller only asks "did a scheduled moment pass
 between two ticks?", minute by minute over at most the gap between them.
@@ -9,7 +10,7 @@ between two ticks?", minute by minute over at most the gap between them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from skewless.errors import BadInput
 
@@ -25,8 +26,10 @@ NAMES = ("minute", "hour", "day of month", "month", "day of week")
 def _field(text: str, low: int, high: int, name: str) -> frozenset[int]:
     values: set[int] = set()
     for part in text.split(","):
-        body, _, step_text = part.partition("/")
-        step = int(step_text) if step_text.isdigit() else 1 if not step_text else -1
+        body, slash, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() else 1 if not slash else -1
+        if slash and body != "*" and "-" not in body:
+            step = -1  # `5/10`: a step needs a range or `*` (cron refuses it too)
         if body == "*":
             start, end = low, high
         elif "-" in body:
@@ -46,6 +49,7 @@ def _field(text: str, low: int, high: int, name: str) -> frozenset[int]:
 class Cron:
     text: str
     fields: tuple[frozenset[int], ...]
+    starred: tuple[bool, bool]  # day of month, day of week: `*`-led, i.e. unrestricted
 
     @classmethod
     def parse(cls, text: str) -> Cron:
@@ -56,14 +60,19 @@ class Cron:
         weekdays = frozenset(7 if d == 0 else d for d in fields[4]) | frozenset(
             0 if d == 7 else d for d in fields[4]
         )
-        return cls(text, (*fields[:4], weekdays))
+        # Restricted = not starting with `*` (cron's rule), whatever values it covers.
+        starred = (parts[2].startswith("*"), parts[4].startswith("*"))
+        return cls(text, (*fields[:4], weekdays), starred)
 
     def matches(self, moment: datetime) -> bool:
+        """Whether `moment`'s minute is scheduled; cron here reads UTC."""
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
         minute, hour, day, month, weekday = self.fields
         if moment.minute not in minute or moment.hour not in hour or moment.month not in month:
             return False
         dow = (moment.weekday() + 1) % 7  # cron: 0 = Sunday
-        day_any, dow_any = len(day) == 31, len(weekday) == 8
+        day_any, dow_any = self.starred
         if day_any or dow_any:
             return moment.day in day and dow in weekday
         return moment.day in day or dow in weekday

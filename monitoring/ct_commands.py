@@ -56,12 +56,21 @@ def run_command_(
     ticks: Annotated[int | None, typer.Option(min=1, help="Stop after this many ticks.")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Tick every `ct.tick_seconds` until stopped; SIGTERM or Ctrl-C stops it between ticks,
-    never in the middle of one."""
+    """Tick every `ct.tick_seconds` (wall clock) until stopped. SIGTERM stops it between
+    ticks, never in the middle of one; Ctrl-C at a terminal also reaches a running pipeline
+    (its process group), which then stops as it would alone."""
     from .controller import tick
     from .run import clock
 
     settings, cfg, ct = _context(config)
+    if settings.serve_clock == "replay":
+        from skewless.errors import BadInput
+
+        raise BadInput(
+            "ct run follows the wall clock, and the settings replay a data set "
+            f"(serve_clock=replay: every tick would be at {cfg.as_of}); set "
+            "SKEWLESS_SERVE_CLOCK=wall, or step a replay with `skewless ct tick --now ISO`"
+        )
     stopping: list[int] = []
 
     def stop(signum: int, _: object) -> None:
@@ -88,17 +97,17 @@ def status_command(
     config: ConfigOption = None,
 ) -> None:
     """The last decisions and why, newest last; and who holds the pipeline lock."""
-    from .controller import decisions, lock_holder, pipeline_lock
+    from .controller import decisions, lock_holder
 
     settings, _, _ = _context(config)
     for d in decisions(settings)[-last:]:
         fired = ", ".join(v["trigger"] for v in d["verdicts"] if v["fired"]) or "none"
         result = d["outcome"].get("result", "")
         console.print(f"{d['at']}  {d['action']:<8} fired: {fired}  {d['reason']}  {result}")
-    with pipeline_lock(settings) as free:
-        console.print(
-            "pipeline lock: free" if free else f"pipeline lock: held by {lock_holder(settings)}"
-        )
+    holder = lock_holder(settings)  # read, never taken: a tick starting now is not refused
+    console.print(
+        f"pipeline lock: held by {holder} (pid, since)" if holder else "pipeline lock: free"
+    )
 
 
 @app.command("trigger")

@@ -72,7 +72,8 @@ def feature_drift(
         present = rows - int(np.isnan(array).sum())
         figures = numeric_drift(array, ref)
         value, base = figures["ks"], config.numeric_ks
-        chance = stats.ks_critical(present, reference_rows, config.alpha)
+        reference_present = reference_rows * (1 - float(ref["null_rate"]))
+        chance = stats.ks_critical(present, reference_present, config.alpha)
         statistic, unknown = "ks", None
     else:
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
@@ -82,7 +83,8 @@ def feature_drift(
         figures = categorical_drift(series, ref)
         value, base = figures["psi"], config.categorical_psi
         bins = len(set(ref["frequencies"]) | set(present_values.unique()))
-        chance = stats.psi_critical(bins, present, reference_rows, config.alpha)
+        reference_present = reference_rows * (1 - float(ref["null_rate"]))
+        chance = stats.psi_critical(bins, present, reference_present, config.alpha)
         statistic = "psi"
         unknown = float((~present_values.isin(categories)).mean()) if present else 0.0
     threshold = max(base, chance)

@@ -8,6 +8,8 @@ metric, value.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +64,12 @@ def read_history(path: Path) -> pd.DataFrame:
 
 def append(path: Path, rows: pd.DataFrame) -> None:
     """Old rows plus `rows`, written under a temporary name and renamed: a reader sees the
-    history before this run or after it, never half of it."""
-    old = read_history(path)
-    both = pd.concat([old, rows], ignore_index=True) if len(old) else rows
-    tmp = path.with_name("." + path.name + ".tmp")
-    both.to_parquet(tmp, index=False)
-    tmp.replace(path)
+    history before this run or after it, never half of it; two runs appending at once take
+    turns (a lock beside it), so neither loses the other's rows."""
+    with path.with_name(path.name + ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = read_history(path)
+        both = pd.concat([old, rows], ignore_index=True) if len(old) else rows
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        both.to_parquet(tmp, index=False)
+        tmp.replace(path)

@@ -10,6 +10,7 @@ import json
 import shutil
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,9 +217,10 @@ def write_outputs(result: dict[str, Any], output: Path) -> dict[str, Path]:
         "history": output / HISTORY_FILE,
     }
     new_history = history.rows_of(result)
+    # The history first: should appending fail, the previous result and report stay.
+    history.append(files["history"], new_history)
     for path, content in ((files["result"], text), (files["report"], page)):
-        tmp = path.with_name("." + path.name + ".tmp")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # concurrent runs: own
         tmp.write_text(content)
         tmp.replace(path)
-    history.append(files["history"], new_history)
     return files

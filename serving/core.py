@@ -125,12 +125,14 @@ class PredictorCore:
                 self.metrics.missing_features.labels(name).inc()
         if self.challenger_shadow and challenger is not None:
             self._shadow(challenger, read, rows, request_ids, now, endpoint)
-        elif challenger is not None and "challenger" in roles:
-            self._pair(champion, read, rows, request_ids, roles, now, endpoint)
         seconds = time.perf_counter() - started
         for prediction in predictions:  # after the loop above: the request's whole time
             self.metrics.role_latency.labels(prediction.served_by).observe(seconds)
         self._log(rows, read, predictions, now, endpoint, seconds)
+        if challenger is not None and not self.challenger_shadow and "challenger" in roles:
+            # After the latency was taken: the canary compares the roles' latencies, and the
+            # champion's extra scoring of the challenger's rows is not the challenger's cost.
+            self._pair(champion, read, rows, request_ids, roles, now, endpoint)
         return predictions
 
     def _read(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:

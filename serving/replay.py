@@ -7,8 +7,9 @@ to it; its features are read offline as of the request's own time instead, throu
 feature service (the online-offline parity tests prove the two reads equal), and scored by
 the same scorer. Each logged prediction is stamped at the request's time (`served_at` and
 `feature_time`), its `request_id` is the entity row's id (what a client sends, and what
-outcomes are keyed by), and `endpoint` says `replay`. A day's part is named by the day and
-the version, so replaying a period twice replaces it rather than doubling it.
+outcomes are keyed by), and `endpoint` says `replay`. A day's part is named by the version
+and the stretch of the day replayed, so replaying a period twice replaces it rather than
+doubling it (overlapping but different periods do double their overlap).
 """
 
 from __future__ import annotations
@@ -108,8 +109,15 @@ def replay(
         )
         parts += 1
         first = day[ENTITY_TIMESTAMP].iloc[0].to_pydatetime()
-        # One part per day and version, named so: replaying a period again replaces it.
-        name = f"part-replay-v{model.version}-{first:%Y%m%d}.parquet"
+        # Named by version and by the stretch of the day the period covers: replaying the same
+        # period again replaces its parts; a part of a day never replaces the whole day.
+        day_start = pd.Timestamp(first).floor("D")
+        span_start = max(pd.Timestamp(start), day_start)
+        span_end = min(pd.Timestamp(end), day_start + pd.Timedelta(days=1))
+        name = (
+            f"part-replay-v{model.version}-{span_start:%Y%m%dT%H%M%S}-"
+            f"{span_end:%Y%m%dT%H%M%S}.parquet"
+        )
         write_part(directory, table, first, parts, name)
     seconds = (pd.Timestamp.now() - started).total_seconds()
     progress(

@@ -219,9 +219,12 @@ def register(app: typer.Typer) -> None:
 ROOF_PROGRAM = [sys.executable, "-m", "cli"]
 
 
-def run_command(*args: str, env: dict[str, str] | None = None) -> int:
+def run_command(
+    *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
+) -> int:
     """Run one `skewless` command in a subprocess (its output goes to ours), with `env`
-    added to ours (settings such as SKEWLESS_CONFIG); its exit code."""
+    added to ours (settings such as SKEWLESS_CONFIG); its exit code. `pass_fds`: descriptors
+    it inherits (a lock it must hold while it runs, even should we die)."""
     return subprocess.run(
-        [*ROOF_PROGRAM, *args], env={**os.environ, **(env or {})}, check=False
+        [*ROOF_PROGRAM, *args], env={**os.environ, **(env or {})}, check=False, pass_fds=pass_fds
     ).returncode

@@ -77,6 +77,8 @@ def register_step(
             "git_commit": _git_commit(),
             "feast_registry_sha256": sha256_file(_feast_registry_file(context, repo_path)),
             "test_roc_auc": f"{evaluated.evaluation['candidate']['overall']['roc_auc']:.5f}",
+            # The moment its labels were taken at: new data is what became known after it.
+            "data_until": (config.as_of or config.windows.test.end).isoformat(),
         }
         version = registry.register(name, context.run_id, tags)
         context.hook("register:registered")

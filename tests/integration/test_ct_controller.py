@@ -29,8 +29,9 @@ class Commands:
         self.status = status
         self.calls: list[tuple[str, ...]] = []
 
-    def __call__(self, *args: str, env: dict[str, str] | None = None) -> int:
+    def __call__(self, *args: str, env: dict[str, str] | None = None, **more: object) -> int:
         self.calls.append(args)
+        self.passed_fds = more.get("pass_fds")  # the lock, kept by the pipeline it runs
         return self.status
 
 
@@ -58,6 +59,7 @@ def test_drift_triggers_a_retrain_as_of_now_and_a_failed_pipeline_leaves_the_cha
     assert decision.action == "retrain", decision.reason
     assert "drift:" in decision.reason
     assert failing.calls == [("train", "--as-of", SEPT_16.isoformat())]  # no deploy after it
+    assert failing.passed_fds  # the pipeline holds the lock too, should the controller die
     assert "the pipeline stopped (exit 1): the champion stays" in decision.outcome["result"]
     assert decision.outcome["champion_before"] == decision.outcome["champion_after"] == "1"
     recorded = decisions(settings)[-1]

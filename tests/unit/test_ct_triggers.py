@@ -74,3 +74,17 @@ def test_cron_fields_as_cron_reads_them() -> None:
         Cron.parse("61 * * * *")
     with pytest.raises(ConfigError, match="ct.schedule"):
         validate_as(CTConfig, {"schedule": "every monday"}, "model.yaml", "ct")
+
+
+def test_cron_restriction_is_read_from_the_star_and_a_bare_step_is_refused() -> None:
+    every_day = Cron.parse("0 0 1 * 0-6")  # day of week covers all, but is not `*`: either
+    assert every_day.matches(datetime(2013, 9, 3, tzinfo=UTC))
+    odd_days = Cron.parse("0 0 */2 * 1")  # `*`-led day of month: both must hold
+    assert odd_days.matches(datetime(2013, 9, 9, tzinfo=UTC))  # the 9th, a Monday
+    assert not odd_days.matches(datetime(2013, 9, 2, tzinfo=UTC))  # a Monday, an even day
+    with pytest.raises(CronError):
+        Cron.parse("5/10 * * * *")
+    from datetime import timezone
+
+    new_york = timezone(timedelta(hours=-4))
+    assert Cron.parse("0 3 * * *").matches(datetime(2013, 9, 1, 23, 0, tzinfo=new_york))

@@ -127,6 +127,7 @@ def test_two_versions_are_compared_on_the_same_requests_only() -> None:
         ],
         ignore_index=True,
     )  # fmt: skip
+    rows["feature_time"] = pd.Timestamp("2013-07-01T12:00:00Z")
     rows.loc[:9, "label"] = np.nan  # ten not yet known
     (pair,) = paired_comparison(rows)
     assert (pair["served"], pair["shadow"], pair["rows"], pair["labelled"]) == ("2", "1", n, n - 10)
