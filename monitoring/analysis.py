@@ -95,6 +95,13 @@ class VersionAnalysis:
             values[name] = numeric_values(column) if ref["kind"] == "numeric" else column
         return values
 
+    def drift_summary(self, rows: pd.DataFrame) -> tuple[float, list[str]]:
+        """The importance share of the drifted features and their names, most important
+        first: what the drift trigger reads, without the rest of `run`."""
+        drift = self._drift(self._values(rows.reset_index(drop=True)), slice(None))
+        drifted = sorted((d for d in drift if d.drifted), key=lambda d: -d.importance)
+        return float(sum(d.importance for d in drifted)), [d.feature for d in drifted]
+
     def run(
         self, rows: pd.DataFrame, segments: list[str], skew: SkewReport | None
     ) -> dict[str, Any]:

@@ -123,5 +123,46 @@ def trigger_command(
     console.print(f"retrain requested ({path.name}); the next `skewless ct tick` acts on it")
 
 
+@app.command("backtest")
+def backtest_command(
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="static, monthly, weekly, new-data, performance, drift, combined "
+            "(repeat; default: all)."
+        ),
+    ] = None,
+    start: Annotated[str, typer.Option(help="First day replayed (ISO).")] = "2013-07-01",
+    end: Annotated[str, typer.Option(help="End of the replay, exclusive (ISO).")] = "2013-12-31",
+    base_version: Annotated[
+        str | None, typer.Option(help="The model every policy starts from (default: champion).")
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option(help="Folder of the results (default: <state_dir>/backtest).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Replay a past period day by day once per retraining policy, with the controller's own
+    triggers and `skewless train --as-of`; a table and a plot of ROC AUC per month, retrains
+    and their cost per policy."""
+    from pathlib import Path
+
+    from .backtest import POLICIES, Backtest, markdown, plot
+    from .config import load_monitoring_config
+
+    settings, cfg, ct = _context(config)
+    folder = Path(output) if output else settings.state_dir / "backtest"
+    backtest = Backtest(
+        settings, cfg, load_monitoring_config(cfg), ct, parse_time(start, "--start"),
+        parse_time(end, "--end"), folder, base_version=base_version, progress=console.print,
+    )  # fmt: skip
+    result = backtest.run(list(policy or POLICIES))
+    table = markdown(result)
+    (folder / "backtest.md").write_text(table + "\n")
+    plot(result, folder / "backtest.svg")
+    console.print(table)
+    console.print(f"{result['seconds']:.0f} s; {folder / 'backtest.md'}, {folder / 'backtest.svg'}")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="ct")

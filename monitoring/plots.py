@@ -19,7 +19,7 @@ plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": 
 REFERENCE, CURRENT = "#8c8c8c", "#1f77b4"
 
 
-def _svg(figure: Figure) -> str:
+def svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg")  # laid out when made: "tight" would draw twice
     plt.close(figure)
@@ -52,7 +52,7 @@ def drift_over_time(windows: list[dict[str, Any]], importance: dict[str, float])
     ax.tick_params(axis="x", rotation=45)
     figure.colorbar(image, ax=ax, label="distance / threshold (red: drifted)", shrink=0.6)
     ax.set_title("Drift per feature over time (importance in brackets)")
-    return _svg(figure)
+    return svg(figure)
 
 
 def distributions(items: list[dict[str, Any]]) -> str:
@@ -79,7 +79,7 @@ def distributions(items: list[dict[str, Any]]) -> str:
     for ax in list(axes.flat)[len(items) :]:
         ax.axis("off")
     axes.flat[0].legend()
-    return _svg(figure)
+    return svg(figure)
 
 
 def scores(histogram: dict[str, Any]) -> str:
@@ -93,7 +93,7 @@ def scores(histogram: dict[str, Any]) -> str:
     ax.set_ylabel("share")
     ax.set_title("Score distribution")
     ax.legend()
-    return _svg(figure)
+    return svg(figure)
 
 
 def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None) -> str:
@@ -111,7 +111,7 @@ def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None)
     bottom.set_ylabel("calibration error")
     for label in figure.axes[-1].get_xticklabels():
         label.set_rotation(30)
-    return _svg(figure)
+    return svg(figure)
 
 
 def labels_over_time(windows: list[dict[str, Any]]) -> str:
@@ -128,4 +128,4 @@ def labels_over_time(windows: list[dict[str, Any]]) -> str:
     ax.set_title("Label coverage (blue) and traffic (grey)")
     for label in figure.axes[-1].get_xticklabels():
         label.set_rotation(30)
-    return _svg(figure)
+    return svg(figure)

@@ -1,0 +1,369 @@
+"""The backtest of retraining policies: a past period replayed day by day, once per policy,
+with the controller's own parts, to see which policy pays (accuracy gained against retrains
+spent).
+
+Each day, the requests of that day are scored by the policy's current model on their
+point-in-time features (what the service would have served: the parity tests prove the
+offline read equal to the online one) and kept as that policy's prediction log. At the end of
+each day the policy's triggers (`triggers.py`, the same functions as `skewless ct tick`) are
+evaluated on the evidence known then: the labels known by then, the current model's drift
+over the lookback (`VersionAnalysis`, as monitoring computes it), the labels known since its
+data, the schedule. A retrain is `skewless train --as-of <that moment>` in a subprocess (a
+sandbox registry of the backtest's own, which learns only from labels known by then); a
+blessed version is adopted from the next day on. The gate and canary are not replayed: they
+judge serving, not accuracy.
+
+Shared work is done once: the point-in-time features of every request of the period (the
+same whatever model serves them), and each retrain, cached by its moment across policies
+(monthly and combined may ask for the same one). Its cost still counts for every policy that
+uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from skewless import feature_store as fs
+from skewless.commands import run_command
+from skewless.config import ModelConfig
+from skewless.errors import BadInput
+from skewless.features import ENTITY_TIMESTAMP, historical_features, service_schema
+from skewless.model_artifacts import LoadedModel, load_artifacts
+from skewless.model_contract import ModelContract
+from skewless.outcomes import KNOWN_AT, LABEL, outcome_source
+from skewless.prediction_log import FEATURE
+from skewless.quality import metrics
+from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
+from skewless.registry import CHAMPION, ModelRegistry
+from skewless.settings import Settings
+
+from .analysis import TIME, VersionAnalysis, VersionReference
+from .config import MonitoringConfig
+from .ct_config import CTConfig, Degradation, DistributionChange, NewData
+from .triggers import Evidence, evaluate
+
+POLICIES = ("static", "monthly", "weekly", "new-data", "performance", "drift", "combined")
+Runner = Callable[..., int]
+
+
+def policy_config(name: str, base: CTConfig) -> CTConfig:
+    """The policy as a controller configuration: which triggers are on (thresholds from the
+    model's `ct:` section, or their defaults)."""
+    off: dict[str, Any] = {"schedule": None, "new_data": None, "performance": None,
+                           "drift": None}  # fmt: skip
+    on = {
+        "new_data": base.new_data or NewData(),
+        "performance": base.performance or Degradation(),
+        "drift": base.drift or DistributionChange(),
+    }
+    updates: dict[str, dict[str, Any]] = {
+        "static": off,
+        "monthly": {**off, "schedule": "0 0 1 * *", "cooldown_hours": 0.0},
+        "weekly": {**off, "schedule": "0 0 * * 1", "cooldown_hours": 0.0},
+        "new-data": {**off, "new_data": on["new_data"]},
+        "performance": {**off, "performance": on["performance"]},
+        "drift": {**off, "drift": on["drift"]},
+        "combined": {**off, **on},
+    }
+    if name not in updates:
+        raise BadInput(f"--policy: {name!r} is not one of {', '.join(POLICIES)}")
+    return base.model_copy(update=updates[name])
+
+
+@dataclass
+class Model:
+    version: str
+    loaded: LoadedModel
+    analysis: VersionAnalysis
+    data_until: datetime
+    test_auc: float | None
+
+
+@dataclass
+class PolicyRun:
+    name: str
+    config: CTConfig
+    model: Model
+    scores: np.ndarray  # per request of the period, NaN until served
+    versions: np.ndarray  # the version that served each request
+    retrains: list[dict[str, Any]] = field(default_factory=list)
+    last_tick: datetime | None = None
+    last_retrain: datetime | None = None
+
+
+class Backtest:
+    def __init__(
+        self,
+        settings: Settings,
+        config: ModelConfig,
+        monitoring: MonitoringConfig,
+        ct: CTConfig,
+        start: datetime,
+        end: datetime,
+        output: Path,
+        *,
+        base_version: str | None = None,
+        runner: Runner = run_command,
+        progress: Callable[[str], None] = print,
+    ) -> None:
+        self.settings, self.config, self.monitoring, self.ct = settings, config, monitoring, ct
+        self.start, self.end, self.output = start, end, output
+        self.runner, self.progress = runner, progress
+        self.state = output / "state"
+        self.registry = self._sandbox(base_version)
+        self.models: dict[str, Model] = {}
+        self.retrains: dict[datetime, tuple[str | None, float, str]] = {}
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def _sandbox(self, base_version: str | None) -> ModelRegistry:
+        """A registry of the backtest's own: a copy of the real one (artifacts stay where
+        they are), its champion set to the base model; retrains register here."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        source = self.settings.state_dir / "mlflow.db"
+        if not source.exists():
+            raise BadInput(f"no model registry at {source}: run `skewless quickstart` first")
+        shutil.copy(source, self.state / "mlflow.db")
+        registry = ModelRegistry(self.state)
+        name = self.config.name
+        found = (
+            registry.version(name, base_version)
+            if base_version
+            else registry.by_alias(name, CHAMPION)
+        )
+        if found is None:
+            raise BadInput(f"{name} has no champion to start from; pass --base-version")
+        registry.set_alias(name, CHAMPION, str(found.version))  # a sandbox: no gate here
+        self.base = str(found.version)
+        text = yaml.safe_load(Path(str(self.config.source)).read_text())
+        training = text.setdefault("pipeline", {}).setdefault("training", {})
+        training["search_budget"] = 1  # the policies are compared, not the search
+        self.model_file = self.output / "model.yaml"
+        self.model_file.write_text(yaml.safe_dump(text, sort_keys=False))
+        return registry
+
+    def _load(self, version: str) -> Model:
+        if version not in self.models:
+            found = self.registry.version(self.config.name, version)
+            fetched = self.registry.fetch(found, self.output / "models" / f"v{version}")
+            folder = fetched.artifacts
+            reference = VersionReference(
+                version,
+                json.loads((folder / SCHEMA_FILE).read_text()),
+                json.loads((folder / REFERENCE_FILE).read_text()),
+                ModelContract.load(folder / "contract.json"),
+            )
+            until = found.tags.get("data_until")
+            auc = found.tags.get("test_roc_auc")
+            self.models[version] = Model(
+                version,
+                load_artifacts(folder, fetched.sha256),
+                VersionAnalysis(reference, self.monitoring),
+                datetime.fromisoformat(until) if until else self.start,
+                float(auc) if auc else None,
+            )
+        return self.models[version]
+
+    def _requests(self) -> pd.DataFrame:
+        """Every request of the period and the lookback before it, with its point-in-time
+        features (one read for all policies) and its outcome (label, known when)."""
+        store = fs.open_store(self.settings)
+        schema = service_schema(store, self.config.feature_service)
+        rows = pd.read_parquet(fs.file_source_path(store, self.config.entity_source))
+        first = pd.Timestamp(self.start)
+        times = rows[ENTITY_TIMESTAMP]
+        rows = rows[(times >= first) & (times < pd.Timestamp(self.end))]
+        rows = rows.sort_values(ENTITY_TIMESTAMP, kind="stable").reset_index(drop=True)
+        started = time.perf_counter()
+        features = historical_features(store, schema.name, rows)
+        self.progress(
+            f"features of {len(rows):,} requests in {time.perf_counter() - started:.1f} s"
+        )
+        source = outcome_source(store, self.config)
+        if source.table is None:
+            raise BadInput(f"outcome view {source.view!r} is not a local table")
+        outcomes = pd.read_parquet(source.table, columns=[source.join_key, source.label,
+                                                          source.known_at])  # fmt: skip
+        outcomes = outcomes.rename(columns={source.label: LABEL, source.known_at: KNOWN_AT})
+        frame = pd.DataFrame(
+            {
+                "request_id": rows[self.config.entity_id].astype(str),
+                TIME: rows[ENTITY_TIMESTAMP],
+                **{FEATURE + name: features[name] for name in schema.features},
+            }
+        )
+        frame = frame.merge(
+            outcomes.assign(request_id=outcomes[source.join_key].astype(str)).drop(
+                columns=[source.join_key]
+            ),
+            on="request_id",
+            how="left",
+        )
+        frame[KNOWN_AT] = pd.to_datetime(frame[KNOWN_AT], utc=True)
+        self.known_sorted = np.sort(
+            pd.to_datetime(outcomes[KNOWN_AT], utc=True).to_numpy(dtype="datetime64[ns]")
+        )
+        self.features = features[list(schema.features)]
+        return frame
+
+    # --- the replay --------------------------------------------------------------------------
+
+    def run(self, policies: list[str]) -> dict[str, Any]:
+        started = time.perf_counter()
+        frame = self._requests()
+        days = pd.to_datetime(frame[TIME]).dt.floor("D")
+        by_day = {d: idx for d, idx in days.groupby(days).indices.items()}
+        base = self._load(self.base)
+        runs = [
+            PolicyRun(name, policy_config(name, self.ct), base,
+                      np.full(len(frame), np.nan), np.full(len(frame), "", dtype=object))
+            for name in policies
+        ]  # fmt: skip
+        for day in sorted(by_day):
+            index = by_day[day]
+            now = (day + pd.Timedelta(days=1)).to_pydatetime()
+            for run in runs:
+                columns = {n: self.features[n].iloc[index] for n in self.features.columns}
+                run.scores[index] = run.model.loaded.score(columns, threads=0)
+                run.versions[index] = run.model.version
+                self._tick(run, frame, now)
+            self.progress(
+                f"{day:%Y-%m-%d}: " + ", ".join(f"{r.name} v{r.model.version}" for r in runs)
+            )
+        result = self._result(frame, runs, time.perf_counter() - started)
+        (self.output / "backtest.json").write_text(json.dumps(result, indent=2, default=str))
+        return result
+
+    def _tick(self, run: PolicyRun, frame: pd.DataFrame, now: datetime) -> None:
+        model = run.model
+        mine = run.versions == model.version
+        known = (frame[KNOWN_AT] <= pd.Timestamp(now)).to_numpy() & mine
+        labelled = frame.loc[known, [TIME, LABEL]].assign(probability=run.scores[known])
+        cfg = run.config
+        recent_auc, recent_n = None, 0
+        if cfg.performance is not None:
+            tail = labelled.sort_values(TIME).tail(cfg.performance.last_labelled)
+            recent_n = len(tail)
+            if recent_n:
+                recent_auc = metrics(tail[LABEL].to_numpy(dtype="float64"),
+                                     tail["probability"].to_numpy())["roc_auc"]  # fmt: skip
+        weighted: float | None = None
+        drifted: list[str] = []
+        if cfg.drift is not None:
+            since = pd.Timestamp(now - timedelta(days=cfg.lookback_days))
+            window = mine & (frame[TIME] >= since).to_numpy()
+            if window.any():
+                weighted, drifted = model.analysis.drift_summary(frame.loc[window])
+        new = None
+        if cfg.new_data is not None:
+            lo, hi = (np.datetime64(pd.Timestamp(t).tz_convert(None), "ns")
+                      for t in (model.data_until, now))  # fmt: skip
+            new = int(np.searchsorted(self.known_sorted, hi, "right")
+                      - np.searchsorted(self.known_sorted, lo, "right"))  # fmt: skip
+        evidence = Evidence(
+            now=now, last_tick=run.last_tick, champion=model.version,
+            champion_test_auc=model.test_auc, labelled_since_training=new,
+            recent_auc=recent_auc, recent_labelled=recent_n,
+            drifted_importance=weighted, drifted=drifted,
+        )  # fmt: skip
+        run.last_tick = now
+        fired = [v for v in evaluate(evidence, cfg) if v.fired]
+        if not fired:
+            return
+        if run.last_retrain and now < run.last_retrain + timedelta(hours=cfg.cooldown_hours):
+            return
+        version, seconds, result = self._retrain(now)
+        run.last_retrain = now
+        run.retrains.append({"at": now.isoformat(), "why": [v.trigger for v in fired],
+                             "version": version, "seconds": seconds, "result": result})  # fmt: skip
+        if version is not None:
+            run.model = self._load(version)
+
+    def _retrain(self, now: datetime) -> tuple[str | None, float, str]:
+        """`skewless train --as-of now` in the sandbox, once per moment whoever asks."""
+        if now not in self.retrains:
+            before = {str(v.version) for v in self.registry.versions(self.config.name)}
+            env = {"SKEWLESS_STATE_DIR": str(self.state), "SKEWLESS_CONFIG": str(self.model_file)}
+            started = time.perf_counter()
+            status = self.runner("train", "--as-of", now.isoformat(), env=env)
+            seconds = time.perf_counter() - started
+            new = [v for v in self.registry.versions(self.config.name)
+                   if str(v.version) not in before]  # fmt: skip
+            if status != 0 or not new:
+                self.retrains[now] = (None, seconds, f"pipeline stopped (exit {status})")
+            elif new[0].tags.get("blessed") != "true":
+                self.retrains[now] = (None, seconds, f"v{new[0].version} not blessed")
+            else:
+                self.retrains[now] = (str(new[0].version), seconds, f"v{new[0].version} adopted")
+            self.progress(
+                f"retrain as of {now:%Y-%m-%d}: {self.retrains[now][2]} ({seconds:.0f} s)"
+            )
+        return self.retrains[now]
+
+    # --- results -----------------------------------------------------------------------------
+
+    def _result(self, frame: pd.DataFrame, runs: list[PolicyRun], seconds: float) -> dict[str, Any]:
+        months = pd.to_datetime(frame[TIME]).dt.strftime("%Y-%m")
+        labels = frame[LABEL].to_numpy(dtype="float64")
+        table = []
+        for run in runs:
+            monthly = {}
+            for month, index in months.groupby(months).indices.items():
+                ok = ~np.isnan(labels[index]) & ~np.isnan(run.scores[index])
+                monthly[month] = metrics(labels[index][ok], run.scores[index][ok])["roc_auc"]
+            values = [v for v in monthly.values() if v is not None]
+            table.append({
+                "policy": run.name,
+                "monthly_auc": monthly,
+                "mean_auc": float(np.mean(values)) if values else None,
+                "retrains": len(run.retrains),
+                "adopted": sum(r["version"] is not None for r in run.retrains),
+                "retrain_seconds": float(sum(r["seconds"] for r in run.retrains)),
+                "retrain_log": run.retrains,
+            })  # fmt: skip
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
+                "base_version": self.base, "seconds": seconds, "policies": table}  # fmt: skip
+
+
+def markdown(result: dict[str, Any]) -> str:
+    months = list(result["policies"][0]["monthly_auc"]) if result["policies"] else []
+    lines = [
+        "| policy | " + " | ".join(months) + " | mean AUC | retrains (adopted) | retrain time |",
+        "|---|" + "---|" * len(months) + "---|---|---|",
+    ]
+    for p in result["policies"]:
+        cells = [f"{p['monthly_auc'][m]:.4f}" if p["monthly_auc"][m] is not None else "n/a"
+                 for m in months]  # fmt: skip
+        mean = f"{p['mean_auc']:.4f}" if p["mean_auc"] is not None else "n/a"
+        cost = f"{p['retrains']} ({p['adopted']}) | {p['retrain_seconds']:.0f} s"
+        lines.append(f"| {p['policy']} | " + " | ".join(cells) + f" | {mean} | {cost} |")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> Path:
+    """ROC AUC per month, a line per policy, retrains in the legend."""
+    from .plots import svg  # noqa: I001  (first: it selects the file-only backend)
+
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    for p in result["policies"]:
+        months = list(p["monthly_auc"])
+        values = [np.nan if v is None else v for v in p["monthly_auc"].values()]
+        ax.plot(months, values, marker="o", label=f"{p['policy']} ({p['retrains']} retrains)")
+    ax.set_ylabel("ROC AUC of what was served")
+    ax.set_title("Retraining policies, replayed day by day")
+    ax.legend(fontsize=8)
+    path.write_text(svg(figure))
+    return path
