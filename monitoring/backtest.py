@@ -294,7 +294,11 @@ class Backtest:
         """`skewless train --as-of now` in the sandbox, once per moment whoever asks."""
         if now not in self.retrains:
             before = {str(v.version) for v in self.registry.versions(self.config.name)}
-            env = {"SKEWLESS_STATE_DIR": str(self.state), "SKEWLESS_CONFIG": str(self.model_file)}
+            env = {  # these settings, not the environment's: the same repository and stores
+                **self.settings.as_env(),
+                "SKEWLESS_STATE_DIR": str(self.state),
+                "SKEWLESS_CONFIG": str(self.model_file),
+            }
             started = time.perf_counter()
             status = self.runner("train", "--as-of", now.isoformat(), env=env)
             seconds = time.perf_counter() - started

@@ -241,7 +241,9 @@ def retrain(
     """`skewless train --as-of now`, then (blessed, and `deploy` on) `skewless deploy`."""
     registry = ModelRegistry(settings.state_dir)
     before = {str(v.version) for v in registry.versions(config.name)}
-    env = {"SKEWLESS_CONFIG": str(Path(str(config.source)).resolve())}
+    # These settings, not only the environment's: the pipeline and the release path act on
+    # the same repository, stores and state as this controller.
+    env = {**settings.as_env(), "SKEWLESS_CONFIG": str(Path(str(config.source)).resolve())}
     outcome: dict[str, Any] = {"champion_before": _champion(registry, config)}
     held = {"pass_fds": (lock_fd,)} if lock_fd is not None else {}
     status = runner("train", "--as-of", now.isoformat(), env=env, **held)

@@ -34,6 +34,7 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
     assert [r["at"] for r in weekly["retrain_log"]] == ["2013-04-08T00:00:00+00:00"]  # Monday
     retrain = weekly["retrain_log"][0]
     assert retrain["why"] == ["schedule"] and retrain["seconds"] > 0
+    assert not retrain["result"].startswith("pipeline stopped"), retrain["result"]
     # The real registry was not touched: retrains live in the backtest's sandbox.
     from skewless.registry import ModelRegistry
 

@@ -31,6 +31,7 @@ class Commands:
 
     def __call__(self, *args: str, env: dict[str, str] | None = None, **more: object) -> int:
         self.calls.append(args)
+        self.env = env or {}
         self.passed_fds = more.get("pass_fds")  # the lock, kept by the pipeline it runs
         return self.status
 
@@ -60,6 +61,9 @@ def test_drift_triggers_a_retrain_as_of_now_and_a_failed_pipeline_leaves_the_cha
     assert "drift:" in decision.reason
     assert failing.calls == [("train", "--as-of", SEPT_16.isoformat())]  # no deploy after it
     assert failing.passed_fds  # the pipeline holds the lock too, should the controller die
+    # ... and acts on this controller's repository and state, not the environment's defaults
+    assert failing.env["SKEWLESS_REPO_PATH"] == str(settings.repo_path)
+    assert failing.env["SKEWLESS_STATE_DIR"] == str(settings.state_dir)
     assert "the pipeline stopped (exit 1): the champion stays" in decision.outcome["result"]
     assert decision.outcome["champion_before"] == decision.outcome["champion_after"] == "1"
     recorded = decisions(settings)[-1]
