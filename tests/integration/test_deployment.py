@@ -183,7 +183,9 @@ def test_a_candidate_that_errors_on_some_inputs_fails_on_error_ratio(
     failed = {c.name for c in report.checks if not c.passed}
     assert {"golden responses well-formed", "scores match batch scoring"} <= passed
     assert "error ratio" in failed
-    assert 0.1 < report.server["error_ratio"] < 0.35  # about the unknown share
+    # About the unknown share (0.2), on a sample of ~120 requests: a clean-clone run measured
+    # exactly 0.1 once, so the lower bound only says "far above the 0.01 budget".
+    assert 0.05 < report.server["error_ratio"] < 0.35
     assert report.client["rest"]["failures"] > 0
 
 
