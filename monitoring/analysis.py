@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import ks_2samp
 
 from skewless.model_contract import ModelContract
 from skewless.outcomes import KNOWN_AT, LABEL
@@ -354,23 +355,11 @@ def paired_comparison(rows: pd.DataFrame) -> list[dict[str, Any]]:
                     labels, labelled["probability_shadow"].to_numpy(dtype="float64")
                 ),
                 "score_ks": float(
-                    stats_ks(
-                        group["probability"].to_numpy(), group["probability_shadow"].to_numpy()
-                    )
+                    ks_2samp(group["probability"], group["probability_shadow"]).statistic
                 ),
             }
         )
     return result
-
-
-def stats_ks(a: np.ndarray, b: np.ndarray) -> float:
-    """The exact two-sample KS distance."""
-    if not len(a) or not len(b):
-        return 0.0
-    points = np.union1d(a, b)
-    cdf_a = np.searchsorted(np.sort(a), points, side="right") / len(a)
-    cdf_b = np.searchsorted(np.sort(b), points, side="right") / len(b)
-    return float(np.max(np.abs(cdf_a - cdf_b)))
 
 
 def _most_drifted(drift: list[FeatureDrift], n: int) -> list[FeatureDrift]:

@@ -41,7 +41,7 @@ from skewless.errors import BadInput
 from skewless.features import ENTITY_TIMESTAMP, historical_features, service_schema
 from skewless.model_artifacts import LoadedModel, load_artifacts
 from skewless.model_contract import ModelContract
-from skewless.outcomes import KNOWN_AT, LABEL, outcome_source
+from skewless.outcomes import KNOWN_AT, LABEL, KnownTimes, outcome_source
 from skewless.prediction_log import FEATURE
 from skewless.quality import metrics
 from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
@@ -211,9 +211,7 @@ class Backtest:
             how="left",
         )
         frame[KNOWN_AT] = pd.to_datetime(frame[KNOWN_AT], utc=True)
-        self.known_sorted = np.sort(
-            pd.to_datetime(outcomes[KNOWN_AT], utc=True).to_numpy(dtype="datetime64[ns]")
-        )
+        self.known = KnownTimes.of(outcomes[KNOWN_AT])
         self.features = features[list(schema.features)]
         return frame
 
@@ -267,10 +265,7 @@ class Backtest:
                 weighted, drifted = model.analysis.drift_summary(frame.loc[window])
         new = None
         if cfg.new_data is not None:
-            lo, hi = (np.datetime64(pd.Timestamp(t).tz_convert(None), "ns")
-                      for t in (model.data_until, now))  # fmt: skip
-            new = int(np.searchsorted(self.known_sorted, hi, "right")
-                      - np.searchsorted(self.known_sorted, lo, "right"))  # fmt: skip
+            new = self.known.between(model.data_until, now)
         evidence = Evidence(
             now=now, last_tick=run.last_tick, champion=model.version,
             champion_test_auc=model.test_auc, labelled_since_training=new,

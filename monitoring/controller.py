@@ -33,7 +33,7 @@ from skewless import feature_store as fs
 from skewless.commands import run_command
 from skewless.config import ModelConfig
 from skewless.errors import BadInput
-from skewless.outcomes import LABEL, labels_known_between, outcome_source
+from skewless.outcomes import LABEL, known_times, outcome_source
 from skewless.quality import metrics
 from skewless.registry import CHAMPION, ModelRegistry, operator
 from skewless.settings import Settings
@@ -194,7 +194,7 @@ def gather(
         trained_until = _data_until(champion.tags)
         if trained_until is not None:
             source = outcome_source(fs.open_store(settings), config)
-            labelled = labels_known_between(source, trained_until, now)
+            labelled = known_times(source).between(trained_until, now)
     recent_auc, recent_labelled, drifted_importance, drifted = None, 0, None, []
     try:
         mcfg = load_monitoring_config(config)

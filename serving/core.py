@@ -178,24 +178,7 @@ class PredictorCore:
 
     def _shadow(self, challenger, read, rows, request_ids, now, endpoint) -> None:  # type: ignore[no-untyped-def]
         scores = [float(s) for s in challenger.model.score(read.values)]
-        threshold = challenger.model.contract.threshold
-        if self.prediction_log is not None:
-            self.prediction_log.append(
-                LogRecord(
-                    datetime.now(UTC),
-                    now,
-                    endpoint,
-                    request_ids,
-                    rows,
-                    read.values,
-                    ["shadow"] * len(rows),
-                    [challenger.name] * len(rows),
-                    [challenger.version] * len(rows),
-                    scores,
-                    [s >= threshold for s in scores],
-                    0.0,
-                )  # fmt: skip
-            )
+        self._log_shadow(challenger, request_ids, rows, read.values, scores, now, endpoint)
 
     def _pair(
         self,
@@ -220,24 +203,39 @@ class PredictorCore:
             return
         for score in scores:
             self.metrics.scores.labels(PAIRED).observe(score)
-        if self.prediction_log is not None:
-            threshold = champion.model.contract.threshold
-            self.prediction_log.append(
-                LogRecord(
-                    datetime.now(UTC),
-                    now,
-                    endpoint,
-                    [request_ids[k] for k in index],
-                    [rows[k] for k in index],
-                    columns,
-                    ["shadow"] * len(index),
-                    [champion.name] * len(index),
-                    [champion.version] * len(index),
-                    scores,
-                    [s >= threshold for s in scores],
-                    0.0,
-                )  # fmt: skip
-            )
+        ids, inputs = [request_ids[k] for k in index], [rows[k] for k in index]
+        self._log_shadow(champion, ids, inputs, columns, scores, now, endpoint)
+
+    def _log_shadow(
+        self,
+        model: ServedModel,
+        request_ids: list[str],
+        rows: list[dict[str, Any]],
+        values: dict[str, list[Any]],
+        scores: list[float],
+        now: datetime,
+        endpoint: str,
+    ) -> None:
+        """Scores a model made but nobody was answered with (shadow mode, a canary's pairing)."""
+        if self.prediction_log is None:
+            return
+        n, threshold = len(scores), model.model.contract.threshold
+        self.prediction_log.append(
+            LogRecord(
+                datetime.now(UTC),
+                now,
+                endpoint,
+                request_ids,
+                rows,
+                values,
+                ["shadow"] * n,
+                [model.name] * n,
+                [model.version] * n,
+                scores,
+                [s >= threshold for s in scores],
+                0.0,
+            )  # fmt: skip
+        )
 
     def _log(self, rows, read, predictions, now, endpoint, seconds) -> None:  # type: ignore[no-untyped-def]
         if self.prediction_log is None:

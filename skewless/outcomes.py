@@ -62,13 +62,29 @@ def outcome_source(store: FeatureStore, config: ModelConfig | Outcomes | None) -
     return OutcomeSource(view.name, keys[0], outcomes.label, outcomes.known_at, table)
 
 
-def labels_known_between(source: OutcomeSource, after: datetime, until: datetime) -> int:
-    """How many labels became known in (after, until]: new data to learn from."""
+@dataclass(frozen=True)
+class KnownTimes:
+    """When each label became known, sorted: how many became known in a stretch of time is
+    two binary searches (the controller asks once per tick, a backtest once per day)."""
+
+    sorted_ns: np.ndarray  # datetime64[ns], UTC
+
+    @classmethod
+    def of(cls, known_at: pd.Series) -> KnownTimes:
+        utc = pd.to_datetime(known_at, utc=True).dropna()
+        return cls(np.sort(utc.to_numpy(dtype="datetime64[ns]")))
+
+    def between(self, after: datetime, until: datetime) -> int:
+        """Labels known in (after, until]: new data to learn from."""
+        lo, hi = (np.datetime64(pd.Timestamp(t).tz_convert(None), "ns") for t in (after, until))
+        right = np.searchsorted(self.sorted_ns, hi, "right")
+        return int(right - np.searchsorted(self.sorted_ns, lo, "right"))
+
+
+def known_times(source: OutcomeSource) -> KnownTimes:
     if source.table is None:
         raise BadInput(f"outcome view {source.view!r} is not a local parquet table")
-    known = pd.read_parquet(source.table, columns=[source.known_at])[source.known_at]
-    known = pd.to_datetime(known, utc=True)
-    return int(((known > pd.Timestamp(after)) & (known <= pd.Timestamp(until))).sum())
+    return KnownTimes.of(pd.read_parquet(source.table, columns=[source.known_at])[source.known_at])
 
 
 def join_labels(

@@ -135,3 +135,17 @@ def test_two_versions_are_compared_on_the_same_requests_only() -> None:
     y = labels[known]
     assert pair["served_metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, challenger[known]))
     assert pair["shadow_metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, champion[known]))
+
+
+def test_labels_known_between_count_after_exclusive_until_inclusive() -> None:
+    from datetime import UTC, datetime
+
+    from skewless.outcomes import KnownTimes
+
+    stamps = pd.Series(pd.to_datetime(["2013-07-01T10:00Z", "2013-07-01T11:00Z",
+                                       "2013-07-02T00:00Z", None], utc=True))  # fmt: skip
+    known = KnownTimes.of(stamps)
+    at = datetime(2013, 7, 1, 10, tzinfo=UTC)
+    assert known.between(at, datetime(2013, 7, 1, 11, tzinfo=UTC)) == 1  # 10:00 excluded
+    assert known.between(at.replace(hour=9), datetime(2013, 7, 2, tzinfo=UTC)) == 3
+    assert known.between(datetime(2013, 7, 2, tzinfo=UTC), datetime(2013, 8, 1, tzinfo=UTC)) == 0

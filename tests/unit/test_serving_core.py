@@ -131,6 +131,15 @@ def test_no_model_means_not_ready_and_a_store_failure_means_unavailable() -> Non
     assert core.metrics.store_errors._value.get() == 1
 
 
+def _started_log(folder: Path, metrics: Metrics) -> PredictionLog:
+    log = PredictionLog(
+        folder, metrics, queue_size=100, flush_rows=10_000, flush_seconds=60,
+        join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
+    )  # fmt: skip
+    log.start()
+    return log
+
+
 def test_challenger_share_is_sticky_by_entity_and_close_to_the_share() -> None:
     slots = ModelSlots(champion=_model("1"), challenger=_model("2", shift=1.0))
     core = _core(slots, challenger_share=0.3)
@@ -144,11 +153,7 @@ def test_challenger_share_is_sticky_by_entity_and_close_to_the_share() -> None:
 
 def test_shadow_scores_the_challenger_without_returning_it(tmp_path: Path) -> None:
     metrics = Metrics()
-    log = PredictionLog(
-        tmp_path, metrics, queue_size=100, flush_rows=1000, flush_seconds=60,
-        join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
-    )  # fmt: skip
-    log.start()
+    log = _started_log(tmp_path, metrics)
     slots = ModelSlots(champion=_model("1"), challenger=_model("2", shift=1.0))
     core = PredictorCore(FakeReader(), SCHEMA, slots, metrics, lambda: NOW, log, 0.0, True)
     answers = core.predict(_instances(5), endpoint="t", return_features=True)
@@ -207,11 +212,7 @@ def test_request_path_redis_options_are_added_without_overriding_given_ones() ->
 
 def test_during_a_canary_the_champion_also_scores_the_challengers_rows(tmp_path: Path) -> None:
     metrics = Metrics()
-    log = PredictionLog(
-        tmp_path, metrics, queue_size=100, flush_rows=10_000, flush_seconds=60,
-        join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
-    )  # fmt: skip
-    log.start()
+    log = _started_log(tmp_path, metrics)
     champion, challenger = _model("1"), _model("2", shift=1.0)
     core = PredictorCore(
         FakeReader(), SCHEMA, ModelSlots(champion=champion, challenger=challenger), metrics,
