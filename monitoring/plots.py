@@ -109,8 +109,7 @@ def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None)
     top.set_title("Performance once labels are known")
     bottom.plot(times, ece, marker=".", color="#d62728")
     bottom.set_ylabel("calibration error")
-    for label in figure.axes[-1].get_xticklabels():
-        label.set_rotation(30)
+    bottom.tick_params(axis="x", rotation=30)
     return svg(figure)
 
 
@@ -126,6 +125,5 @@ def labels_over_time(windows: list[dict[str, Any]]) -> str:
     twin.plot(times, rows, color=REFERENCE, linewidth=1)
     twin.set_ylabel("predictions")
     ax.set_title("Label coverage (blue) and traffic (grey)")
-    for label in figure.axes[-1].get_xticklabels():
-        label.set_rotation(30)
+    ax.tick_params(axis="x", rotation=30)  # the dates are on the first axes, not the twin
     return svg(figure)
