@@ -51,7 +51,7 @@ from skewless.settings import Settings
 from .analysis import TIME, VersionAnalysis, VersionReference
 from .config import MonitoringConfig
 from .ct_config import CTConfig, Degradation, DistributionChange, NewData
-from .triggers import Evidence, evaluate
+from .triggers import Evidence, evaluate, ready_at
 
 POLICIES = ("static", "monthly", "weekly", "new-data", "performance", "drift", "combined")
 Runner = Callable[..., int]
@@ -99,7 +99,6 @@ class PolicyRun:
     versions: np.ndarray  # the version that served each request
     retrains: list[dict[str, Any]] = field(default_factory=list)
     last_tick: datetime | None = None
-    last_retrain: datetime | None = None
 
 
 class Backtest:
@@ -276,10 +275,11 @@ class Backtest:
         fired = [v for v in evaluate(evidence, cfg) if v.fired]
         if not fired:
             return
-        if run.last_retrain and now < run.last_retrain + timedelta(hours=cfg.cooldown_hours):
+        past = [(datetime.fromisoformat(r["at"]), r["version"] is not None) for r in run.retrains]
+        ready = ready_at(past, cfg.cooldown_hours)
+        if ready is not None and now < ready:
             return
         version, seconds, result = self._retrain(now)
-        run.last_retrain = now
         run.retrains.append({"at": now.isoformat(), "why": [v.trigger for v in fired],
                              "version": version, "seconds": seconds, "result": result})  # fmt: skip
         if version is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -35,14 +36,14 @@ from skewless.config import ModelConfig
 from skewless.errors import BadInput
 from skewless.outcomes import LABEL, known_times, outcome_source
 from skewless.quality import metrics
-from skewless.registry import CHAMPION, ModelRegistry, operator
+from skewless.registry import CHAMPION, GATE_REPORT, REGISTRY_ERRORS, ModelRegistry, operator
 from skewless.settings import Settings
 
 from .analysis import TIME
 from .config import load_monitoring_config
 from .ct_config import CTConfig
 from .run import Period, monitor
-from .triggers import Evidence, Verdict, evaluate
+from .triggers import Evidence, Verdict, evaluate, ready_at
 
 Runner = Callable[..., int]  # run_command's shape: (*args, env=...) -> exit status
 
@@ -261,18 +262,76 @@ def retrain(
             outcome["result"] = f"version {version.version} is not blessed: the champion stays"
         elif not ct.deploy:
             outcome["result"] = f"version {version.version} is the challenger (deploy is off)"
+            outcome["adopted"] = True  # blessed: it waits for a person's deploy
         else:
-            url = ["--url", ct.deploy_url] if ct.deploy_url else []
-            status = runner("deploy", "--version", str(version.version), *url, env=env, **held)
+            args = _deploy_args(ct, Path(str(config.source)).resolve().parent)
+            status = runner("deploy", "--version", str(version.version), *args, env=env, **held)
             outcome["deploy_exit"] = status
-            outcome["result"] = (
-                f"version {version.version} promoted through gate and canary"
-                if status == 0
-                else f"deploy of version {version.version} stopped (exit {status}): "
-                "the champion stays; its gate and canary records say why"
-            )
+            if status == 0:
+                outcome["result"] = f"version {version.version} promoted through gate and canary"
+            else:
+                why = release_failure(registry, config.name, str(version.version))
+                outcome["release"] = why
+                outcome["result"] = (
+                    f"deploy of version {version.version} stopped (exit {status}): {why}; "
+                    "the champion stays"
+                )
     outcome["champion_after"] = _champion(registry, config)
+    # Adopted: it serves now, or (deploy off) it waits as a blessed challenger.
+    outcome["adopted"] = outcome.get("adopted", False) or (
+        outcome["champion_after"] != outcome["champion_before"]
+    )
     return outcome
+
+
+def _deploy_args(ct: CTConfig, config_folder: Path) -> list[str]:
+    args = ["--url", ct.deploy_url] if ct.deploy_url else []
+    for option, given in (("--gate-config", ct.gate_config), ("--canary-config", ct.canary_config)):
+        if given:
+            args += [option, str(config_folder / given)]  # an absolute path stays as it is
+    return args
+
+
+def release_failure(registry: ModelRegistry, name: str, version: str) -> str:
+    """Why the release path stopped, from what it recorded on the version: the gate's failed
+    checks (or why it stopped early), else the canary's; else that nothing was recorded (the
+    deploy command refused before its gate: its exit status and log say why)."""
+    found = registry.version(name, version)
+    for step, tag in (("gate", GATE_REPORT), ("canary", None)):
+        report = _step_report(registry, found, step, tag)
+        if report is None:
+            continue
+        failed = [f"{c.get('name')}: {c.get('detail')}" for c in report.get("checks", [])
+                  if not c.get("passed")]  # fmt: skip
+        if not failed and report.get("stopped"):  # ended early, before any check failed
+            failed = [f"stopped: {report['stopped']}"]
+        if failed:
+            return f"the {step} failed ({'; '.join(failed)})"
+    return "no gate or canary verdict was recorded on the version"
+
+
+def _step_report(
+    registry: ModelRegistry, version: Any, step: str, tag: str | None
+) -> dict[str, Any] | None:
+    """A release step's report as recorded in the version's run: the gate's by its version
+    tag, the canary's as the newest `deployment/canary-*` artifact."""
+    client = registry.client
+    run_id = version.run_id
+    try:
+        if tag is not None:
+            artifact = version.tags.get(tag)
+        else:
+            folders = sorted(f.path for f in client.list_artifacts(run_id, "deployment")
+                             if f.is_dir and f.path.split("/")[-1].startswith(f"{step}-"))  # fmt: skip
+            artifact = f"{folders[-1]}/{step}.json" if folders else None
+        if not artifact:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            local = client.download_artifacts(run_id, artifact, tmp)
+            report: dict[str, Any] = json.loads(Path(local).read_text())
+            return report
+    except (OSError, ValueError, *REGISTRY_ERRORS):
+        return None
 
 
 def _champion(registry: ModelRegistry, config: ModelConfig) -> str | None:
@@ -281,16 +340,14 @@ def _champion(registry: ModelRegistry, config: ModelConfig) -> str | None:
 
 
 def _cooling(settings: Settings, ct: CTConfig, now: datetime) -> str | None:
-    retrains = [d for d in decisions(settings) if d["action"] == "retrain"]
-    if not retrains:
+    retrains = [(datetime.fromisoformat(d["at"]), bool(d["outcome"].get("adopted")))
+                for d in decisions(settings) if d["action"] == "retrain"]  # fmt: skip
+    ready = ready_at(retrains, ct.cooldown_hours)
+    if ready is None or now >= ready:
         return None
-    last = datetime.fromisoformat(retrains[-1]["at"])
-    ready = last + timedelta(hours=ct.cooldown_hours)
-    return (
-        None
-        if now >= ready
-        else f"the last retrain was at {last.isoformat()}; cooldown until {ready.isoformat()}"
-    )
+    last, adopted = retrains[-1]
+    refused = "" if adopted else " (longer after refused retrains)"
+    return f"the last retrain was at {last.isoformat()}; cooldown until {ready.isoformat()}{refused}"
 
 
 def tick(

@@ -39,6 +39,10 @@ class CTConfig(StrictModel):
     cooldown_hours: float = Field(72.0, ge=0)  # no retrain sooner than this after the last
     deploy: bool = True  # a blessed retrain goes on through `skewless deploy`
     deploy_url: str | None = None  # a running service for the canary (else deploy starts one)
+    # The release path's own configuration files (`skewless deploy --gate-config/--canary-
+    # config`); relative paths are read from the model configuration file's folder.
+    gate_config: str | None = None
+    canary_config: str | None = None
     tick_seconds: PositiveFloat = 3600.0  # `skewless ct run`: the time between ticks
 
     @field_validator("schedule")

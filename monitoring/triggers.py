@@ -9,7 +9,7 @@ the labels known since its training, monitoring's result over the lookback, the 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .cron import Cron
@@ -123,3 +123,22 @@ def evaluate(evidence: Evidence, config: CTConfig) -> list[Verdict]:
         performance(evidence, config),
         drift(evidence, config),
     ]
+
+
+MAX_BACKOFF = 16  # the cooldown grows to at most this many times its length
+
+
+def ready_at(retrains: list[tuple[datetime, bool]], cooldown_hours: float) -> datetime | None:
+    """When an automatic retrain may start again, given the past retrains (moment, whether
+    their model was adopted): `cooldown_hours` after the last, doubled for every refused one
+    in a row before now. A refused retrain leaves the champion and its drift as they were, so
+    its trigger fires again; without backing off it would retrain at every cooldown."""
+    if not retrains:
+        return None
+    refused = 0
+    for _, adopted in reversed(retrains):
+        if adopted:
+            break
+        refused += 1
+    factor = min(2**refused, MAX_BACKOFF)
+    return retrains[-1][0] + timedelta(hours=cooldown_hours * factor)

@@ -83,6 +83,19 @@ def run_of(version: ModelVersion) -> str:
     return str(version.run_id)
 
 
+def trained_until(tags: dict[str, str]) -> datetime | None:
+    """The end of the data a version learned from (its validation window's end: early
+    stopping and the refit saw it), from the `windows` tag its pipeline registered; None for a
+    version without one."""
+    import ast
+
+    try:
+        windows = ast.literal_eval(tags.get("windows", ""))
+        return datetime.fromisoformat(str(windows["validation"]["end"]).replace("Z", "+00:00"))
+    except (ValueError, SyntaxError, KeyError, TypeError):
+        return None
+
+
 def _absent(exc: Exception) -> bool:
     return isinstance(exc, MlflowException) and exc.error_code == "RESOURCE_DOES_NOT_EXIST"
 

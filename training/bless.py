@@ -36,16 +36,33 @@ def compare_to_baseline(candidate: dict, baseline: dict, config: Blessing) -> Ch
     )
 
 
-def compare_to_champion(candidate: dict, champion: dict | None, config: Blessing) -> list[Check]:
+def compare_to_champion(
+    candidate: dict, champion: dict | None, config: Blessing, rows: dict | None = None
+) -> list[Check]:
+    """`candidate` and `champion`: evaluated on the same rows, those of the test window the
+    champion did not learn from (`rows` says how many of how many)."""
     if champion is None:
-        return [Check("beats champion", True, "no champion yet")]
+        if rows is None:
+            return [Check("beats champion", True, "no champion yet")]
+        return [Check(
+            "beats champion", True,
+            f"not comparable: the champion learned from data until {rows['seen_until']}, "
+            f"leaving {rows['fair']:,} of the {rows['test']:,} test rows (fewer than "
+            f"{config.champion_min_rows:,}); judged against the baseline alone",
+        )]  # fmt: skip
     gain = _auc(candidate) - _auc(champion)
+    where = (
+        "the same test window"
+        if rows is None or rows["fair"] == rows["test"]
+        else f"the {rows['fair']:,} of {rows['test']:,} test rows after the champion's data "
+        f"(until {rows['seen_until']})"
+    )
     checks = [
         Check(
             "beats champion",
             gain >= config.min_auc_gain_over_champion,
-            f"AUC {_auc(candidate):.4f} vs champion {_auc(champion):.4f} on the same test "
-            f"window (gain {gain:+.4f}, need {config.min_auc_gain_over_champion:+.4f})",
+            f"AUC {_auc(candidate):.4f} vs champion {_auc(champion):.4f} on {where} "
+            f"(gain {gain:+.4f}, need {config.min_auc_gain_over_champion:+.4f})",
         )
     ]
     regressions = []

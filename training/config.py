@@ -4,7 +4,7 @@ configuration does."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import AwareDatetime, Field, PositiveInt, model_validator
@@ -55,18 +55,25 @@ class Training(StrictModel):
 class Blessing(StrictModel):
     min_auc_gain_over_baseline: float = 0.01
     min_auc_gain_over_champion: float = -0.002  # a tie within noise still blesses
+    # The champion is judged on the test rows after its own data; with fewer, it cannot be
+    # judged fairly and the candidate is judged against the baseline alone.
+    champion_min_rows: PositiveInt = 1000
     segment_min_rows: PositiveInt = 500
     segment_auc_tolerance: float = Field(0.02, ge=0)
     latency_budget_ms_p99: float = Field(5.0, gt=0)
     infra_sample_rows: PositiveInt = 200
 
 
+# An expanding training window starts here: before any data set this project will hold.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class Rolling(StrictModel):
     """The windows of a retrain as of a moment (`skewless train --as-of`, the CT controller):
     test = the last `test_days` before it, validation the `validation_days` before that, train
-    the `train_days` before that."""
+    the `train_days` before that (`null`: everything before, an expanding window)."""
 
-    train_days: PositiveInt = 150
+    train_days: PositiveInt | None = 150
     validation_days: PositiveInt = 30
     test_days: PositiveInt = 30
 
@@ -98,9 +105,12 @@ class PipelineConfig(PipelineSection):
 def rolled_windows(rolling: Rolling, as_of: datetime) -> Windows:
     test = Window(start=as_of - timedelta(days=rolling.test_days), end=as_of)
     validation = Window(start=test.start - timedelta(days=rolling.validation_days), end=test.start)
-    train = Window(
-        start=validation.start - timedelta(days=rolling.train_days), end=validation.start
+    start = (
+        EARLIEST
+        if rolling.train_days is None
+        else validation.start - timedelta(days=rolling.train_days)
     )
+    train = Window(start=start, end=validation.start)
     return Windows(train=train, validation=validation, test=test)
 
 

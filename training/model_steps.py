@@ -12,11 +12,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from skewless.features import service_schema
+from skewless.features import ENTITY_TIMESTAMP, service_schema
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import load_model
 from skewless.model_contract import ModelContract, derive_features, feature_matrix
 from skewless.reference import REFERENCE_FILE, model_reference
+from skewless.registry import trained_until
 
 from . import bless as blessing
 from .artifacts import read_json, write_json, write_text
@@ -112,10 +113,29 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
         theirs = load_model(
             champion.artifacts / "model.txt", champion.artifacts / "contract.json", champion.sha256
         )
-        evaluation["champion"] = evaluate(
-            test_rows, theirs.score(test_rows), config.label, config.segments
+        # Judged only where neither learned: a rolling retrain's test window can overlap the
+        # champion's own training data, where the champion looks better than it is.
+        version = context.champion_version()
+        seen_until = trained_until(version.tags) if version is not None else None
+        fair = (
+            np.ones(len(test_rows), dtype=bool)
+            if seen_until is None
+            else (pd.to_datetime(test_rows[ENTITY_TIMESTAMP], utc=True) >= seen_until).to_numpy()
         )
         evaluation["champion_version"] = champion.version
+        evaluation["champion_rows"] = {"fair": int(fair.sum()), "test": len(test_rows),
+                                       "seen_until": None if seen_until is None
+                                       else seen_until.isoformat()}  # fmt: skip
+        if fair.sum() >= config.blessing.champion_min_rows:
+            rows = test_rows[fair].reset_index(drop=True)
+            evaluation["champion"] = evaluate(
+                rows, theirs.score(rows), config.label, config.segments
+            )
+            evaluation["candidate_vs_champion"] = (
+                evaluation["candidate"]
+                if fair.all()
+                else evaluate(rows, scores[fair], config.label, config.segments)
+            )
     np.save(context.path("test_scores.npy"), scores)
     # What monitoring compares this version's served traffic with (skewless/reference.py).
     write_json(
@@ -163,7 +183,10 @@ def bless_step(context: StepContext, evaluated: Evaluated) -> Blessed:
     expected = np.load(context.path("training_test_scores.npy"))[sample_index]
     checks = [
         blessing.compare_to_baseline(ev["candidate"], ev["baseline"], cfg),
-        *blessing.compare_to_champion(ev["candidate"], ev.get("champion"), cfg),
+        *blessing.compare_to_champion(
+            ev.get("candidate_vs_champion", ev["candidate"]), ev.get("champion"), cfg,
+            ev.get("champion_rows"),
+        ),
         blessing.infra_check(
             context.path("model.txt"),
             context.path("contract.json"),

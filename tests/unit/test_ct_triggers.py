@@ -88,3 +88,17 @@ def test_cron_restriction_is_read_from_the_star_and_a_bare_step_is_refused() -> 
 
     new_york = timezone(timedelta(hours=-4))
     assert Cron.parse("0 3 * * *").matches(datetime(2013, 9, 1, 23, 0, tzinfo=new_york))
+
+
+def test_the_cooldown_doubles_after_each_refused_retrain_and_resets_on_an_adopted_one() -> None:
+    day = timedelta(days=1)
+    assert triggers.ready_at([], 72) is None
+    adopted = [(NOW, True)]
+    assert triggers.ready_at(adopted, 72) == NOW + 3 * day
+    refused = [(NOW - 9 * day, True), (NOW - 3 * day, False), (NOW, False)]
+    assert triggers.ready_at(refused, 72) == NOW + 12 * day  # two refused in a row: x4
+    back = [*refused, (NOW + 12 * day, True)]
+    assert triggers.ready_at(back, 72) == NOW + 15 * day  # adopted: the plain cooldown again
+    many = [(NOW, False)] * 10
+    assert triggers.ready_at(many, 1) == NOW + timedelta(hours=triggers.MAX_BACKOFF)
+    assert triggers.ready_at(many, 0) == NOW  # no cooldown: schedules are not held back

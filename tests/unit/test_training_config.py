@@ -39,3 +39,17 @@ def test_search_is_bounded_seeded_and_starts_with_the_configured_params() -> Non
     trials = candidate_params(config)
     assert len(trials) == 3 and trials[0]["num_leaves"] == 31
     assert trials == candidate_params(config)  # deterministic
+
+
+def test_rolled_windows_end_at_the_moment_and_an_expanding_one_starts_at_the_earliest() -> None:
+    from datetime import UTC, datetime
+
+    from training.config import EARLIEST, Rolling, rolled_windows
+
+    as_of = datetime(2013, 9, 1, tzinfo=UTC)
+    rolled = rolled_windows(Rolling(train_days=30, validation_days=14, test_days=7), as_of)
+    assert rolled.test.end == as_of and rolled.test.start == datetime(2013, 8, 25, tzinfo=UTC)
+    assert rolled.validation.start == datetime(2013, 8, 11, tzinfo=UTC)
+    assert rolled.train.start == datetime(2013, 7, 12, tzinfo=UTC)
+    expanding = rolled_windows(Rolling(train_days=None, validation_days=14, test_days=7), as_of)
+    assert expanding.train.start == EARLIEST and expanding.train.end == rolled.train.end
