@@ -36,7 +36,7 @@ from skewless.config import ModelConfig
 from skewless.errors import BadInput
 from skewless.outcomes import LABEL, known_times, outcome_source
 from skewless.quality import metrics
-from skewless.registry import CHAMPION, GATE_REPORT, REGISTRY_ERRORS, ModelRegistry, operator
+from skewless.registry import CHAMPION, GATE_REPORT, STORE_ERRORS, ModelRegistry, operator
 from skewless.settings import Settings
 
 from .analysis import TIME
@@ -46,6 +46,8 @@ from .run import Period, monitor
 from .triggers import Evidence, Verdict, evaluate, ready_at
 
 Runner = Callable[..., int]  # run_command's shape: (*args, env=...) -> exit status
+# Reading a step's report back: the registry, the file, its JSON.
+REPORT_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, ValueError)
 
 
 @dataclass
@@ -286,7 +288,8 @@ def retrain(
 
 def _deploy_args(ct: CTConfig, config_folder: Path) -> list[str]:
     args = ["--url", ct.deploy_url] if ct.deploy_url else []
-    for option, given in (("--gate-config", ct.gate_config), ("--canary-config", ct.canary_config)):
+    files = (("--gate-config", ct.gate_config), ("--canary-config", ct.canary_config))
+    for option, given in files:
         if given:
             args += [option, str(config_folder / given)]  # an absolute path stays as it is
     return args
@@ -321,8 +324,10 @@ def _step_report(
         if tag is not None:
             artifact = version.tags.get(tag)
         else:
-            folders = sorted(f.path for f in client.list_artifacts(run_id, "deployment")
-                             if f.is_dir and f.path.split("/")[-1].startswith(f"{step}-"))  # fmt: skip
+            listed = client.list_artifacts(run_id, "deployment")
+            folders = sorted(
+                f.path for f in listed if f.is_dir and f.path.rsplit("/", 1)[-1].startswith(step)
+            )
             artifact = f"{folders[-1]}/{step}.json" if folders else None
         if not artifact:
             return None
@@ -330,7 +335,7 @@ def _step_report(
             local = client.download_artifacts(run_id, artifact, tmp)
             report: dict[str, Any] = json.loads(Path(local).read_text())
             return report
-    except (OSError, ValueError, *REGISTRY_ERRORS):
+    except REPORT_ERRORS:
         return None
 
 
@@ -347,7 +352,9 @@ def _cooling(settings: Settings, ct: CTConfig, now: datetime) -> str | None:
         return None
     last, adopted = retrains[-1]
     refused = "" if adopted else " (longer after refused retrains)"
-    return f"the last retrain was at {last.isoformat()}; cooldown until {ready.isoformat()}{refused}"
+    return (
+        f"the last retrain was at {last.isoformat()}; cooldown until {ready.isoformat()}{refused}"
+    )
 
 
 def tick(

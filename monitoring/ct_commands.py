@@ -133,7 +133,7 @@ def backtest_command(
         ),
     ] = None,
     start: Annotated[str, typer.Option(help="First day replayed (ISO).")] = "2013-07-01",
-    end: Annotated[str, typer.Option(help="End of the replay, exclusive (ISO).")] = "2013-12-31",
+    end: Annotated[str, typer.Option(help="Last day replayed, included (ISO).")] = "2013-12-31",
     base_version: Annotated[
         str | None, typer.Option(help="The model every policy starts from (default: champion).")
     ] = None,
@@ -145,6 +145,7 @@ def backtest_command(
     """Replay a past period day by day once per retraining policy, with the controller's own
     triggers and `skewless train --as-of`; a table and a plot of ROC AUC per month, retrains
     and their cost per policy."""
+    from datetime import timedelta
     from pathlib import Path
 
     from .backtest import POLICIES, Backtest, markdown, plot
@@ -154,7 +155,8 @@ def backtest_command(
     folder = Path(output) if output else settings.state_dir / "backtest"
     backtest = Backtest(
         settings, cfg, load_monitoring_config(cfg), ct, parse_time(start, "--start"),
-        parse_time(end, "--end"), folder, base_version=base_version, progress=console.print,
+        parse_time(end, "--end") + timedelta(days=1), folder, base_version=base_version,
+        progress=console.print,
     )  # fmt: skip
     result = backtest.run(list(policy or POLICIES))
     table = markdown(result)

@@ -184,7 +184,9 @@ def bless_step(context: StepContext, evaluated: Evaluated) -> Blessed:
     checks = [
         blessing.compare_to_baseline(ev["candidate"], ev["baseline"], cfg),
         *blessing.compare_to_champion(
-            ev.get("candidate_vs_champion", ev["candidate"]), ev.get("champion"), cfg,
+            ev.get("candidate_vs_champion", ev["candidate"]),
+            ev.get("champion"),
+            cfg,
             ev.get("champion_rows"),
         ),
         blessing.infra_check(

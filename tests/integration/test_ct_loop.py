@@ -77,8 +77,8 @@ GATE = {
     "skew": {"sample": 50},
 }
 # The same gate with a server budget no service meets: the candidate fails at the gate.
-IMPOSSIBLE_GATE = {**GATE, "budgets": {**GATE["budgets"],
-                                        "server": {"p50_ms": 0.001, "p95_ms": 20, "p99_ms": 25}}}  # fmt: skip
+IMPOSSIBLE_SERVER = {"p50_ms": 0.001, "p95_ms": 20, "p99_ms": 25}
+IMPOSSIBLE_GATE = {**GATE, "budgets": {**GATE["budgets"], "server": IMPOSSIBLE_SERVER}}
 CANARY = {
     "share": 0.5,
     "seconds": 4,
@@ -125,8 +125,12 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
     model_file = folder / "model.yaml"
     model_file.write_text(MODEL)
     settings = serving_world.settings.model_copy(
-        update={"repo_path": repo, "state_dir": folder / "state", "config": model_file,
-                "prediction_log": folder / "prediction_log"}  # fmt: skip
+        update={
+            "repo_path": repo,
+            "state_dir": folder / "state",
+            "config": model_file,
+            "prediction_log": folder / "prediction_log",
+        }  # fmt: skip
     )
     fs.apply(settings)
     result = Pipeline(settings, load_pipeline_config(model_file), progress=lambda _: None).run()
