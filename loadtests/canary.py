@@ -26,15 +26,10 @@ from serving.core import PAIRED
 from serving.process import ServiceProcess
 from skewless import feature_store as fs
 from skewless import statistics as stats
+from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.config import load_model_config
 from skewless.features import service_schema
-from skewless.registry import (
-    CHALLENGER,
-    CHAMPION,
-    ModelRegistry,
-    PromotionRefused,
-    RegistryError,
-)
+from skewless.registry import ModelRegistry, PromotionRefused, RegistryError
 from skewless.settings import Settings
 
 from . import server_metrics as sm

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.config import load_model_config
-from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry, RegistryError
+from skewless.registry import ModelRegistry, RegistryError
 from skewless.settings import Settings
 
 from .canary import CanaryReport, run_canary

@@ -5,8 +5,9 @@ poll (hot swap)."""
 
 from __future__ import annotations
 
+from skewless.aliases import CHALLENGER
 from skewless.config import load_model_config
-from skewless.registry import CHALLENGER, ChampionMove, ModelRegistry, PromotionRefused
+from skewless.registry import ChampionMove, ModelRegistry, PromotionRefused
 from skewless.settings import Settings
 
 from .records import record_step

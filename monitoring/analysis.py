@@ -8,7 +8,7 @@ Pure computation over frames (the prediction log's rows with their labels joined
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,14 @@ class VersionReference:
     schema: dict[str, Any]  # schema.json: the train window's feature statistics
     reference: dict[str, Any]  # reference.json: importance, test-window scores and quality
     contract: ModelContract
+
+    def against(self, which: str) -> VersionReference:
+        """The same version with `recent` (its test window's) feature statistics in place of
+        its training window's; versions registered before those were stored keep theirs."""
+        recent = self.reference.get("recent_schema")
+        if which == "training" or recent is None:
+            return self
+        return replace(self, schema=recent)
 
 
 def window_start(times: pd.Series, size: WindowSize) -> pd.Series:

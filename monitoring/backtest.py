@@ -35,6 +35,7 @@ import pandas as pd
 import yaml
 
 from skewless import feature_store as fs
+from skewless.aliases import CHAMPION
 from skewless.commands import run_command
 from skewless.config import ModelConfig
 from skewless.errors import BadInput
@@ -45,7 +46,7 @@ from skewless.outcomes import KNOWN_AT, LABEL, KnownTimes, outcome_source
 from skewless.prediction_log import FEATURE
 from skewless.quality import metrics
 from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
-from skewless.registry import CHAMPION, ModelRegistry
+from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
 from .analysis import TIME, VersionAnalysis, VersionReference
@@ -85,7 +86,7 @@ def policy_config(name: str, base: CTConfig) -> CTConfig:
 class Model:
     version: str
     loaded: LoadedModel
-    analysis: VersionAnalysis
+    analysis: VersionAnalysis  # the drift trigger's, against `ct.drift.against`
     data_until: datetime
     test_auc: float | None
 
@@ -165,10 +166,11 @@ class Backtest:
             )
             until = found.tags.get("data_until")
             auc = found.tags.get("test_roc_auc")
+            against = self.ct.drift.against if self.ct.drift else "recent"
             self.models[version] = Model(
                 version,
                 load_artifacts(folder, fetched.sha256),
-                VersionAnalysis(reference, self.monitoring),
+                VersionAnalysis(reference.against(against), self.monitoring),
                 datetime.fromisoformat(until) if until else self.start,
                 float(auc) if auc else None,
             )
@@ -337,16 +339,23 @@ class Backtest:
 
 def markdown(result: dict[str, Any]) -> str:
     months = list(result["policies"][0]["monthly_auc"]) if result["policies"] else []
+    static = next((p["mean_auc"] for p in result["policies"] if p["policy"] == "static"), None)
     lines = [
-        "| policy | " + " | ".join(months) + " | mean AUC | retrains (adopted) | retrain time |",
-        "|---|" + "---|" * len(months) + "---|---|---|",
-    ]
+        "| policy | " + " | ".join(months)
+        + " | mean AUC | vs static | retrains (adopted) | retrain time |",
+        "|---|" + "---|" * len(months) + "---|---|---|---|",
+    ]  # fmt: skip
     for p in result["policies"]:
         cells = [f"{p['monthly_auc'][m]:.4f}" if p["monthly_auc"][m] is not None else "n/a"
                  for m in months]  # fmt: skip
         mean = f"{p['mean_auc']:.4f}" if p["mean_auc"] is not None else "n/a"
+        gain = (
+            f"{p['mean_auc'] - static:+.4f}"
+            if static is not None and p["mean_auc"] is not None
+            else "n/a"
+        )
         cost = f"{p['retrains']} ({p['adopted']}) | {p['retrain_seconds']:.0f} s"
-        lines.append(f"| {p['policy']} | " + " | ".join(cells) + f" | {mean} | {cost} |")
+        lines.append(f"| {p['policy']} | " + " | ".join(cells) + f" | {mean} | {gain} | {cost} |")
     return "\n".join(lines)
 
 

@@ -31,15 +31,16 @@ from typing import IO, Any
 import numpy as np
 
 from skewless import feature_store as fs
+from skewless.aliases import CHAMPION
 from skewless.commands import run_command
 from skewless.config import ModelConfig
 from skewless.errors import BadInput
 from skewless.outcomes import LABEL, known_times, outcome_source
 from skewless.quality import metrics
-from skewless.registry import CHAMPION, GATE_REPORT, STORE_ERRORS, ModelRegistry, operator
+from skewless.registry import GATE_REPORT, STORE_ERRORS, ModelRegistry, operator
 from skewless.settings import Settings
 
-from .analysis import TIME
+from .analysis import TIME, VersionAnalysis
 from .config import load_monitoring_config
 from .ct_config import CTConfig
 from .run import Period, monitor
@@ -206,9 +207,16 @@ def gather(
                          labels_optional=True)  # fmt: skip
         mine = [v for v in result.result["versions"] if v["version"] == version]
         if mine:
-            drifted_importance = mine[0]["drift"]["drifted_importance"]
-            drifted = mine[0]["drift"]["drifted"]
             rows = result.rows[result.rows["model_version"].astype(str) == version]
+            against = ct.drift.against if ct.drift else "training"
+            if against == "training":  # monitoring's own figure
+                drifted_importance = mine[0]["drift"]["drifted_importance"]
+                drifted = mine[0]["drift"]["drifted"]
+            else:
+                reference = result.references[str(version)].against(against)
+                analysis = VersionAnalysis(reference, mcfg)
+                drifted_importance, drifted = analysis.drift_summary(rows)
+            notes["drift_against"] = against
             labelled_rows = rows[rows[LABEL].notna()].sort_values(TIME)
             last = ct.performance.last_labelled if ct.performance else len(labelled_rows)
             tail = labelled_rows.tail(last)

@@ -4,6 +4,8 @@ configuration file, strict. Each trigger is switched off by `null`; on demand is
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
 from skewless.config import ModelConfig
@@ -28,6 +30,10 @@ class Degradation(StrictModel):
 class DistributionChange(StrictModel):
     # Monitoring's importance-weighted drift of the champion over the lookback.
     drifted_importance: float = Field(0.5, gt=0, le=1)
+    # Against what: `recent`, the champion's test window (change since it was made: the
+    # newest data it was judged on); `training`, its training window, as monitoring's report
+    # compares (on seasonal data that drifts at once and keeps firing after every retrain).
+    against: Literal["recent", "training"] = "recent"
 
 
 class CTConfig(StrictModel):
@@ -36,7 +42,10 @@ class CTConfig(StrictModel):
     performance: Degradation | None = Degradation()
     drift: DistributionChange | None = DistributionChange()
     lookback_days: PositiveFloat = 7.0  # the served period monitoring looks at per tick
-    cooldown_hours: float = Field(72.0, ge=0)  # no retrain sooner than this after the last
+    # No automatic retrain sooner than this after the last: a week. On a year of flights the
+    # drift trigger fires at nearly every tick (every week's weather and congestion differ from
+    # the last), so this is what bounds a drift policy's retrains (docs/benchmarks.md).
+    cooldown_hours: float = Field(168.0, ge=0)
     deploy: bool = True  # a blessed retrain goes on through `skewless deploy`
     deploy_url: str | None = None  # a running service for the canary (else deploy starts one)
     # The release path's own configuration files (`skewless deploy --gate-config/--canary-

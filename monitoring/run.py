@@ -11,7 +11,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class MonitorOutcome:
     files: dict[str, Path]
     seconds: float
     rows: pd.DataFrame  # the monitored predictions, with `label` and `label_known_at`
+    references: dict[str, VersionReference] = field(default_factory=dict)  # by version
 
     @property
     def alerts(self) -> list[dict[str, str]]:
@@ -132,10 +133,11 @@ def monitor(
     fetch_dir = Path(tempfile.mkdtemp(prefix="monitor-", dir=_cache(settings)))
     loader = ModelFetcher(registry, config.name, schema, fetch_dir)
     versions = []
+    references = {}
     try:
         for version in sorted(rows["model_version"].astype(str).unique(), key=_version_key):
             mine = rows[rows["model_version"].astype(str) == version]
-            ref = _reference(registry, config.name, version, fetch_dir)
+            ref = references[version] = _reference(registry, config.name, version, fetch_dir)
             skew = _skew_sample(store, schema, mine, loader, mcfg)
             analysis = VersionAnalysis(ref, mcfg).run(mine, config.segments, skew)
             versions.append(analysis)
@@ -157,7 +159,7 @@ def monitor(
     }
     result["seconds"] = round(time.perf_counter() - started, 3)
     files = write_outputs(result, output)
-    return MonitorOutcome(result, files, time.perf_counter() - started, rows)
+    return MonitorOutcome(result, files, time.perf_counter() - started, rows, references)
 
 
 def _skew_sample(

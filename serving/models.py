@@ -14,10 +14,11 @@ from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
 
+from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.errors import SkewlessError
 from skewless.features import ServiceSchema
 from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
-from skewless.registry import CHALLENGER, CHAMPION, ModelRegistry
+from skewless.registry import ModelRegistry
 
 from .metrics import Metrics
 

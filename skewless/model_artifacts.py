@@ -9,16 +9,21 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
-from mlflow.entities.model_registry import ModelVersion
 
 from .errors import SkewlessError
-from .features import ServiceSchema
 from .hashing import sha256_file
 from .model_contract import FeatureRows, ModelContract, feature_matrix
-from .registry import CHAMPION, ModelRegistry
+
+if TYPE_CHECKING:  # annotations only: loading a model imports neither Feast nor MLflow
+    from mlflow.entities.model_registry import ModelVersion
+
+    from .features import ServiceSchema
+    from .registry import ModelRegistry
+from .aliases import CHAMPION
 
 # A registered model's artifact folder holds these two files (written by the training pipeline).
 MODEL_FILE, CONTRACT_FILE = "model.txt", "contract.json"

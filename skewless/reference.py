@@ -52,10 +52,15 @@ def derive_schema(reference: pd.DataFrame, features: list[str]) -> dict[str, Any
 
 
 def model_reference(
-    booster: lgb.Booster, test_scores: np.ndarray, test_metrics: dict[str, Any]
+    booster: lgb.Booster,
+    test_scores: np.ndarray,
+    test_metrics: dict[str, Any],
+    recent_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Feature importance as shares of the total gain (what monitoring weights drift by), and
-    the test window's score distribution and quality (what served scores are compared to)."""
+    the test window's score distribution and quality (what served scores are compared to), and
+    its feature statistics (`recent_schema`: the newest data the version was judged on, what
+    the retraining trigger measures change since)."""
     gain = booster.feature_importance(importance_type="gain").astype("float64")
     total = float(gain.sum()) or 1.0
     return {
@@ -67,6 +72,7 @@ def model_reference(
             "quantiles": [float(q) for q in np.quantile(test_scores, QUANTILES)],
         },
         "test_metrics": test_metrics,
+        **({"recent_schema": recent_schema} if recent_schema is not None else {}),
     }
 
 

@@ -37,9 +37,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from .aliases import CHAMPION
 from .errors import BadInput, SkewlessError
 
-CHAMPION, CHALLENGER = "champion", "challenger"
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
 HISTORY_TAG = "skewless.champion_history"  # JSON list of ChampionMove, oldest first
 CANARY_TAG = "skewless.canary_share"

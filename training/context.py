@@ -18,7 +18,8 @@ import pandas as pd
 from feast import FeatureStore
 from mlflow.entities.model_registry import ModelVersion
 
-from skewless.registry import CHAMPION, ModelRegistry, RegisteredModel
+from skewless.aliases import CHAMPION
+from skewless.registry import ModelRegistry, RegisteredModel
 
 from .config import PipelineConfig
 

@@ -16,7 +16,7 @@ from skewless.features import ENTITY_TIMESTAMP, service_schema
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import load_model
 from skewless.model_contract import ModelContract, derive_features, feature_matrix
-from skewless.reference import REFERENCE_FILE, model_reference
+from skewless.reference import REFERENCE_FILE, derive_schema, model_reference
 from skewless.registry import trained_until
 
 from . import bless as blessing
@@ -146,6 +146,7 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
                 **evaluation["candidate"]["overall"],
                 "ece": evaluation["candidate"]["calibration"]["expected_calibration_error"],
             },
+            derive_schema(test_rows, list(read_json(context.path("schema.json"))["columns"])),
         ),
         context.path(REFERENCE_FILE),
     )

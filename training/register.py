@@ -13,9 +13,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.hashing import sha256_file
 from skewless.reference import REFERENCE_FILE
-from skewless.registry import CHALLENGER, CHAMPION, MODEL_DIR, operator
+from skewless.registry import MODEL_DIR, operator
 
 from .artifacts import read_json, write_json
 from .context import StepContext, StepOutput

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from monitoring.controller import decisions, pipeline_lock, request_retrain, tick
 from monitoring.ct_config import CTConfig, DistributionChange
+from skewless.aliases import CHAMPION
 from skewless.config import load_model_config
-from skewless.registry import CHAMPION, ModelRegistry
+from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
 from .monitoring_setup import MonitoringWorld
@@ -127,3 +128,31 @@ def test_a_second_controller_is_refused_and_a_killed_one_leaves_no_lock(
     assert [json.loads(line)["action"] for line in
             (settings.state_dir / "ct" / "decisions.jsonl").read_text().splitlines()] == [
         "locked", "retrain"]  # fmt: skip
+
+
+def test_drift_is_measured_since_the_champion_was_made_unless_told_training(
+    monitoring_world: MonitoringWorld, tmp_path: Path
+) -> None:
+    """v1 learned March 1-22 and was tested on March 22-29; it serves the first half of
+    March. Against its training window that is no change; against its test window (the
+    default, change since it was made) the first half of March is earlier data: measured on
+    its own reference, registered with the version."""
+    settings = _own_state(monitoring_world, tmp_path)
+    settings = monitoring_world.with_log("march", state_dir=settings.state_dir)
+    runner = Commands(status=0)
+    config = load_model_config(monitoring_world.config_file(0))
+    march_16 = datetime(2013, 3, 16, tzinfo=UTC)
+    figures = {}
+    for against in ("training", "recent"):
+        ct = CTConfig(drift=DistributionChange(drifted_importance=1.0, against=against),
+                      performance=None, lookback_days=15)  # fmt: skip
+        decision = tick(settings, config, ct, march_16, runner=runner)
+        assert decision.outcome["drift_against"] == against
+        drift = next(v for v in decision.verdicts if v["trigger"] == "drift")
+        figures[against] = drift["figures"]["drifted_importance"]
+    assert figures["training"] < 0.05  # its own training fortnight
+    assert figures["recent"] > figures["training"]  # another reference, another figure
+    reference = json.loads(
+        next((settings.state_dir / "artifacts").rglob("reference.json")).read_text()
+    )
+    assert reference["recent_schema"]["rows"] > 0

@@ -31,8 +31,9 @@ from monitoring.ct_config import CTConfig, Degradation
 from serving.process import ServiceProcess
 from serving.schemas import rest_body
 from skewless import feature_store as fs
+from skewless.aliases import CHAMPION
 from skewless.config import load_model_config
-from skewless.registry import CHAMPION, ModelRegistry
+from skewless.registry import ModelRegistry
 from skewless.settings import PROJECT_ROOT, Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline

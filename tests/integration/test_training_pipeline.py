@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 
 from skewless import feature_store as fs
+from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import ModelArtifactError, load_model
-from skewless.registry import CHALLENGER, CHAMPION, UNGATED, ModelRegistry
+from skewless.registry import UNGATED, ModelRegistry
 from skewless.settings import PROJECT_ROOT, Settings
 from training.config import PipelineConfig, load_pipeline_config
 from training.extract import extract

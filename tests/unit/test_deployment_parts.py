@@ -18,8 +18,9 @@ from loadtests.config import CONFIG_DIR, load_canary_config, load_gate_config
 from loadtests.gate import Check, GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
 from loadtests.report import render_html
+from skewless.aliases import CHAMPION
 from skewless.features import ServiceSchema
-from skewless.registry import CHAMPION, ModelRegistry, RegistryError
+from skewless.registry import ModelRegistry, RegistryError
 from skewless.statistics import ks_critical
 from skewless.strict_yaml import ConfigError
 from tests.registry_state import record_passed_gate, register_versions

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from skewless.aliases import CHAMPION
 from skewless.registry import (
-    CHAMPION,
     UNGATED,
     ModelRegistry,
     PromotionRefused,
