@@ -275,7 +275,7 @@ class Backtest:
         )  # fmt: skip
         run.last_tick = now
         fired = [v for v in evaluate(evidence, cfg) if v.fired]
-        if not fired:
+        if not fired or now >= self.end:  # a model made after the period would serve nothing
             return
         past = [(datetime.fromisoformat(r["at"]), r["version"] is not None) for r in run.retrains]
         ready = ready_at(past, cfg.cooldown_hours)

@@ -23,6 +23,7 @@ from skewless.features import OnlineRead, ServiceSchema
 from skewless.model_artifacts import ServedModel
 from skewless.prediction_log import LogRecord
 
+from .breaker import CircuitBreaker
 from .errors import ModelFailed, NotReady, OnlineStoreUnavailable
 from .log_writer import PredictionLog
 from .metrics import Metrics
@@ -69,8 +70,10 @@ class PredictorCore:
         prediction_log: PredictionLog | None = None,
         challenger_share: float = 0.0,
         challenger_shadow: bool = False,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self.reader = reader
+        self.breaker = breaker
         self.schema = schema
         self.slots = slots
         self.metrics = metrics
@@ -136,14 +139,26 @@ class PredictorCore:
         return predictions
 
     def _read(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
+        breaker = self.breaker
+        if breaker is not None and breaker.open:
+            self.metrics.store_refused.inc()
+            raise OnlineStoreUnavailable(
+                "the online store is not answering (circuit open for "
+                f"{breaker.open_seconds():.1f} s); retry later"
+            )
         try:
             read = self.reader(rows, now)
         except STORE_ERRORS as exc:
             self.metrics.store_errors.inc()
             log.warning("online store read failed: %s", exc)
+            if breaker is not None and breaker.failed():
+                self.metrics.breaker_open.set(1)
+                log.error("online store circuit open: answering 503 until a probe succeeds")
             raise OnlineStoreUnavailable(
                 f"the online store did not answer ({type(exc).__name__}); retry later"
             ) from None
+        if breaker is not None:
+            breaker.succeeded()
         return read
 
     def _route(self, instance: Instance, challenger: ServedModel | None) -> str:

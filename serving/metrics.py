@@ -61,6 +61,15 @@ class Metrics:
         self.store_errors = Counter(
             "skewless_online_store_errors", "Online-store reads that failed.", registry=r
         )
+        self.store_refused = Counter(
+            "skewless_online_store_refused",
+            "Requests answered 503 at once: the online store's circuit was open.", registry=r,
+        )  # fmt: skip
+        self.breaker_open = Gauge(
+            "skewless_online_store_circuit_open",
+            "1 while the online store's circuit is open (reads refused until a probe answers).",
+            registry=r,
+        )  # fmt: skip
         self.log_written = Counter(
             "skewless_prediction_log_written", "Predictions written to the log.", registry=r
         )

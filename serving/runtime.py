@@ -18,10 +18,11 @@ from skewless import feature_store as fs
 from skewless.config import ModelConfig, load_model_config
 from skewless.errors import SkewlessError
 from skewless.features import ServiceSchema, read_online, service_schema
-from skewless.redis_features import RedisFeatureReader, UnsupportedService
+from skewless.online_readers import RedisFeatureReader, SqliteFeatureReader, UnsupportedService
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
+from .breaker import CircuitBreaker
 from .core import STORE_ERRORS, OnlineReader, PredictorCore
 from .log_writer import PredictionLog
 from .metrics import Metrics
@@ -122,18 +123,23 @@ class Runtime:
             self.prediction_log,
             settings.challenger_share,
             settings.challenger_shadow,
+            # A remote store can freeze; the embedded SQLite file cannot time out that way.
+            CircuitBreaker(settings.breaker_failures) if client is not None else None,
         )
         self.wire = WireModels(self.schema, self.example(), settings.max_batch_size)
         self.probe = StoreProbe(client)
         self.draining = False
         self._poll_task: asyncio.Task[None] | None = None
+        self._probe_task: asyncio.Task[None] | None = None
 
     def _reader(self, client: redis.Redis | None) -> OnlineReader:
-        """The direct Redis reader where it applies (proved equal to the SDK by a parity
-        test), else the Feast SDK."""
-        if client is not None and self.settings.fast_redis_reader:
+        """The direct reader of the online store where it applies (proved equal to the SDK
+        by the parity tests), else the Feast SDK."""
+        if self.settings.direct_online_reader:
             try:
-                return RedisFeatureReader(self.store, self.schema, client).read
+                if client is not None:
+                    return RedisFeatureReader(self.store, self.schema, client).read
+                return SqliteFeatureReader(self.store, self.schema).read
             except UnsupportedService as exc:
                 log.warning("reading features through the Feast SDK: %s", exc)
         service = self.store.get_feature_service(self.schema.name)
@@ -199,6 +205,17 @@ class Runtime:
         if self.slots.champion is None:
             log.error("no champion model in the registry yet: /readyz stays false until one is")
         self._poll_task = asyncio.create_task(self._poll())
+        if self.core.breaker is not None:
+            self._probe_task = asyncio.create_task(self._probe(self.core.breaker))
+
+    async def _probe(self, breaker: CircuitBreaker) -> None:
+        """While the circuit is open, PING the store; its first answer closes the circuit."""
+        while True:
+            await asyncio.sleep(self.settings.breaker_probe_seconds)
+            if breaker.open and await asyncio.to_thread(self.probe.ok):
+                breaker.succeeded()
+                self.metrics.breaker_open.set(0)
+                log.warning("online store answers again: circuit closed")
 
     async def _poll(self) -> None:
         while True:
@@ -209,6 +226,9 @@ class Runtime:
                 log.exception("model poll failed; keeping the models being served")
 
     async def stop(self) -> None:
+        if self._probe_task is not None:
+            self._probe_task.cancel()
+            await asyncio.gather(self._probe_task, return_exceptions=True)
         if self._poll_task is not None:
             self._poll_task.cancel()
             # A refresh running in its thread finishes before the loader's folder goes.

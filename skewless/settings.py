@@ -81,13 +81,22 @@ class Settings(BaseSettings):
     redis_timeout_ms: PositiveInt = Field(
         default=100, description="Redis connect and read timeout on the request path."
     )
+    breaker_failures: PositiveInt = Field(
+        default=1,
+        description="Consecutive failed online-store reads after which the service answers "
+        "503 at once (circuit open) until a background PING gets an answer.",
+    )
+    breaker_probe_seconds: PositiveFloat = Field(
+        default=0.1, description="How often the open circuit's probe asks the store."
+    )
     redis_max_connections: PositiveInt = Field(
         default=32, description="Bound of the service's Redis connection pool."
     )
-    fast_redis_reader: bool = Field(
+    direct_online_reader: bool = Field(
         default=True,
-        description="Read Redis directly (skewless.redis_features) instead of through the "
-        "Feast SDK; proved equal by a parity test, ~6x faster per call.",
+        description="Read the online store (Redis or SQLite) directly "
+        "(skewless.online_readers) instead of through the Feast SDK; proved equal by parity "
+        "tests, several times faster per call.",
     )
     max_batch_size: PositiveInt = Field(default=256, description="Instances per batch request.")
     max_body_bytes: PositiveInt = Field(default=1 << 20, description="Largest request body.")

@@ -35,6 +35,9 @@ class DataValidation(StrictModel):
     # Features whose values may leave the reference's range without a broken pipeline behind
     # it: calendar features (a model trained on January-June meets August), say.
     range_exempt: list[str] = Field(default_factory=list)
+    # Features whose null rate follows the world, not the pipeline: a gust is only reported on
+    # windy hours, so a calm week leaves it null nearly everywhere.
+    null_exempt: list[str] = Field(default_factory=list)
     psi_warn: float = Field(0.25, gt=0)
     psi_stop: float | None = None  # None: value skew only warns (seasonal drift is expected)
 

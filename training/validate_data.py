@@ -64,7 +64,10 @@ def validate(
             )
             continue
         null_rate = float(values.isna().mean())
-        if null_rate > ref["null_rate"] + config.max_null_increase:
+        if (
+            null_rate > ref["null_rate"] + config.max_null_increase
+            and name not in config.null_exempt
+        ):
             report.problems.append(
                 f"{name}: null rate {null_rate:.1%} vs {ref['null_rate']:.1%} in the reference"
             )

@@ -102,6 +102,60 @@ def test_frozen_or_stopped_redis_gives_fast_503_then_recovery(
     assert float(errors.split()[-1]) >= 2
 
 
+def test_a_frozen_redis_under_a_stream_costs_one_timeout_then_fast_503s_and_recovers(
+    service: ServiceProcess, serving_world: ServingWorld, body: dict
+) -> None:
+    """The circuit breaker: the first read after the freeze waits its 100 ms timeout; every
+    request after it is refused at once (not one more timeout); the probe lets traffic back
+    within a second of the store answering again."""
+    timings: list[tuple[float, float, int]] = []  # (sent, seconds, status)
+    stop = threading.Event()
+
+    def stream() -> None:
+        with httpx.Client(base_url=service.url, timeout=10) as client:
+            while not stop.is_set():
+                sent = time.monotonic()
+                status = client.post("/v1/predict", json=body).status_code
+                timings.append((sent, time.monotonic() - sent, status))
+                time.sleep(0.005)
+
+    _wait_for(lambda: _predict(service, body).status_code == 200)
+    before = _metric(service, "skewless_online_store_refused_total")
+    thread = threading.Thread(target=stream)
+    thread.start()
+    try:
+        time.sleep(0.5)
+        frozen_at = time.monotonic()
+        serving_world.redis.freeze()
+        time.sleep(1.5)
+        thawed_at = time.monotonic()
+        serving_world.redis.thaw()
+        time.sleep(1.5)
+    finally:
+        serving_world.redis.thaw()
+        stop.set()
+        thread.join(30)
+    during = [t for t in timings if frozen_at <= t[0] < thawed_at]
+    assert len(during) > 20, len(during)  # a real stream, not a handful
+    first = next(i for i, (_, _, status) in enumerate(during) if status != 200)
+    assert first <= 2  # at most a request or two got in before the signal landed
+    assert during[first][1] >= 0.09  # the one timeout (100 ms) it costs
+    after = during[first + 1 :]
+    assert all(status == 503 for _, _, status in after)
+    assert max(seconds for _, seconds, _ in after) < 0.05  # refused at once, no more timeouts
+    back = next(sent for sent, _, status in timings if sent >= thawed_at and status == 200)
+    assert back - thawed_at < 1.0  # recovered by itself
+    assert all(status == 200 for sent, _, status in timings if sent >= back)
+    refused = _metric(service, "skewless_online_store_refused_total") - before
+    assert refused >= len(after)  # every fast 503 counted
+    assert _metric(service, "skewless_online_store_circuit_open") == 0
+
+
+def _metric(service: ServiceProcess, name: str) -> float:
+    text = httpx.get(service.url + "/metrics", timeout=10).text
+    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name)))
+
+
 class Stream:
     """Sequential requests in a thread, each answer kept in order."""
 

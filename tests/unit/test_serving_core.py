@@ -12,6 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from serving.breaker import CircuitBreaker
 from serving.core import Instance, PredictorCore
 from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
 from serving.log_writer import PredictionLog
@@ -129,6 +130,32 @@ def test_no_model_means_not_ready_and_a_store_failure_means_unavailable() -> Non
     with pytest.raises(OnlineStoreUnavailable):
         core.predict(_instances(1), endpoint="t")
     assert core.metrics.store_errors._value.get() == 1
+
+
+def test_the_circuit_opens_after_consecutive_failures_and_refuses_without_reading() -> None:
+    reader = FakeReader(fail=TimeoutError("frozen"))
+    breaker = CircuitBreaker(failures=2)
+    core = PredictorCore(reader, SCHEMA, ModelSlots(champion=_model("1")), Metrics(),
+                         lambda: NOW, breaker=breaker)  # fmt: skip
+    for _ in range(2):  # two reads fail: the second opens the circuit
+        with pytest.raises(OnlineStoreUnavailable, match="did not answer"):
+            core.predict(_instances(1), endpoint="t")
+    assert breaker.open and core.metrics.breaker_open._value.get() == 1
+    reader.fail = None  # the store is back, but nobody asks it until the probe says so
+    errors, refused = (
+        core.metrics.store_errors._value.get(),
+        core.metrics.store_refused._value.get(),
+    )
+    with pytest.raises(OnlineStoreUnavailable, match="circuit open"):
+        core.predict(_instances(1), endpoint="t")
+    assert core.metrics.store_errors._value.get() == errors  # not read, so no new error
+    assert core.metrics.store_refused._value.get() == refused + 1
+    breaker.succeeded()  # what the probe does when the store answers
+    assert len(core.predict(_instances(1), endpoint="t")) == 1
+    reader.fail = TimeoutError("again")
+    with pytest.raises(OnlineStoreUnavailable, match="did not answer"):
+        core.predict(_instances(1), endpoint="t")
+    assert not breaker.open  # a success in between: the count starts again
 
 
 def _started_log(folder: Path, metrics: Metrics) -> PredictionLog:

@@ -76,3 +76,12 @@ def test_a_range_exempt_feature_may_leave_the_reference_range() -> None:
     exempt = validate(later, ["month"], schema, DataValidation(range_exempt=["month"]))
     assert exempt.passed  # value skew is still measured
     assert exempt.skew["month"]["ks"] == pytest.approx(1.0)
+
+
+def test_a_null_exempt_feature_may_be_null_more_often() -> None:
+    gusts = pd.DataFrame({"gust": np.where(RNG.random(5000) < 0.7, np.nan, 20.0)})
+    schema = derive_schema(gusts, ["gust"])
+    calm = pd.DataFrame({"gust": np.where(RNG.random(500) < 0.97, np.nan, 20.0)})
+    strict = validate(calm, ["gust"], schema, DataValidation())
+    assert any("null rate" in p for p in strict.problems)
+    assert validate(calm, ["gust"], schema, DataValidation(null_exempt=["gust"])).passed
