@@ -49,12 +49,15 @@ class ModelLoader(ModelFetcher):
         self.refused: dict[str, str] = {}  # "version:sha" -> why, so a bad one is tried once
 
     def refresh(self, slots: ModelSlots, *, challenger: bool) -> None:
-        """Load whatever the aliases point at now, if it differs from what is served."""
-        slots.champion = self._follow(CHAMPION, slots.champion)
+        """Load whatever the aliases point at now, if it differs from what is served. A
+        challenger promoted to champion is already loaded: it is swapped in, not read again."""
+        slots.champion = self._follow(CHAMPION, slots.champion, slots.challenger)
         if challenger:
             slots.challenger = self._follow(CHALLENGER, slots.challenger)
 
-    def _follow(self, alias: str, current: ServedModel | None) -> ServedModel | None:
+    def _follow(
+        self, alias: str, current: ServedModel | None, loaded: ServedModel | None = None
+    ) -> ServedModel | None:
         version: ModelVersion | None
         try:
             if alias == CHAMPION and self.pinned_version is not None:
@@ -72,6 +75,11 @@ class ModelLoader(ModelFetcher):
             return current
         if identity in self.refused:
             return current
+        if loaded is not None and f"{loaded.version}:{loaded.sha256}" == identity:
+            self.metrics.set_model(alias, loaded.name, loaded.version, loaded.sha256)
+            log.warning("%s is now %s version %s (already loaded)", alias, loaded.name,
+                        loaded.version)  # fmt: skip
+            return loaded
         try:
             served = self.load_version(version)
         except OSError as exc:  # perhaps passing (a download, a disk): tried again next poll

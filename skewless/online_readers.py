@@ -180,12 +180,14 @@ class RedisFeatureReader(DirectFeatureReader):
         for view, view_keys in zip(self.views, keys, strict=True):
             for key in view_keys:
                 pipe.hmget(key, view.fields)  # type: ignore[arg-type]
-        replies = iter(pipe.execute())
-        return [
-            [([_decode(raw) for raw in reply[:-1]], _seconds(reply[-1])) for reply in
-             (next(replies) for _ in view_keys)]
-            for view_keys in keys
-        ]  # fmt: skip
+        replies = pipe.execute()
+        result: list[Fetched] = []
+        start = 0
+        for view_keys in keys:  # the replies of each view, in the order they were asked
+            chunk = replies[start : start + len(view_keys)]
+            start += len(view_keys)
+            result.append([([_decode(raw) for raw in r[:-1]], _seconds(r[-1])) for r in chunk])
+        return result
 
 
 class SqliteFeatureReader(DirectFeatureReader):

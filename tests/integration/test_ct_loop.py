@@ -306,8 +306,9 @@ def test_planted_degradation_is_retrained_gated_canaried_and_promoted_under_a_li
     promoted_at = datetime.fromisoformat(moved.at).timestamp()
     assert answers[-1]["at"] > promoted_at + 2 * poll, "the stream stopped too early"
     last_old = max(a["at"] for a in answers if a["model_version"] != new)
-    # The last answer of the old champion came within a poll (plus the swap itself: the new
-    # champion is already loaded as the canary's challenger) of the promotion.
-    assert last_old - promoted_at < poll + 0.5, (last_old - promoted_at, poll)
+    # The last answer of the old champion came within a poll of the promotion, plus the poll's
+    # own registry reads on a machine busy with the release (the new champion is already
+    # loaded as the canary's challenger: swapped in, not read again).
+    assert last_old - promoted_at < 2 * poll + 0.5, (last_old - promoted_at, poll)
     during = {a["model_version"] for a in answers if a["at"] < promoted_at}
     assert during == {before, new}  # the champion, and the canary's share to the new version
