@@ -34,7 +34,7 @@ from skewless import feature_store as fs
 from skewless.aliases import CHAMPION
 from skewless.commands import run_command
 from skewless.config import ModelConfig
-from skewless.errors import BadInput
+from skewless.errors import BadInput, SkewlessError
 from skewless.outcomes import LABEL, known_times, outcome_source
 from skewless.quality import metrics
 from skewless.registry import GATE_REPORT, STORE_ERRORS, ModelRegistry, operator
@@ -307,7 +307,11 @@ def release_failure(registry: ModelRegistry, name: str, version: str) -> str:
     """Why the release path stopped, from what it recorded on the version: the gate's failed
     checks (or why it stopped early), else the canary's; else that nothing was recorded (the
     deploy command refused before its gate: its exit status and log say why)."""
-    found = registry.version(name, version)
+    try:
+        found = registry.version(name, version)
+    except SkewlessError as exc:  # the registry itself failed: say so, the tick goes on
+        return f"its records could not be read ({exc})"
+    gate_passed = False
     for step, tag in (("gate", GATE_REPORT), ("canary", None)):
         report = _step_report(registry, found, step, tag)
         if report is None:
@@ -318,6 +322,9 @@ def release_failure(registry: ModelRegistry, name: str, version: str) -> str:
             failed = [f"stopped: {report['stopped']}"]
         if failed:
             return f"the {step} failed ({'; '.join(failed)})"
+        gate_passed = gate_passed or step == "gate"
+    if gate_passed:
+        return "the gate passed; the canary recorded no verdict (its log says why)"
     return "no gate or canary verdict was recorded on the version"
 
 
@@ -352,8 +359,15 @@ def _champion(registry: ModelRegistry, config: ModelConfig) -> str | None:
     return None if found is None else str(found.version)
 
 
+def _adopted(outcome: dict[str, Any]) -> bool:
+    if "adopted" in outcome:
+        return bool(outcome["adopted"])
+    # Recorded before `adopted` was: the champion moved, or it did not.
+    return bool(outcome.get("champion_after") != outcome.get("champion_before"))
+
+
 def _cooling(settings: Settings, ct: CTConfig, now: datetime) -> str | None:
-    retrains = [(datetime.fromisoformat(d["at"]), bool(d["outcome"].get("adopted")))
+    retrains = [(datetime.fromisoformat(d["at"]), _adopted(d["outcome"]))
                 for d in decisions(settings) if d["action"] == "retrain"]  # fmt: skip
     ready = ready_at(retrains, ct.cooldown_hours)
     if ready is None or now >= ready:

@@ -181,7 +181,15 @@ class Runtime:
             return False, "no model loaded"
         if not self.probe.ok():
             return False, "online store does not answer"
+        self._close_circuit()  # it answers: requests may read it again at once
         return True, "ready"
+
+    def _close_circuit(self) -> None:
+        breaker = self.core.breaker
+        if breaker is not None and breaker.open:
+            breaker.succeeded()
+            self.metrics.breaker_open.set(0)
+            log.warning("online store answers again: circuit closed")
 
     def refresh_models(self) -> None:
         share = self.settings.challenger_share
@@ -212,10 +220,11 @@ class Runtime:
         """While the circuit is open, PING the store; its first answer closes the circuit."""
         while True:
             await asyncio.sleep(self.settings.breaker_probe_seconds)
-            if breaker.open and await asyncio.to_thread(self.probe.ok):
-                breaker.succeeded()
-                self.metrics.breaker_open.set(0)
-                log.warning("online store answers again: circuit closed")
+            try:
+                if breaker.open and await asyncio.to_thread(self.probe.ok):
+                    self._close_circuit()
+            except Exception:  # the probe must outlive anything, or the circuit stays open
+                log.exception("online store probe failed; probing again")
 
     async def _poll(self) -> None:
         while True:

@@ -69,6 +69,8 @@ class DirectFeatureReader:
         self.on_demand: list[tuple[OnDemandFeatureView, tuple[str, ...]]] = []
         service = store.get_feature_service(schema.name)
         for projection in service.feature_view_projections:
+            if getattr(projection, "version_tag", None) is not None:
+                raise UnsupportedService(f"{projection.name} is pinned to a version")
             names = tuple(f.name for f in projection.features)
             try:
                 view = store.get_feature_view(projection.name)
@@ -209,6 +211,7 @@ class SqliteFeatureReader(DirectFeatureReader):
             raise UnsupportedService(f"no SQLite online store at {path} yet (materialize)")
         self.connection = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+            timeout=0.1,  # a write lock (materialize) costs a request 100 ms, as Redis's timeout
             detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES,
         )  # fmt: skip
         super().__init__(store, schema)

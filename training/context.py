@@ -59,9 +59,10 @@ class StepContext:
             return None
         return version
 
-    def champion(self) -> RegisteredModel | None:
-        """The champion's artifacts (not this run's own model, on a resumed registration)."""
-        version = self.champion_version()
+    def champion(self, version: ModelVersion | None = None) -> RegisteredModel | None:
+        """The champion's artifacts (not this run's own model, on a resumed registration);
+        `version`: the champion already read, so that both come from one read of the alias."""
+        version = version or self.champion_version()
         if version is None or version.run_id == self.run_id:
             return None
         return self.registry.fetch(version, self.run_dir / "champion")

@@ -108,14 +108,14 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
         ),
         "champion": None,
     }
-    champion = context.champion()
+    version = context.champion_version()  # read once: the alias may move meanwhile
+    champion = context.champion(version)
     if champion is not None:
         theirs = load_model(
             champion.artifacts / "model.txt", champion.artifacts / "contract.json", champion.sha256
         )
         # Judged only where neither learned: a rolling retrain's test window can overlap the
         # champion's own training data, where the champion looks better than it is.
-        version = context.champion_version()
         seen_until = trained_until(version.tags) if version is not None else None
         fair = (
             np.ones(len(test_rows), dtype=bool)
@@ -126,7 +126,7 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
         evaluation["champion_rows"] = {"fair": int(fair.sum()), "test": len(test_rows),
                                        "seen_until": None if seen_until is None
                                        else seen_until.isoformat()}  # fmt: skip
-        if fair.sum() >= config.blessing.champion_min_rows:
+        if fair.all() or fair.sum() >= config.blessing.champion_min_rows:
             rows = test_rows[fair].reset_index(drop=True)
             evaluation["champion"] = evaluate(
                 rows, theirs.score(rows), config.label, config.segments

@@ -18,10 +18,18 @@ def print_summary(console: Console, result: RunResult) -> None:
     metrics.add_column("model")
     for name in ("roc_auc", "pr_auc", "log_loss", "brier"):
         metrics.add_column(name)
-    for who in ("candidate", "baseline", "champion"):
+    rows = evaluation.get("champion_rows") or {}
+    subset = bool(rows) and rows.get("fair") != rows.get("test")
+    after = f" ({rows.get('fair', 0):,} rows after its data)" if subset else ""
+    labels = {"candidate_vs_champion": f"candidate{after}",
+              "champion": f"champion v{evaluation.get('champion_version')}{after}"}  # fmt: skip
+    shown = ["candidate", "baseline", "champion"]
+    if subset and evaluation.get("champion"):
+        shown.insert(2, "candidate_vs_champion")  # on the same rows as the champion's figures
+    for who in shown:
         if evaluation.get(who):
             overall = evaluation[who]["overall"]
-            label = who if who != "champion" else f"champion v{evaluation.get('champion_version')}"
+            label = labels.get(who, who)
             metrics.add_row(
                 label, *(_fmt(overall[m]) for m in ("roc_auc", "pr_auc", "log_loss", "brier"))
             )

@@ -145,6 +145,9 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
         "SKEWLESS_CONFIG": str(model_file),
         "SKEWLESS_PREDICTION_LOG": str(settings.prediction_log),
         "PYTHONPATH": str(PROJECT_ROOT),
+        # A machine busy training, gating and running locust may delay a Redis reply past the
+        # 100 ms default; the stream must see the loop, not this machine's load.
+        "SKEWLESS_REDIS_TIMEOUT_MS": "1000",
     }
     return LoopWorld(settings, model_file, folder, env, rows,
                      fs.file_source_path(store, "flight_outcomes"))  # fmt: skip
@@ -309,6 +312,6 @@ def test_planted_degradation_is_retrained_gated_canaried_and_promoted_under_a_li
     # The last answer of the old champion came within a poll of the promotion, plus the poll's
     # own registry reads on a machine busy with the release (the new champion is already
     # loaded as the canary's challenger: swapped in, not read again).
-    assert last_old - promoted_at < 2 * poll + 0.5, (last_old - promoted_at, poll)
+    assert last_old - promoted_at < 2 * poll + 1, (last_old - promoted_at, poll)
     during = {a["model_version"] for a in answers if a["at"] < promoted_at}
     assert during == {before, new}  # the champion, and the canary's share to the new version
