@@ -140,7 +140,7 @@ def test_a_frozen_redis_under_a_stream_costs_one_timeout_then_fast_503s_and_reco
     during = [t for t in timings if frozen_at - 0.05 <= t[0] < thawed_at]
     assert len(during) > 20, len(during)  # a real stream, not a handful
     first = next(i for i, (_, _, status) in enumerate(during) if status != 200)
-    assert first <= 3  # at most a request or two got in before the signal landed
+    assert during[first][0] < frozen_at + 0.1  # the freeze was felt at once
     after = during[first + 1 :]
     assert all(status == 503 for _, _, status in after)
     waited = [seconds for _, seconds, _ in during[first:] if seconds >= 0.09]
