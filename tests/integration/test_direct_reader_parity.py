@@ -4,12 +4,10 @@ sub-second request times included."""
 
 from __future__ import annotations
 
-import shutil
 from datetime import timedelta
 from typing import Any
 
 import pandas as pd
-import pytest
 import redis
 
 from skewless import feature_store as fs
@@ -18,7 +16,6 @@ from skewless.features import OnlineRead, ServiceSchema, read_online, service_sc
 from skewless.online_readers import RedisFeatureReader, SqliteFeatureReader
 from skewless.settings import Settings
 
-from ..repos import copy_feature_repo, settings_for
 from .serving_setup import ServingWorld
 
 
@@ -58,19 +55,6 @@ def _assert_equal(
     present = sum(v is not None for name in schema.features for v in direct.values[name])
     assert present > 0.8 * len(records) * len(schema.features)
     assert direct.missing[1] and direct.missing[2] and not all(direct.missing)
-
-
-@pytest.fixture(scope="module")
-def sqlite_repo(real_repo: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The real tables in a repository of its own (its own SQLite online store), materialized
-    as of the configuration's `as_of`, as the quickstart does."""
-    folder = tmp_path_factory.mktemp("sqlite-reader")
-    repo = copy_feature_repo(folder / "repo")
-    shutil.copytree(real_repo.data_dir, repo / "data", ignore=shutil.ignore_patterns("*.db"))
-    settings = settings_for(repo, "sqlite", "unused")
-    fs.apply(settings)
-    fs.materialize(fs.open_store(settings), load_model_config(settings.config).as_of)
-    return settings
 
 
 def test_direct_sqlite_reader_equals_get_online_features(sqlite_repo: Settings) -> None:
