@@ -25,6 +25,7 @@ from .schemas import Prediction as PredictionOut
 
 log = logging.getLogger("skewless.serving")
 JSON = "application/json"
+CLOSE = (b"connection", b"close")
 KNOWN_PATHS = frozenset(
     {"/v1/predict", "/v1/predict/batch", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
 )
@@ -88,7 +89,7 @@ def create_app(
         body = ErrorBody(code="internal", message="internal error; see the service log")
         return JSONResponse(body.model_dump(), status_code=500)
 
-    app.add_middleware(Observe, metrics=metrics)
+    app.add_middleware(Observe, metrics=metrics, draining=lambda: runtime.draining)
 
     # The endpoints return their JSON themselves: FastAPI would otherwise validate the
     # response model a second time on every request (response_model still documents it).
@@ -150,11 +151,16 @@ def _out(p: Prediction) -> PredictionOut:
 
 class Observe:
     """Requests by status, and the server-side total latency of the prediction endpoints.
-    Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request."""
+    Plain ASGI: Starlette's BaseHTTPMiddleware costs a task and a stream per request.
 
-    def __init__(self, app: ASGIApp, metrics: Any) -> None:
+    While the service drains, every response says `Connection: close`: a client then opens a
+    new connection for its next request (refused once the service stops listening) instead of
+    sending it on a kept-alive one that the shutdown closes unanswered."""
+
+    def __init__(self, app: ASGIApp, metrics: Any, draining: Callable[[], bool]) -> None:
         self.app = app
         self.metrics = metrics
+        self.draining = draining
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -167,6 +173,8 @@ class Observe:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if self.draining():
+                    message = {**message, "headers": [*message["headers"], CLOSE]}
             await send(message)
 
         try:
