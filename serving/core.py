@@ -94,14 +94,14 @@ class PredictorCore:
         rows = [{**i.entities, **i.request} for i in instances]
         read = self._read(rows, now)
         t_read = time.perf_counter()
-        self.metrics.latency.labels(endpoint, "features").observe(t_read - started)
+        self.metrics.child(self.metrics.latency, endpoint, "features").observe(t_read - started)
 
         routes = [self._route(i, challenger) for i in instances]
         models = [challenger if r == "challenger" and challenger else champion for r in routes]
         roles = ["challenger" if m is challenger else "champion" for m in models]
         scores = self._score(read, models, roles)
         t_score = time.perf_counter()
-        self.metrics.latency.labels(endpoint, "score").observe(t_score - t_read)
+        self.metrics.child(self.metrics.latency, endpoint, "score").observe(t_score - t_read)
 
         request_ids = [i.request_id or uuid.uuid4().hex for i in instances]
         predictions = []
@@ -122,15 +122,17 @@ class PredictorCore:
                     else None,
                 )
             )
-            self.metrics.predictions.labels(predictions[-1].served_by, model.version).inc()
-            self.metrics.scores.labels(predictions[-1].served_by).observe(probability)
+            self.metrics.child(
+                self.metrics.predictions, predictions[-1].served_by, model.version
+            ).inc()
+            self.metrics.child(self.metrics.scores, predictions[-1].served_by).observe(probability)
             for name in read.missing[k]:
-                self.metrics.missing_features.labels(name).inc()
+                self.metrics.child(self.metrics.missing_features, name).inc()
         if self.challenger_shadow and challenger is not None:
             self._shadow(challenger, read, rows, request_ids, now, endpoint)
         seconds = time.perf_counter() - started
         for prediction in predictions:  # after the loop above: the request's whole time
-            self.metrics.role_latency.labels(prediction.served_by).observe(seconds)
+            self.metrics.child(self.metrics.role_latency, prediction.served_by).observe(seconds)
         self._log(rows, read, predictions, now, endpoint, seconds)
         if challenger is not None and not self.challenger_shadow and "challenger" in roles:
             # After the latency was taken: the canary compares the roles' latencies, and the
@@ -174,13 +176,16 @@ class PredictorCore:
         scores = [0.0] * len(models)
         for model in {id(m): m for m in models}.values():
             index = [k for k, m in enumerate(models) if m is model]
-            columns = (
-                read.values
-                if len(index) == len(models)
-                else {n: [v[k] for k in index] for n, v in read.values.items()}
-            )
             try:
-                scored = model.model.score(columns)
+                if len(index) == 1:  # one row: the C API's single-row path, 4x cheaper
+                    scored = [model.model.single.score(read.values, index[0])]
+                else:
+                    columns = (
+                        read.values
+                        if len(index) == len(models)
+                        else {n: [v[k] for k in index] for n, v in read.values.items()}
+                    )
+                    scored = model.model.score(columns).tolist()
             except Exception as exc:  # counted per role: a canary compares error rates
                 self.metrics.model_errors.labels(roles[index[0]]).inc(len(index))
                 log.exception("version %s failed to score", model.version)
@@ -217,7 +222,7 @@ class PredictorCore:
             log.exception("the champion failed to score the challenger's rows")
             return
         for score in scores:
-            self.metrics.scores.labels(PAIRED).observe(score)
+            self.metrics.child(self.metrics.scores, PAIRED).observe(score)
         ids, inputs = [request_ids[k] for k in index], [rows[k] for k in index]
         self._log_shadow(champion, ids, inputs, columns, scores, now, endpoint)
 

@@ -116,8 +116,8 @@ class PredictionServicer(pb_grpc.PredictionServicer):
             raise
         finally:
             metrics = self.runtime.metrics
-            metrics.latency.labels(endpoint, "total").observe(time.perf_counter() - started)
-            metrics.requests.labels(endpoint, status).inc()
+            metrics.child(metrics.latency, endpoint, "total").observe(time.perf_counter() - started)
+            metrics.child(metrics.requests, endpoint, status).inc()
 
 
 def _values(values: Any, where: str) -> dict[str, Any]:

@@ -1,18 +1,23 @@
 """Writing the prediction log: every served prediction, appended off the request path.
 
-The request path only puts one record per request on a bounded queue (never blocking: a full
-queue drops the record and counts it); a writer thread turns records into Arrow tables and
-writes them as parquet parts in the layout and columns that `skewless/prediction_log.py`
-defines, where its reader lives (monitoring and the skew check read it there).
+The request path only appends one record per request to a bounded buffer (never blocking: a
+full buffer drops the record and counts it); a writer thread wakes every `flush_seconds` (or
+when `flush_rows` records wait), turns the records into Arrow tables and writes them as
+parquet parts in the layout and columns that `skewless/prediction_log.py` defines, where its
+reader lives (monitoring and the skew check read it there).
+
+The buffer is a deque, not a `queue.Queue`: a queue's `put` notifies the waiting writer on
+every request, and each wake-up cost the request path ~100 µs of CPU on this machine (a thread
+switch and a GIL hand-over per prediction; docs/benchmarks.md, issue 14).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -43,8 +48,6 @@ def write_part(
 
 
 class PredictionLog:
-    _STOP = object()
-
     def __init__(
         self,
         directory: Path,
@@ -58,11 +61,15 @@ class PredictionLog:
     ) -> None:
         self.directory = directory
         self.metrics = metrics
+        self.queue_size = queue_size
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.join_keys = tuple(join_keys)
         self.request_fields = tuple(request_fields)
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        # Appended by the request path, popped by the writer: both atomic under the GIL.
+        self._pending: deque[LogRecord] = deque()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._parts = 0
 
@@ -71,43 +78,46 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, record: LogRecord) -> None:
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        pending = len(self._pending)
+        if pending >= self.queue_size:
             self.metrics.log_dropped.inc(len(record))
+            return
+        self._pending.append(record)
+        if pending + 1 >= self.flush_rows and not self._wake.is_set():
+            self._wake.set()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued, then stop the writer (graceful shutdown). Idempotent."""
+        """Write everything waiting, then stop the writer (graceful shutdown). Idempotent."""
         if self._thread.is_alive():
-            self._queue.put(self._STOP)
+            self._stopping = True
+            self._wake.set()
             self._thread.join(timeout)
             if self._thread.is_alive():
                 log.error("the prediction log writer did not finish within %.0f s", timeout)
 
     def _run(self) -> None:
-        pending: list[LogRecord] = []
-        rows = 0
-        deadline = time.monotonic() + self.flush_seconds
         while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if isinstance(item, LogRecord):
-                pending.append(item)
-                rows += len(item)
-            stop = item is self._STOP
-            if pending and (stop or rows >= self.flush_rows or time.monotonic() >= deadline):
-                try:
-                    self._write(pending)
-                except Exception:  # a full disk, a type clash: counted, and the log goes on
-                    log.exception("could not write %d logged predictions", rows)
-                    self.metrics.log_dropped.inc(rows)
-                pending, rows = [], 0
-            if time.monotonic() >= deadline:
-                deadline = time.monotonic() + self.flush_seconds
-            if stop:
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            stopping = self._stopping  # read before draining: nothing appended is left behind
+            self._drain()
+            if stopping:
                 return
+
+    def _drain(self) -> None:
+        """Everything waiting, in parts of about `flush_rows` rows."""
+        while self._pending:
+            part: list[LogRecord] = []
+            rows = 0
+            while self._pending and rows < self.flush_rows:
+                record = self._pending.popleft()
+                part.append(record)
+                rows += len(record)
+            try:
+                self._write(part)
+            except Exception:  # a full disk, a type clash: counted, and the log goes on
+                log.exception("could not write %d logged predictions", rows)
+                self.metrics.log_dropped.inc(rows)
 
     def _write(self, records: list[LogRecord]) -> None:
         table = self._table(records)

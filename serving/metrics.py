@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 # Fine buckets around the 2 ms budget, so that p50 and p99 can be read off /metrics.
@@ -16,6 +18,7 @@ SCORE_BUCKETS = tuple(round(k / 20, 2) for k in range(1, 21))  # 0.05 .. 1.0
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.latency = Histogram(
             "skewless_request_duration_seconds",
@@ -76,6 +79,14 @@ class Metrics:
         self.log_dropped = Counter(
             "skewless_prediction_log_dropped", "Predictions dropped: log queue full.", registry=r
         )
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """`metric.labels(*labels)`, kept: the lookup cost ~2 µs a call on the request path."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def set_model(self, role: str, name: str, version: str, sha256: str) -> None:
         for labels in list(self.model._metrics):  # one series per role: drop the old version

@@ -95,8 +95,10 @@ def feature_matrix(rows: FeatureRows, contract: ModelContract) -> np.ndarray:
         if spec.kind == "numeric":
             matrix[:, j] = _numeric(values)
         else:
-            codes = _codes(spec)
-            matrix[:, j] = [codes.get(v, np.nan) if isinstance(v, str) else np.nan for v in values]
+            categories = codes(spec)
+            matrix[:, j] = [
+                categories.get(v, np.nan) if isinstance(v, str) else np.nan for v in values
+            ]
     return matrix
 
 
@@ -116,5 +118,5 @@ def categorical_columns(contract: ModelContract) -> list[str]:
 
 
 @lru_cache(maxsize=256)
-def _codes(spec: FeatureSpec) -> dict[str, float]:
+def codes(spec: FeatureSpec) -> dict[str, float]:
     return {category: float(i) for i, category in enumerate(spec.categories)}

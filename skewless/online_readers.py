@@ -34,6 +34,7 @@ from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from .features import OnlineRead, ServiceSchema, apply_ttl, null_key
+from .resp import RespConnection, pack
 
 _SCALARS = {"double_val", "float_val", "int64_val", "int32_val", "string_val", "bool_val"}
 
@@ -171,18 +172,38 @@ class RedisFeatureReader(DirectFeatureReader):
             raise UnsupportedService("the online store is not Redis")
         if getattr(config.online_store, "redis_type", "redis") != "redis":
             raise UnsupportedService("only a single Redis server (not cluster or sentinel)")
+        try:
+            RespConnection(client)
+        except ValueError as exc:
+            raise UnsupportedService(str(exc)) from None
         self.client = client
+        # Idle connections: a caller takes one and gives it back (list pop/append are atomic,
+        # so a reader shared with a thread never hands one connection to two callers).
+        self._idle: list[RespConnection] = []
         super().__init__(store, schema)
+        # HMGET <key> <fields...> in RESP: only the key changes between requests.
+        self._hmget = [
+            (
+                b"*%d\r\n$5\r\nHMGET\r\n" % (len(view.fields) + 2),
+                pack(*view.fields)[_header(len(view.fields)) :],
+            )
+            for view in self.views
+        ]
 
     def _key_suffix(self) -> bytes:
         return self.project
 
     def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
-        pipe = self.client.pipeline(transaction=False)
-        for view, view_keys in zip(self.views, keys, strict=True):
-            for key in view_keys:
-                pipe.hmget(key, view.fields)  # type: ignore[arg-type]
-        replies = pipe.execute()
+        commands = [
+            b"%s$%d\r\n%s\r\n%s" % (head, len(key), key, fields)
+            for (head, fields), view_keys in zip(self._hmget, keys, strict=True)
+            for key in view_keys
+        ]
+        connection = self._idle.pop() if self._idle else RespConnection(self.client)
+        try:
+            replies = connection.execute(commands)
+        finally:
+            self._idle.append(connection)  # after an error it reconnects on its next call
         result: list[Fetched] = []
         start = 0
         for view_keys in keys:  # the replies of each view, in the order they were asked
@@ -190,6 +211,11 @@ class RedisFeatureReader(DirectFeatureReader):
             start += len(view_keys)
             result.append([([_decode(raw) for raw in r[:-1]], _seconds(r[-1])) for r in chunk])
         return result
+
+
+def _header(arguments: int) -> int:
+    """The length of RESP's array header for `arguments` items: `*<n>\\r\\n`."""
+    return len(b"*%d\r\n" % arguments)
 
 
 class SqliteFeatureReader(DirectFeatureReader):
@@ -252,24 +278,49 @@ def _stamp_seconds(stamp: datetime | str | None) -> float:
     return float(int(stamp.timestamp()))
 
 
+# Decoded scalars and timestamps by their stored bytes. Values repeat a lot (an airport's
+# weather for the hour, a carrier's rates for the day): parsing a ValueProto costs ~2 µs, a
+# lookup ~0.1 µs, and a prediction decodes ~40 of them. Bounded: cleared when full.
+_DECODED: dict[bytes, Any] = {}
+_SECONDS: dict[bytes, float] = {}
+_CACHE_LIMIT = 1 << 16
+_MISS = object()
+
+
 def _decode(raw: bytes | None) -> Any:
     if not raw:
         return None
+    known = _DECODED.get(raw, _MISS)
+    if known is not _MISS:
+        return known
     value = ValueProto()
     value.ParseFromString(raw)
     kind = value.WhichOneof("val")
     if kind is None:
-        return None
-    return getattr(value, kind) if kind in _SCALARS else feast_value_type_to_python_type(value)
+        decoded = None
+    elif kind in _SCALARS:
+        decoded = getattr(value, kind)
+    else:  # lists and other kinds: mutable or rare, never cached
+        return feast_value_type_to_python_type(value)
+    if len(_DECODED) >= _CACHE_LIMIT:
+        _DECODED.clear()
+    _DECODED[raw] = decoded
+    return decoded
 
 
 def _seconds(raw: bytes | None) -> float:
     """Whole seconds, as the SDK's response reports a feature's timestamp."""
     if not raw:
         return 0.0
+    known = _SECONDS.get(raw)
+    if known is not None:
+        return known
     stamp = Timestamp()
     stamp.ParseFromString(raw)
-    return float(stamp.seconds)
+    if len(_SECONDS) >= _CACHE_LIMIT:
+        _SECONDS.clear()
+    _SECONDS[raw] = seconds = float(stamp.seconds)
+    return seconds
 
 
 def _whole_seconds(value: Any) -> Any:

@@ -262,3 +262,30 @@ def test_during_a_canary_the_champion_also_scores_the_challengers_rows(tmp_path:
     )
     assert np.allclose(sorted(paired["probability"]), sorted(expected))
     assert observed.get() - before == pytest.approx(sum(expected))  # once per routed row
+
+
+def test_the_single_row_predictor_scores_as_the_batch_path_does() -> None:
+    """The C API's single-row path against `Booster.predict` on a matrix, row by row: numbers,
+    nulls, unparseable values, known, unseen and non-string categories."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 2))
+    x[:, 1] = rng.integers(0, 3, size=600)
+    y = (x[:, 0] + (x[:, 1] == 2) > 0.3).astype(int)
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_leaves": 8},
+        lgb.Dataset(x, y, categorical_feature=[1]),
+        20,
+    )
+    contract = ModelContract(
+        "m", "svc", "1", "y",
+        (FeatureSpec("stock", "numeric"), FeatureSpec("shop", "categorical", ("a", "b", "c"))),
+    )  # fmt: skip
+    model = LoadedModel(booster, contract, "sha")
+    rows = {
+        "stock": [0.4, -1.2, None, "0.7", "far", True, float("nan"), 3],
+        "shop": ["c", "a", "b", "zz", None, "c", 7, "b"],
+    }
+    batch = model.score(rows)
+    single = [model.single.score(rows, k) for k in range(len(batch))]
+    assert single == batch.tolist()
+    assert len(set(single)) > 3  # the rows differ: the comparison means something

@@ -1,0 +1,101 @@
+"""A lean Redis connection for the request path: a whole pipeline of commands in one write,
+its replies parsed by hiredis in C.
+
+Why not redis-py's pipeline: for the 8 HMGETs of one prediction it spent ~100 µs of CPU here
+(command objects, a pooled connection per call, a parse call per reply), a third of the whole
+prediction (docs/benchmarks.md, issue 14). This class keeps redis-py's connection settings
+(host, port, db, credentials, TLS, timeouts) and raises redis-py's exceptions, so callers
+treat both the same. It speaks RESP2 and holds no state between calls but its socket; after
+any error the socket is dropped and the next call connects again.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Sequence
+from typing import Any
+
+import hiredis
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+
+def pack(*args: bytes | str | int) -> bytes:
+    """One command in RESP: pack once, send many times."""
+    packed: bytes = hiredis.pack_command(args)  # type: ignore[arg-type]  # a tuple of any length
+    return packed
+
+
+class RespConnection:
+    def __init__(self, client: redis.Redis) -> None:
+        pool = client.connection_pool
+        kwargs = pool.connection_kwargs
+        if "path" in kwargs:
+            raise ValueError("a Redis over a Unix socket is not supported by the lean reader")
+        self.address = (kwargs.get("host", "localhost"), int(kwargs.get("port", 6379)))
+        self.timeout: float | None = kwargs.get("socket_timeout")
+        self.connect_timeout = kwargs.get("socket_connect_timeout") or self.timeout
+        self.tls = issubclass(pool.connection_class, redis.SSLConnection)
+        self.hello: list[bytes] = []
+        if kwargs.get("password"):
+            user = kwargs.get("username")
+            self.hello.append(
+                pack("AUTH", user, kwargs["password"]) if user else pack("AUTH", kwargs["password"])
+            )
+        if kwargs.get("db"):
+            self.hello.append(pack("SELECT", int(kwargs["db"])))
+        self._sock: socket.socket | None = None
+        self._reader = hiredis.Reader()
+
+    def execute(self, packed: Sequence[bytes]) -> list[Any]:
+        """Send the packed commands, return their replies in order (an error reply raises)."""
+        try:
+            sock = self._sock or self._connect()
+            sock.sendall(b"".join(packed))
+            return self._replies(sock, len(packed))
+        except TimeoutError:
+            self.close()
+            raise RedisTimeoutError("Timeout reading from Redis") from None
+        except (OSError, hiredis.ProtocolError) as exc:
+            self.close()
+            raise RedisConnectionError(f"Redis connection failed: {exc}") from None
+        except BaseException:  # an error reply, an interrupt: the stream's state is unknown
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._reader = hiredis.Reader()  # a half-read reply must not reach the next call
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self.address, timeout=self.connect_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=self.address[0])
+        sock.settimeout(self.timeout)
+        self._sock = sock
+        if self.hello:
+            sock.sendall(b"".join(self.hello))
+            self._replies(sock, len(self.hello))
+        return sock
+
+    def _replies(self, sock: socket.socket, count: int) -> list[Any]:
+        reader = self._reader
+        replies: list[Any] = []
+        while len(replies) < count:
+            reply = reader.gets()
+            if reply is False:  # hiredis: no whole reply buffered yet
+                data = sock.recv(65536)
+                if not data:
+                    raise OSError("Redis closed the connection")
+                reader.feed(data)
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                raise ResponseError(str(reply))
+            replies.append(reply)
+        return replies
