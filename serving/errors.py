@@ -5,6 +5,7 @@
     ├── PayloadTooLarge     413 / INVALID_ARGUMENT   body or batch beyond the limits
     ├── NotReady            503 / UNAVAILABLE        no model loaded yet, or shutting down
     ├── OnlineStoreUnavailable 503 / UNAVAILABLE     the online store failed or timed out
+    ├── Overloaded          503 / RESOURCE_EXHAUSTED  too many requests in flight: shed
     └── ModelFailed         500 / INTERNAL           the model raised while scoring
 
 The REST face maps them in one exception handler, the gRPC face in one interceptor; anything
@@ -56,6 +57,12 @@ class OnlineStoreUnavailable(ServingError):
     code = "online_store_unavailable"
     http_status = 503
     grpc_status = grpc.StatusCode.UNAVAILABLE
+
+
+class Overloaded(ServingError):
+    code = "overloaded"
+    http_status = 503
+    grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class ModelFailed(ServingError):

@@ -201,6 +201,9 @@ class GrpcFace:
         limit = self.runtime.settings.max_body_bytes
         server = grpc.aio.server(
             interceptors=[ErrorInterceptor()],
+            # Beyond it grpc answers RESOURCE_EXHAUSTED itself, before any Python runs: the
+            # fastest refusal there is, but one this service cannot count (metrics.shed).
+            maximum_concurrent_rpcs=self.runtime.settings.max_in_flight,
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", 4 * limit),

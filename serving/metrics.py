@@ -73,6 +73,18 @@ class Metrics:
             "1 while the online store's circuit is open (reads refused until a probe answers).",
             registry=r,
         )  # fmt: skip
+        self.shed = Counter(
+            "skewless_requests_shed",
+            "Prediction requests refused at once because the worker was full "
+            "(REST; gRPC's are refused by grpc's own limit, before any handler runs).",
+            ["endpoint"], registry=r,
+        )  # fmt: skip
+        self.queue_wait = Histogram(
+            "skewless_queue_wait_seconds",
+            "REST: from a request's headers being parsed to its handler starting (the wait "
+            "behind the requests ahead of it on the worker's one event loop).",
+            ["endpoint"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.log_written = Counter(
             "skewless_prediction_log_written", "Predictions written to the log.", registry=r
         )

@@ -19,8 +19,9 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .admission import ARRIVAL
 from .core import Instance, Prediction
-from .errors import InvalidInput, PayloadTooLarge, ServingError
+from .errors import InvalidInput, Overloaded, PayloadTooLarge, ServingError
 from .runtime import Runtime
 from .schemas import BatchPrediction, ErrorBody, invalid_input
 from .schemas import Prediction as PredictionOut
@@ -165,14 +166,26 @@ class FastPredict:
         self.app = app
         self.runtime = runtime
         self.limit = runtime.settings.max_body_bytes
+        self.max_in_flight = runtime.settings.max_in_flight
         self.single = runtime.wire.single
         self.metrics = runtime.metrics
         self.latency = runtime.metrics.latency.labels("/v1/predict", "total")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not (
-            scope["type"] == "http" and scope["path"] == "/v1/predict" and scope["method"] == "POST"
-        ):
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/predict"):
+            await self.app(scope, receive, send)
+            return
+        arrival = scope.get(ARRIVAL)  # stamped by the server's protocol (serving/admission.py)
+        if arrival is not None:
+            endpoint = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
+            arrived, ahead = arrival
+            if ahead >= self.max_in_flight:
+                await self._shed(send, endpoint, ahead)
+                return
+            self.metrics.child(self.metrics.queue_wait, endpoint).observe(
+                time.perf_counter() - arrived
+            )
+        if not (scope["path"] == "/v1/predict" and scope["method"] == "POST"):
             await self.app(scope, receive, send)
             return
         length = content_type = None
@@ -198,6 +211,20 @@ class FastPredict:
         await send({"type": "http.response.body", "body": body})
         self.latency.observe(time.perf_counter() - started)
         self.metrics.child(self.metrics.requests, "/v1/predict", str(status)).inc()
+
+    async def _shed(self, send: Send, endpoint: str, ahead: int) -> None:
+        """503 at once, before reading the body: the worker already holds `max_in_flight`."""
+        error = Overloaded(f"the service is at capacity ({ahead} requests in flight); retry later")
+        body = json.dumps(error.body()).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"retry-after", b"1"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        self.metrics.child(self.metrics.shed, endpoint).inc()
+        self.metrics.child(self.metrics.requests, endpoint, "503").inc()
 
     def _answer(self, raw: bytes) -> tuple[int, bytes]:
         try:

@@ -24,6 +24,7 @@ import uvicorn
 
 from skewless.settings import Settings
 
+from .admission import StampingProtocol
 from .grpc_face import GrpcFace
 from .rest import create_app
 from .runtime import Runtime
@@ -107,7 +108,7 @@ def run_worker(settings: Settings) -> int:
     config = uvicorn.Config(
         app,
         loop="asyncio",
-        http="httptools",
+        http=StampingProtocol,  # httptools, each request stamped at arrival (admission)
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     redis_timeout_ms: PositiveInt = Field(
         default=100, description="Redis connect and read timeout on the request path."
     )
+    max_in_flight: PositiveInt = Field(
+        default=32,
+        description="Prediction requests a worker holds at once (received, not yet answered); "
+        "beyond it REST answers 503 with Retry-After and gRPC RESOURCE_EXHAUSTED at once. "
+        "At ~0.3 ms a prediction, 32 bound the wait in front of the handler to ~10 ms.",
+    )
     breaker_failures: PositiveInt = Field(
         default=1,
         description="Consecutive failed online-store reads after which the service answers "

@@ -3,7 +3,9 @@ refused models, and a graceful shutdown that loses no logged prediction."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -155,9 +157,64 @@ def test_a_frozen_redis_under_a_stream_costs_one_timeout_then_fast_503s_and_reco
     assert _metric(service, "skewless_online_store_circuit_open") == 0
 
 
-def _metric(service: ServiceProcess, name: str) -> float:
+def _metric(service: ServiceProcess, name: str, absent: float | None = None) -> float:
+    """The value of a series; `absent` where the service has none yet (a labelled counter
+    appears at its first increment)."""
     text = httpx.get(service.url + "/metrics", timeout=10).text
-    return float(next(line.split()[-1] for line in text.splitlines() if line.startswith(name)))
+    found = [line.split()[-1] for line in text.splitlines() if line.startswith(name + " ")]
+    if not found and absent is not None:
+        return absent
+    return float(found[0])
+
+
+def _h2load(url: str, body: Path, log: Path | None, *args: str) -> str:
+    """h2load (nghttp2-client) over HTTP/1.1: C, so on 2 cores it can offer far more than one
+    service worker answers, which no Python client here can."""
+    command = ["h2load", "--h1", "-d", str(body), "-H", "content-type: application/json", *args]
+    if log is not None:
+        command.append(f"--log-file={log}")
+    done = subprocess.run([*command, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
+    serving_world: ServingWorld, tmp_path: Path
+) -> None:
+    body = tmp_path / "body.json"
+    row = serving_world.requests(1).iloc[0]
+    body.write_text(json.dumps(rest_body(row, serving_world.schema)))
+    budget_ms = 50.0  # what an admitted request may take, queue included, on a shared 2-core box
+    with serving_world.service("overload", max_in_flight=8) as service:
+        url = service.url + "/v1/predict"
+        _h2load(url, body, None, "-c", "4", "-D", "1")  # warm: models, connections, caches
+        closed = _h2load(url, body, None, "-c", "8", "-D", "2")
+        capacity = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", closed).group(1))
+        ok_before = _metric(service, 'skewless_requests_total{endpoint="/v1/predict",status="200"}')
+        shed_before = _metric(
+            service, 'skewless_requests_shed_total{endpoint="/v1/predict"}', absent=0.0
+        )
+        clients = 64  # each sends on its own schedule: with 64 of them the rate holds when slow
+        offered = 3 * capacity
+        log = tmp_path / "burst.tsv"
+        _h2load(
+            url, body, log, "-c", str(clients), "--rps", str(round(offered / clients)), "-D", "3"
+        )
+        answers = [line.split("\t") for line in log.read_text().splitlines()]
+        ok = [int(a[2]) / 1000 for a in answers if a[1] == "200"]
+        shed = [int(a[2]) / 1000 for a in answers if a[1] == "503"]
+        ok_after = _metric(service, 'skewless_requests_total{endpoint="/v1/predict",status="200"}')
+        shed_after = _metric(service, 'skewless_requests_shed_total{endpoint="/v1/predict"}')
+        waited = _metric(service, 'skewless_queue_wait_seconds_count{endpoint="/v1/predict"}')
+    assert len(ok) + len(shed) == len(answers)  # only answers and fast refusals
+    assert len(answers) > 2 * capacity * 3  # the burst was well beyond capacity
+    assert shed and ok, (len(ok), len(shed))
+    assert max(ok) <= budget_ms, sorted(ok)[-10:]  # nobody admitted waited for seconds
+    assert sorted(shed)[len(shed) // 2] < 5.0  # refused in milliseconds (median)
+    assert max(shed) <= budget_ms
+    assert shed_after - shed_before == len(shed)  # counted, one for one
+    assert ok_after - ok_before == len(ok)
+    assert waited >= ok_after  # every admitted request's wait observed
 
 
 class Stream:
