@@ -1,10 +1,20 @@
-"""The service's Prometheus metrics, in a registry of its own (one per process)."""
+"""The service's Prometheus metrics, in a registry of its own (one per process).
+
+With several workers, each worker's values live in memory-mapped files in one folder per
+service (Prometheus' multiprocess mode; `server.serve` makes the folder and points every
+worker at it before they start), and whichever worker answers `/metrics` adds them all up:
+counters and histograms summed, the gauges as their `multiprocess_mode` says.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # Fine buckets around the 2 ms budget, so that p50 and p99 can be read off /metrics.
 LATENCY_BUCKETS = (
@@ -16,8 +26,10 @@ SCORE_BUCKETS = tuple(round(k / 20, 2) for k in range(1, 21))  # 0.05 .. 1.0
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, shared: Path | None = None) -> None:
+        """`shared`: the service's multiprocess folder when it runs several workers."""
         self.registry = CollectorRegistry()
+        self.shared = shared
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.latency = Histogram(
@@ -52,6 +64,7 @@ class Metrics:
         self.model = Gauge(
             "skewless_model_info", "The loaded model per role (value 1).",
             ["role", "name", "version", "sha256"], registry=r,
+            multiprocess_mode="livemax",  # 1 while any live worker has it loaded
         )  # fmt: skip
         self.model_loads = Counter(
             "skewless_model_loads", "Model load attempts by result (loaded, refused).",
@@ -71,7 +84,7 @@ class Metrics:
         self.breaker_open = Gauge(
             "skewless_online_store_circuit_open",
             "1 while the online store's circuit is open (reads refused until a probe answers).",
-            registry=r,
+            registry=r, multiprocess_mode="livemax",  # open in any live worker
         )  # fmt: skip
         self.shed = Counter(
             "skewless_requests_shed",
@@ -103,8 +116,24 @@ class Metrics:
     def set_model(self, role: str, name: str, version: str, sha256: str) -> None:
         for labels in list(self.model._metrics):  # one series per role: drop the old version
             if labels[0] == role:
+                # 0 first: a shared file keeps a removed series' last value for the others.
+                self.model.labels(*labels).set(0)
                 self.model.remove(*labels)
         self.model.labels(role, name, version, sha256).set(1)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Workers(self.shared))
+
+
+class _Workers:
+    """Every worker's skewless_* values from the shared folder (Feast's own metrics live in
+    the same files, and are left out: /metrics shows this service's)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.collector = MultiProcessCollector(None, path=str(folder))  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self.collector.collect()  # type: ignore[no-untyped-call]
+        return (m for m in metrics if m.name.startswith("skewless_"))

@@ -93,7 +93,7 @@ class Runtime:
         self.config: ModelConfig = load_model_config(settings.config)
         self.store: FeatureStore = fs.open_store(self.settings)
         self.schema: ServiceSchema = service_schema(self.store, self.config.feature_service)
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings.metrics_dir)
         self.slots = ModelSlots()
         self.loader = ModelLoader(
             ModelRegistry(settings.state_dir),

@@ -13,14 +13,20 @@ import asyncio
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import warnings
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from prometheus_client.multiprocess import mark_process_dead
 
 from skewless.settings import Settings
 
@@ -134,10 +140,13 @@ async def _health_loop(runtime: Runtime, grpc_face: GrpcFace) -> None:
 def serve(settings: Settings) -> int:
     if settings.workers == 1:
         return run_worker(settings)
+    # The workers' shared metric files: a fresh folder per service, named in the environment
+    # before they start (prometheus_client and Feast read it at import), removed at the end.
+    folder = Path(tempfile.mkdtemp(prefix="skewless-metrics-"))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["PROMETHEUS_MULTIPROCESS_DIR"] = str(folder)
+    shared = settings.model_copy(update={"metrics_dir": folder})
     context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=run_worker, args=(settings,)) for _ in range(settings.workers)
-    ]
+    workers = [context.Process(target=run_worker, args=(shared,)) for _ in range(settings.workers)]
     for worker in workers:
         worker.start()
 
@@ -150,8 +159,17 @@ def serve(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    for worker in workers:
-        worker.join()
+    try:
+        running = list(workers)
+        while running:
+            for sentinel in multiprocessing.connection.wait([w.sentinel for w in running]):
+                ended = next(w for w in running if w.sentinel == sentinel)
+                ended.join()
+                running.remove(ended)
+                # Its gauges leave the live figures; its counters stay in the sums.
+                mark_process_dead(ended.pid, str(folder))  # type: ignore[no-untyped-call]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return 0 if all(w.exitcode == 0 for w in workers) else 1
 
 

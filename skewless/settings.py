@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     rest_port: int = Field(default=8000, ge=0, le=65535, description="REST port (0: any free).")
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0: any free).")
     workers: PositiveInt = Field(default=1, description="Server processes (SO_REUSEPORT).")
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Where several workers share their metric values (Prometheus multiprocess "
+        "mode); `serve` makes a fresh folder per service when workers > 1.",
+    )
     serve_clock: Literal["replay", "wall"] = Field(
         default="replay",
         description="replay: features are read as of the model configuration's as_of (a "
