@@ -238,44 +238,66 @@ class SqliteFeatureReader(DirectFeatureReader):
         self.connection = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
             timeout=0.1,  # a write lock (materialize) costs a request 100 ms, as Redis's timeout
-            detect_types=sqlite3.PARSE_DECLTYPES | sqlite3.PARSE_COLNAMES,
         )  # fmt: skip
         super().__init__(store, schema)
         project = config.project
-        self.queries = {
-            view.name: f"SELECT entity_key, feature_name, value, event_ts "
-            f'FROM "{(project + "_" + view.name).replace(chr(34), chr(34) * 2)}" '
-            "WHERE entity_key IN ({})"
-            for view in self.views
-        }
+        self.tables = [
+            '"{}"'.format((project + "_" + view.name).replace('"', '""')) for view in self.views
+        ]
+        self._queries: dict[tuple[int, ...], str] = {}
+
+    def _query(self, counts: tuple[int, ...]) -> str:
+        """One statement for every view (a UNION ALL; sqlite keeps it prepared): one call into
+        sqlite per request instead of one per view."""
+        query = self._queries.get(counts)
+        if query is None:
+            query = self._queries[counts] = " UNION ALL ".join(
+                f"SELECT {v}, entity_key, feature_name, value, event_ts FROM {table} "
+                f"WHERE entity_key IN ({','.join('?' * n)})"
+                for v, (table, n) in enumerate(zip(self.tables, counts, strict=True))
+            )
+        return query
 
     def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
+        unique = [list(dict.fromkeys(view_keys)) for view_keys in keys]
+        query = self._query(tuple(len(u) for u in unique))
+        found: list[dict[bytes, tuple[dict[str, bytes], float]]] = [{} for _ in self.views]
+        parameters = [key for view_keys in unique for key in view_keys]
+        for v, key, feature, raw, stamp in self.connection.execute(query, parameters):
+            features, _ = found[v].get(key, ({}, 0.0))
+            features[feature] = raw
+            found[v][key] = (features, _stamp_seconds(stamp))
         result = []
-        for view, view_keys in zip(self.views, keys, strict=True):
-            unique = list(dict.fromkeys(view_keys))
-            query = self.queries[view.name].format(",".join("?" * len(unique)))
-            found: dict[bytes, tuple[dict[str, bytes], float]] = {}
-            for key, feature, raw, stamp in self.connection.execute(query, unique):
-                features, _ = found.get(key, ({}, 0.0))
-                features[feature] = raw
-                found[key] = (features, _stamp_seconds(stamp))
+        for view, view_keys, view_found in zip(self.views, keys, found, strict=True):
             rows = []
             for key in view_keys:
-                features, seconds = found.get(key, ({}, 0.0))
+                features, seconds = view_found.get(key, ({}, 0.0))
                 rows.append(([_decode(features.get(name)) for name in view.features], seconds))
             result.append(rows)
         return result
 
 
-def _stamp_seconds(stamp: datetime | str | None) -> float:
-    """Whole seconds of a stored `event_ts` (naive: UTC, as Feast writes and reads it)."""
+_STAMPS: dict[int | str, float] = {}
+
+
+def _stamp_seconds(stamp: int | str | datetime | None) -> float:
+    """Whole seconds of a stored `event_ts`, read as sqlite holds it: Feast writes a Unix
+    epoch integer and its SDK reads it back as a naive local time taken for UTC, which this
+    repeats (equal to the SDK on any machine's zone). Kept by value: write times repeat."""
     if stamp is None:
         return 0.0
-    if isinstance(stamp, str):
-        stamp = datetime.fromisoformat(stamp)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=UTC)
-    return float(int(stamp.timestamp()))
+    if isinstance(stamp, datetime):
+        return float(int((stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).timestamp()))
+    known = _STAMPS.get(stamp)
+    if known is not None:
+        return known
+    moment = (
+        datetime.fromisoformat(stamp) if isinstance(stamp, str) else datetime.fromtimestamp(stamp)
+    )
+    if len(_STAMPS) >= _CACHE_LIMIT:
+        _STAMPS.clear()
+    _STAMPS[stamp] = seconds = _stamp_seconds(moment)
+    return seconds
 
 
 # Decoded scalars and timestamps by their stored bytes. Values repeat a lot (an airport's
