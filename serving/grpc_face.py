@@ -67,8 +67,8 @@ class PredictionServicer(pb_grpc.PredictionServicer):
 
     async def Predict(self, request: pb.PredictRequest, context: Any) -> pb.PredictResponse:
         with self._observed("grpc/Predict"):
-            (prediction,) = self.runtime.core.predict(
-                [self._instance(request.instance, "instance")],
+            prediction = await self.runtime.coalescer.one(
+                self._instance(request.instance, "instance"),
                 endpoint="grpc/Predict",
                 return_features=request.return_features,
             )

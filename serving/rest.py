@@ -203,7 +203,7 @@ class FastPredict:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status, body = self._answer(await _read_body(receive))
+        status, body = await self._answer(await _read_body(receive))
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if self.runtime.draining:
             headers.append(CLOSE)
@@ -226,11 +226,11 @@ class FastPredict:
         self.metrics.child(self.metrics.shed, endpoint).inc()
         self.metrics.child(self.metrics.requests, endpoint, "503").inc()
 
-    def _answer(self, raw: bytes) -> tuple[int, bytes]:
+    async def _answer(self, raw: bytes) -> tuple[int, bytes]:
         try:
             body: Any = self.single.model_validate_json(raw)
-            (prediction,) = self.runtime.core.predict(
-                [_instance(body)], endpoint="/v1/predict", return_features=body.return_features
+            prediction = await self.runtime.coalescer.one(
+                _instance(body), endpoint="/v1/predict", return_features=body.return_features
             )
             return 200, _out(prediction).model_dump_json().encode()
         except ValidationError as exc:

@@ -23,6 +23,7 @@ from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
 from .breaker import CircuitBreaker
+from .coalescer import Coalescer
 from .core import STORE_ERRORS, OnlineReader, PredictorCore
 from .log_writer import PredictionLog
 from .metrics import Metrics
@@ -126,6 +127,7 @@ class Runtime:
             # A remote store can freeze; the embedded SQLite file cannot time out that way.
             CircuitBreaker(settings.breaker_failures) if client is not None else None,
         )
+        self.coalescer = Coalescer(self.core)
         self.wire = WireModels(self.schema, self.example(), settings.max_batch_size)
         self.probe = StoreProbe(client)
         self.draining = False

@@ -3,6 +3,7 @@ request validation, error bodies, routing, the TTL rule, the prediction log."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 from serving.breaker import CircuitBreaker
-from serving.core import Instance, PredictorCore
+from serving.coalescer import Coalescer
+from serving.core import Instance, Prediction, PredictorCore
 from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
 from serving.log_writer import PredictionLog
 from serving.metrics import Metrics
@@ -289,3 +291,48 @@ def test_the_single_row_predictor_scores_as_the_batch_path_does() -> None:
     single = [model.single.score(rows, k) for k in range(len(batch))]
     assert single == batch.tolist()
     assert len(set(single)) > 3  # the rows differ: the comparison means something
+
+
+class CountingReader(FakeReader):
+    def __init__(self, fail: Exception | None = None) -> None:
+        super().__init__(fail)
+        self.calls: list[int] = []
+
+    def __call__(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
+        self.calls.append(len(rows))
+        return super().__call__(rows, now)
+
+
+def test_singles_arriving_together_share_one_read_and_each_gets_its_own_answer() -> None:
+    reader = CountingReader()
+    core = PredictorCore(reader, SCHEMA, ModelSlots(champion=_model("1")), Metrics(), lambda: NOW)
+    coalescer = Coalescer(core)
+    instances = [
+        Instance(f"r{i}", {"shop": "s", "item": "x" * i}, {"asked_at": NOW, "price": 1.0})
+        for i in range(1, 6)
+    ]
+
+    async def together() -> list[Prediction]:
+        calls = [coalescer.one(i, endpoint="t", return_features=True) for i in instances]
+        return list(await asyncio.gather(*calls))
+
+    answers = asyncio.run(together())
+    assert reader.calls == [5]  # one read for the five
+    assert [a.request_id for a in answers] == ["r1", "r2", "r3", "r4", "r5"]
+    assert [a.features["stock"] for a in answers if a.features] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    alone = asyncio.run(coalescer.one(instances[0], endpoint="t", return_features=False))
+    assert reader.calls == [5, 1] and alone.features is None
+    assert alone.probability == answers[0].probability
+
+
+def test_a_failed_shared_read_answers_every_caller_with_its_error() -> None:
+    core = _core(ModelSlots(champion=_model("1")), fail=TimeoutError("frozen"))
+    coalescer = Coalescer(core)
+
+    async def together() -> list[Any]:
+        calls = [coalescer.one(i, endpoint="t", return_features=False) for i in _instances(3)]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    answers = asyncio.run(together())
+    assert len(answers) == 3
+    assert all(isinstance(a, OnlineStoreUnavailable) for a in answers)
