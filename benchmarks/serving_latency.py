@@ -1,14 +1,22 @@
-"""Online latency of the prediction service (REST and gRPC) against Feast's own feature server
-(`feast serve`, features only, no model), same machine, same Redis, same feature service.
+"""Online serving against the machine's floor and Feast's own feature server (`feast serve`,
+features only, no model): same machine, same feature service, one run.
 
-    python benchmarks/serving_latency.py [--seconds 10] [--rates 1000,2000]
+    python benchmarks/serving_latency.py [--seconds 6] [--rates 1000,2000]
 
-Needs `skewless quickstart` (tables, a champion model) and a Redis on SKEWLESS_REDIS_CONNECTION
-(default 127.0.0.1:6379); it applies and materializes the Redis variant first. For each face:
-sequential latency (one caller), open-loop latency at each fixed rate (measured from each
-request's scheduled send time), and the saturation throughput (32 callers back to back). For
-skewless it also reads the server's own latency histogram (/metrics) over each run. 1 server
-worker; the load generator runs on the same 2 cores. Prints a markdown table.
+Needs `skewless quickstart` (tables, a champion model, the SQLite online store), a Redis on
+SKEWLESS_REDIS_CONNECTION (default 127.0.0.1:6379; the Redis variant is applied and
+materialized first) and wrk and h2load (`apt-get install wrk nghttp2-client`). Pinned: the
+service on core 0, every load generator on core 1 (taskset), so a throughput measures the
+service, not the two fighting for two cores; Redis is left to the scheduler.
+
+- saturation: wrk (C, closed loop, 16 connections) over 2,000 real request bodies in turn:
+  REST on Redis and on SQLite, the same service's `GET /livez` (its floor), `feast serve`;
+  gRPC Predict through h2load (HTTP/2; one request body, as h2load sends one);
+- open loop: REST at each rate from a Python generator (uvloop) that measures each request's
+  latency from its scheduled send time, so queueing is never hidden (no coordinated omission);
+- two workers: the service unpinned on both cores with the load generators beside them.
+The service's own latency histogram (/metrics, all workers) gives the server-side quantiles.
+Prints a markdown table.
 """
 
 from __future__ import annotations
@@ -16,25 +24,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import struct
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import grpc
 import httpx
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.loadgen import HttpPool, LoadResult, closed_loop, http_request, open_loop  # noqa: E402
+from benchmarks.loadgen import HttpPool, LoadResult, http_request, open_loop  # noqa: E402
 from serving.grpc_face import grpc_instance  # noqa: E402
 from serving.process import ServiceProcess, free_port  # noqa: E402
 from serving.protos import prediction_pb2 as pb  # noqa: E402
-from serving.protos import prediction_pb2_grpc as pb_grpc  # noqa: E402
 from serving.schemas import rest_body  # noqa: E402
 from skewless import feature_store as fs  # noqa: E402
 from skewless.config import load_model_config  # noqa: E402
@@ -107,56 +114,86 @@ def server_quantiles(before: str, after: str, endpoint: str) -> tuple[float, flo
     return quantile(0.5), quantile(0.99)
 
 
-async def run_face(
-    name: str, call: Callable[[int], Any], rates: list[float], seconds: float,
-    metrics: Callable[[], str] | None, endpoint: str,
-) -> list[tuple[str, str, LoadResult, tuple[float, float] | None]]:  # fmt: skip
-    results = []
-    plans: list[tuple[str, Callable[[], Any]]] = [
-        ("sequential", lambda: closed_loop(call, 1, seconds)),
-        *[(f"{r:,.0f} rps", lambda r=r: open_loop(call, r, seconds)) for r in rates],
-        ("saturation (32 callers)", lambda: closed_loop(call, POOL, seconds)),
-    ]
-    for label, plan in plans:
-        before = metrics() if metrics else ""
-        result = await plan()
-        server = server_quantiles(before, metrics(), endpoint) if metrics else None
-        results.append((name, label, result, server))
-        print(
-            f"{name:9} {label:24} achieved {result.achieved_rate:7,.0f}/s errors {result.errors:4} "
-            f"client p50 {result.percentile(50):6.2f} p99 {result.percentile(99):7.2f} ms"
-            + (f" | server p50 {server[0]:.2f} p99 {server[1]:.2f} ms" if server else ""),
-            flush=True,
+Row = tuple[str, str, str, float, int, float | None, float | None, tuple[float, float] | None]
+
+
+def scrape(service: ServiceProcess) -> str:
+    return httpx.get(service.url + "/metrics", timeout=10).text
+
+
+def wrk_saturation(
+    url: str, bodies: list[bytes] | None, seconds: float, folder: Path
+) -> tuple[float, int]:
+    """Requests/s and failed answers of wrk on core 1: POSTs of `bodies` in turn, or GETs."""
+    command = ["taskset", "-c", "1", "wrk", "-t1", "-c16", f"-d{seconds:.0f}s"]
+    if bodies is not None:
+        script = folder / "bodies.lua"
+        literal = ",\n".join("[==[" + b.decode() + "]==]" for b in bodies)
+        script.write_text(
+            f"local bodies = {{{literal}}}\nlocal i = 0\nrequest = function()\n"
+            "  i = i % #bodies + 1\n"
+            '  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[i])\n'
+            "end\n"
         )
-    return results
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    errors = int(failed.group(1)) if failed else 0
+    errors += sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
+    return rate, errors
 
 
-async def bench_skewless(service, rest, grpc_requests, rates, seconds, one_worker):  # type: ignore[no-untyped-def]
-    # /metrics is per process: with several workers one scrape sees one worker only.
-    scrape = (lambda: httpx.get(service.url + "/metrics", timeout=10).text) if one_worker else None
+def h2load_grpc(target: str, message: bytes, seconds: float) -> tuple[float, int]:
+    """gRPC Predict saturation from h2load on core 1: the length-prefixed message over h2c."""
+    with tempfile.NamedTemporaryFile(suffix=".bin") as body:
+        body.write(b"\x00" + struct.pack(">I", len(message)) + message)
+        body.flush()
+        out = subprocess.run(
+            ["taskset", "-c", "1", "h2load", "-c", "16", "-m", "1", "-D", f"{seconds:.0f}",
+             "-d", body.name, "-H", "content-type: application/grpc", "-H", "te: trailers",
+             f"http://{target}/skewless.serving.v1.Prediction/Predict"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    rate = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    failed = re.search(
+        r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, (\d+) failed", out
+    )
+    errors = (int(codes.group(4)) + int(codes.group(3)) if codes else 0) + (
+        int(failed.group(1)) if failed else 0
+    )
+    return rate, errors
+
+
+def grpc_ok(service: ServiceProcess, before: str) -> float:
+    """gRPC calls answered OK between a scrape and now (h2load's 2xx includes gRPC errors)."""
+
+    def ok(text: str) -> float:
+        pattern = r'^skewless_requests_total\{endpoint="grpc/Predict",status="OK"\} (\S+)$'
+        found = re.search(pattern, text, re.MULTILINE)
+        return float(found.group(1)) if found else 0.0
+
+    return ok(scrape(service)) - ok(before)
+
+
+Opened = list[tuple[float, LoadResult, tuple[float, float]]]
+
+
+async def open_rates(
+    service: ServiceProcess, rest: list[bytes], rates: list[float], seconds: float
+) -> Opened:
     pool = HttpPool("127.0.0.1", service.rest_port, POOL)
     await pool.open()
     encoded = [http_request("127.0.0.1", service.rest_port, "/v1/predict", b) for b in rest]
-    out = await run_face("REST", lambda k: pool.send(encoded[k % len(encoded)]), rates, seconds,
-                         scrape, "/v1/predict")  # fmt: skip
-    await pool.close()
-    async with grpc.aio.insecure_channel(service.grpc_target) as channel:
-        stub = pb_grpc.PredictionStub(channel)
-
-        async def call(k: int) -> bool:
-            await stub.Predict(grpc_requests[k % len(grpc_requests)], timeout=5)
-            return True
-
-        out += await run_face("gRPC", call, rates, seconds, scrape, "grpc/Predict")
-    return out
-
-
-async def bench_feast(port: int, feast: list[bytes], rates, seconds):  # type: ignore[no-untyped-def]
-    pool = HttpPool("127.0.0.1", port, POOL)
-    await pool.open()
-    encoded = [http_request("127.0.0.1", port, "/get-online-features", b) for b in feast]
-    out = await run_face("feast", lambda k: pool.send(encoded[k % len(encoded)]), rates, seconds,
-                         None, "")  # fmt: skip
+    out = []
+    for rate in rates:
+        before = scrape(service)
+        result = await open_loop(lambda k: pool.send(encoded[k % len(encoded)]), rate, seconds)
+        out.append((rate, result, server_quantiles(before, scrape(service), "/v1/predict")))
     await pool.close()
     return out
 
@@ -180,55 +217,116 @@ def start_feast(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("feast serve did not start")
 
 
+def one_worker(store: str, settings: Settings, rest: list[bytes], message: bytes,
+               args: argparse.Namespace, folder: Path) -> list[Row]:  # fmt: skip
+    rows: list[Row] = []
+    env = {"SKEWLESS_ONLINE_STORE": store, "SKEWLESS_WORKERS": "1"}
+    log = settings.state_dir / f"benchmark-serve-{store}.log"
+    with ServiceProcess(env, log_path=log) as service:
+        assert service.process is not None
+        pin(service.process.pid, 0)
+        wrk_saturation(service.url + "/v1/predict", rest, 2, folder)  # warm
+        before = scrape(service)
+        rate, errors = wrk_saturation(service.url + "/v1/predict", rest, args.seconds, folder)
+        server = server_quantiles(before, scrape(service), "/v1/predict")
+        rows.append(("1 pinned", "REST", store, rate, errors, None, None, server))
+        print(rows[-1], flush=True)
+        rate, errors = wrk_saturation(service.url + "/livez", None, args.seconds, folder)
+        rows.append(("1 pinned", "GET /livez (floor)", store, rate, errors, None, None, None))
+        print(rows[-1], flush=True)
+        if store == "redis":
+            before = scrape(service)
+            rate, errors = h2load_grpc(service.grpc_target, message, args.seconds)
+            calls = grpc_ok(service, before)
+            errors += max(0, round(rate * args.seconds - calls))  # not OK in the trailers
+            server = server_quantiles(before, scrape(service), "grpc/Predict")
+            rows.append(("1 pinned", "gRPC", store, rate, errors, None, None, server))
+            print(rows[-1], flush=True)
+            for rate, result, server in uvloop.run(
+                open_rates(service, rest, args.rates, args.seconds)
+            ):
+                rows.append((f"1 pinned, {rate:,.0f}/s offered", "REST open loop", store,
+                             result.achieved_rate, result.errors, result.percentile(50),
+                             result.percentile(99), server))  # fmt: skip
+                print(rows[-1], flush=True)
+    return rows
+
+
+def two_workers(settings: Settings, rest: list[bytes], args: argparse.Namespace,
+                folder: Path) -> list[Row]:  # fmt: skip
+    rows: list[Row] = []
+    os.sched_setaffinity(0, {0, 1})
+    env = {"SKEWLESS_ONLINE_STORE": "redis", "SKEWLESS_WORKERS": "2"}
+    with ServiceProcess(env, log_path=settings.state_dir / "benchmark-serve-2.log") as service:
+        wrk_saturation(service.url + "/v1/predict", rest, 2, folder)
+        before = scrape(service)
+        command_rate, errors = wrk_saturation(
+            service.url + "/v1/predict", rest, args.seconds, folder
+        )
+        server = server_quantiles(before, scrape(service), "/v1/predict")
+        rows.append(("2 on 2 cores, wrk beside", "REST", "redis", command_rate, errors, None, None,
+                     server))  # fmt: skip
+        print(rows[-1], flush=True)
+        for rate, result, server in uvloop.run(open_rates(service, rest, [2000.0], args.seconds)):
+            rows.append((f"2 on 2 cores, {rate:,.0f}/s offered", "REST open loop", "redis",
+                         result.achieved_rate, result.errors, result.percentile(50),
+                         result.percentile(99), server))  # fmt: skip
+            print(rows[-1], flush=True)
+    os.sched_setaffinity(0, {1})
+    return rows
+
+
+def feast_saturation(settings: Settings, feast: list[bytes], args: argparse.Namespace,
+                     folder: Path) -> list[Row]:  # fmt: skip
+    process, port = start_feast(settings)
+    try:
+        pin(process.pid, 0)
+        url = f"http://127.0.0.1:{port}/get-online-features"
+        wrk_saturation(url, feast, 2, folder)
+        rate, errors = wrk_saturation(url, feast, args.seconds, folder)
+    finally:
+        process.terminate()
+        process.wait(30)
+    return [
+        ("feast serve, pinned", "REST (features only)", "redis", rate, errors, None, None, None)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--rates", default="1000,2000")
     parser.add_argument("--no-materialize", action="store_true")
-    parser.add_argument("--workers", type=int, default=1, help="skewless server processes")
     parser.add_argument("--skip-feast", action="store_true")
-    parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="server on core 0, load generator on core 1 (taskset): the figures then measure "
-        "the server, not the two fighting for both cores",
-    )
+    parser.add_argument("--skip-two-workers", action="store_true")
     args = parser.parse_args()
-    rates = [float(r) for r in args.rates.split(",")]
+    args.rates = [float(r) for r in args.rates.split(",")]
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
     settings = Settings()
     if not args.no_materialize:
         fs.apply(settings)
         fs.materialize(fs.open_store(settings), load_model_config(settings.config).as_of)
     rest, grpc_requests, feast = payloads(settings)
-    rows: list[tuple[str, str, LoadResult, tuple[float, float] | None]] = []
-    env = {"SKEWLESS_WORKERS": str(args.workers)}
-    if args.pin:
-        os.sched_setaffinity(0, {1})
-    with ServiceProcess(env, log_path=settings.state_dir / "benchmark-serve.log") as service:
-        if args.pin and service.process is not None:
-            pin(service.process.pid, 0)
-        rows += uvloop.run(
-            bench_skewless(service, rest, grpc_requests, rates, args.seconds, args.workers == 1)
-        )
-    if not args.skip_feast:
-        process, port = start_feast(settings)
-        try:
-            rows += uvloop.run(bench_feast(port, feast, rates, args.seconds))
-        finally:
-            process.terminate()
-            process.wait(30)
-    print(
-        f"\n{args.seconds:.0f} s per run, {args.workers} skewless worker(s), Redis, "
-        f"{ROWS} real requests\n"
-    )
-    print("| face | load | achieved (req/s) | errors | client p50 (ms) | client p99 (ms) "
-          "| server p50 (ms) | server p99 (ms) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
-    for name, label, r, server in rows:
+    message = grpc_requests[0].SerializeToString()
+    os.sched_setaffinity(0, {1})  # this process and its load generators: core 1
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        rows += one_worker("redis", settings, rest, message, args, folder)
+        rows += one_worker("sqlite", settings, rest, message, args, folder)
+        if not args.skip_two_workers:
+            rows += two_workers(settings, rest, args, folder)
+        if not args.skip_feast:
+            rows += feast_saturation(settings, feast, args, folder)
+    print(f"\n{args.seconds:.0f} s per run, {ROWS} real requests\n")
+    print("| workers, load | face | store | achieved (req/s) | errors | client p50 (ms) "
+          "| client p99 (ms) | server p50 (ms) | server p99 (ms) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for run, face, store, rate, errors, c50, c99, server in rows:
+        client = (f"{c50:.2f}", f"{c99:.2f}") if c50 is not None and c99 is not None else ("—", "—")
         s50, s99 = (f"{server[0]:.2f}", f"{server[1]:.2f}") if server else ("—", "—")
-        print(f"| {name} | {label} | {r.achieved_rate:,.0f} | {r.errors} | {r.percentile(50):.2f} "
-              f"| {r.percentile(99):.2f} | {s50} | {s99} |")  # fmt: skip
+        print(f"| {run} | {face} | {store} | {rate:,.0f} | {errors} | {client[0]} | {client[1]} "
+              f"| {s50} | {s99} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,14 +14,15 @@ from __future__ import annotations
 import asyncio
 
 from .core import Instance, Prediction, PredictorCore
+from .errors import NotReady, OnlineStoreUnavailable
+
+Waiting = tuple[Instance, "asyncio.Future[Prediction]"]
 
 
 class Coalescer:
     def __init__(self, core: PredictorCore) -> None:
         self.core = core
-        self._pending: dict[
-            tuple[str, bool], list[tuple[Instance, asyncio.Future[Prediction]]]
-        ] = {}
+        self._pending: dict[tuple[str, bool], list[Waiting]] = {}
 
     async def one(self, instance: Instance, *, endpoint: str, return_features: bool) -> Prediction:
         loop = asyncio.get_running_loop()
@@ -34,16 +35,23 @@ class Coalescer:
         return await future
 
     def _flush(self, key: tuple[str, bool]) -> None:
-        batch = self._pending.pop(key)
-        endpoint, return_features = key
+        self._score(self._pending.pop(key), *key)
+
+    def _score(self, batch: list[Waiting], endpoint: str, return_features: bool) -> None:
         try:
             predictions = self.core.predict(
                 [instance for instance, _ in batch],
                 endpoint=endpoint,
                 return_features=return_features,
             )
-        except Exception as exc:  # every caller of the batch answers with its error
-            for _, future in batch:
+        except Exception as exc:
+            if len(batch) > 1 and not isinstance(exc, OnlineStoreUnavailable | NotReady):
+                # One instance's fault (a key the store cannot encode, a transformation that
+                # raises on its row) must not fail the others: each is scored alone again.
+                for waiting in batch:
+                    self._score([waiting], endpoint, return_features)
+                return
+            for _, future in batch:  # the batch's fault: every caller's answer
                 if not future.done():
                     future.set_exception(exc)
             return

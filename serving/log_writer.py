@@ -1,14 +1,15 @@
 """Writing the prediction log: every served prediction, appended off the request path.
 
-The request path only appends one record per request to a bounded buffer (never blocking: a
-full buffer drops the record and counts it); a writer thread wakes every `flush_seconds` (or
-when `flush_rows` records wait), turns the records into Arrow tables and writes them as
-parquet parts in the layout and columns that `skewless/prediction_log.py` defines, where its
-reader lives (monitoring and the skew check read it there).
+The request path only appends one record per request (or coalesced batch) to a buffer bounded
+in predictions (never blocking: a full buffer drops the record and counts it); a writer
+thread wakes every `flush_seconds` (or when `flush_rows` predictions wait), turns the records
+into Arrow tables and writes them as parquet parts in the layout and columns that
+`skewless/prediction_log.py` defines, where its reader lives (monitoring and the skew check
+read it there).
 
-The buffer is a deque, not a `queue.Queue`: a queue's `put` notifies the waiting writer on
-every request, and each wake-up cost the request path ~100 µs of CPU on this machine (a thread
-switch and a GIL hand-over per prediction; docs/benchmarks.md, issue 14).
+The buffer is a deque, not a `queue.Queue`: a queue's `put` takes a lock and wakes the writer
+on every request; a deque append costs the request path next to nothing (the log's cost per
+prediction fell from ~90 to ~20-40 µs of CPU with this and batching, docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class PredictionLog:
         self.request_fields = tuple(request_fields)
         # Appended by the request path, popped by the writer: both atomic under the GIL.
         self._pending: deque[LogRecord] = deque()
+        # Rows in and rows out, each written by one thread only: their difference is what
+        # waits (a record holds one request's predictions, or a coalesced batch's).
+        self._rows_in = 0
+        self._rows_out = 0
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -78,12 +83,14 @@ class PredictionLog:
         self._thread.start()
 
     def append(self, record: LogRecord) -> None:
-        pending = len(self._pending)
-        if pending >= self.queue_size:
-            self.metrics.log_dropped.inc(len(record))
+        rows = len(record)
+        waiting = self._rows_in - self._rows_out
+        if waiting + rows > self.queue_size:
+            self.metrics.log_dropped.inc(rows)
             return
         self._pending.append(record)
-        if pending + 1 >= self.flush_rows and not self._wake.is_set():
+        self._rows_in += rows
+        if waiting + rows >= self.flush_rows and not self._wake.is_set():
             self._wake.set()
 
     def close(self, timeout: float = 30.0) -> None:
@@ -113,6 +120,7 @@ class PredictionLog:
                 record = self._pending.popleft()
                 part.append(record)
                 rows += len(record)
+            self._rows_out += rows
             try:
                 self._write(part)
             except Exception:  # a full disk, a type clash: counted, and the log goes on

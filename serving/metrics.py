@@ -8,6 +8,7 @@ counters and histograms summed, the gauges as their `multiprocess_mode` says.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,9 @@ class Metrics:
             if labels[0] == role:
                 # 0 first: a shared file keeps a removed series' last value for the others.
                 self.model.labels(*labels).set(0)
-                self.model.remove(*labels)
+                with warnings.catch_warnings():  # "not implemented in multiprocess mode": known
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.model.remove(*labels)
         self.model.labels(role, name, version, sha256).set(1)
 
     def exposition(self) -> bytes:

@@ -29,6 +29,7 @@ from .schemas import Prediction as PredictionOut
 log = logging.getLogger("skewless.serving")
 JSON = "application/json"
 CLOSE = (b"connection", b"close")
+PREDICT_PATHS = frozenset({"/v1/predict", "/v1/predict/batch"})
 KNOWN_PATHS = frozenset(
     {"/v1/predict", "/v1/predict/batch", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
 )
@@ -154,56 +155,82 @@ def _out(p: Prediction) -> PredictionOut:
 
 
 class FastPredict:
-    """`POST /v1/predict` in its common form (a JSON body of a declared length within the
-    limit) without FastAPI's routing, dependency solving and exception middlewares: they cost
-    ~100-150 µs of CPU per prediction here, more than reading its features (issue 14,
-    docs/benchmarks.md). The same pydantic model validates the body, the same handler answers
-    errors, and the answer is the same JSON; every other request (any other path, a chunked or
-    oversized body, another content type) goes to the FastAPI app, unchanged. The OpenAPI
-    schema still documents the FastAPI route, which answers the same."""
+    """The prediction endpoints' front door, in front of the FastAPI app.
+
+    Admission: a prediction request whose body is in is counted in flight until answered;
+    one that finds `max_in_flight` already there is answered 503 with Retry-After at once.
+    The count is taken once the body is in, so a client slow to send its body holds no place,
+    and under load it sees the queue: the requests parsed in one turn of the event loop all
+    reach this point before any batch of them is scored (serving/coalescer.py). The wait from
+    the headers being parsed to here is observed per request (stamped by serving/admission.py).
+
+    Then `POST /v1/predict` in its common form (a JSON body of a declared length within the
+    limit) is answered here, without FastAPI's routing, dependency solving and exception
+    middlewares: they cost ~100-150 µs of CPU per prediction here, more than reading its
+    features (issue 14, docs/benchmarks.md). The same pydantic model validates the body and the
+    answer is the same JSON; a body that is not even JSON to pydantic, the batch endpoint, and
+    every other request (another path, a chunked or oversized body, another content type) go
+    to the FastAPI app, unchanged. The OpenAPI schema documents the FastAPI route, which
+    answers the same."""
 
     def __init__(self, app: FastAPI, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
         self.limit = runtime.settings.max_body_bytes
         self.max_in_flight = runtime.settings.max_in_flight
+        self.in_flight = 0
         self.single = runtime.wire.single
         self.metrics = runtime.metrics
         self.latency = runtime.metrics.latency.labels("/v1/predict", "total")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/v1/predict"):
+        path = scope.get("path", "")
+        if not (
+            scope["type"] == "http"
+            and path in PREDICT_PATHS
+            and scope["method"] == "POST"
+            and self._plain_json(scope)
+        ):
             await self.app(scope, receive, send)
             return
-        arrival = scope.get(ARRIVAL)  # stamped by the server's protocol (serving/admission.py)
-        if arrival is not None:
-            endpoint = scope["path"] if scope["path"] in KNOWN_PATHS else "other"
-            arrived, ahead = arrival
-            if ahead >= self.max_in_flight:
-                await self._shed(send, endpoint, ahead)
+        raw = await _read_body(receive)
+        if self.in_flight >= self.max_in_flight:
+            await self._shed(send, path)
+            return
+        self.in_flight += 1
+        try:
+            arrived = scope.get(ARRIVAL)
+            if arrived is not None:
+                wait = time.perf_counter() - arrived
+                self.metrics.child(self.metrics.queue_wait, path).observe(wait)
+            if path == "/v1/predict" and await self._fast(raw, send):
                 return
-            self.metrics.child(self.metrics.queue_wait, endpoint).observe(
-                time.perf_counter() - arrived
-            )
-        if not (scope["path"] == "/v1/predict" and scope["method"] == "POST"):
-            await self.app(scope, receive, send)
-            return
+            await self.app(scope, _replay(raw), send)
+        finally:
+            self.in_flight -= 1
+
+    def _plain_json(self, scope: Scope) -> bool:
+        """A JSON body (as FastAPI decides) of a declared length within the limit."""
         length = content_type = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 length = value
             elif name == b"content-type":
                 content_type = value
-        if not (
+        return (
             length is not None
             and length.isdigit()
             and int(length) <= self.limit
             and (content_type is None or _is_json(content_type))
-        ):
-            await self.app(scope, receive, send)
-            return
+        )
+
+    async def _fast(self, raw: bytes, send: Send) -> bool:
+        """Answer here; False (nothing sent) leaves the request to the FastAPI app."""
         started = time.perf_counter()
-        status, body = await self._answer(await _read_body(receive))
+        answer = await self._answer(raw)
+        if answer is None:
+            return False
+        status, body = answer
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if self.runtime.draining:
             headers.append(CLOSE)
@@ -211,10 +238,12 @@ class FastPredict:
         await send({"type": "http.response.body", "body": body})
         self.latency.observe(time.perf_counter() - started)
         self.metrics.child(self.metrics.requests, "/v1/predict", str(status)).inc()
+        return True
 
-    async def _shed(self, send: Send, endpoint: str, ahead: int) -> None:
-        """503 at once, before reading the body: the worker already holds `max_in_flight`."""
-        error = Overloaded(f"the service is at capacity ({ahead} requests in flight); retry later")
+    async def _shed(self, send: Send, endpoint: str) -> None:
+        error = Overloaded(
+            f"the service is at capacity ({self.in_flight} requests in flight); retry later"
+        )
         body = json.dumps(error.body()).encode()
         headers = [
             (b"content-type", b"application/json"),
@@ -226,7 +255,7 @@ class FastPredict:
         self.metrics.child(self.metrics.shed, endpoint).inc()
         self.metrics.child(self.metrics.requests, endpoint, "503").inc()
 
-    async def _answer(self, raw: bytes) -> tuple[int, bytes]:
+    async def _answer(self, raw: bytes) -> tuple[int, bytes] | None:
         try:
             body: Any = self.single.model_validate_json(raw)
             prediction = await self.runtime.coalescer.one(
@@ -234,7 +263,10 @@ class FastPredict:
             )
             return 200, _out(prediction).model_dump_json().encode()
         except ValidationError as exc:
-            error: ServingError = invalid_input(exc.errors())
+            errors = exc.errors()
+            if errors and errors[0]["type"] == "json_invalid":
+                return None  # FastAPI's own JSON parsing says what is wrong, as it always did
+            error: ServingError = invalid_input(errors)
         except ServingError as exc:
             error = exc
         except Exception:
@@ -242,6 +274,20 @@ class FastPredict:
             body = ErrorBody(code="internal", message="internal error; see the service log")
             return 500, body.model_dump_json().encode()
         return error.http_status, json.dumps(error.body()).encode()
+
+
+def _replay(raw: bytes) -> Receive:
+    """The body already read, handed to the FastAPI app as its `receive`."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    return receive
 
 
 def _is_json(content_type: bytes) -> bool:

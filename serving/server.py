@@ -138,8 +138,8 @@ async def _health_loop(runtime: Runtime, grpc_face: GrpcFace) -> None:
 
 
 def serve(settings: Settings) -> int:
-    if settings.workers == 1:
-        return run_worker(settings)
+    if settings.workers == 1:  # its own registry is the whole service
+        return run_worker(settings.model_copy(update={"metrics_dir": None}))
     # The workers' shared metric files: a fresh folder per service, named in the environment
     # before they start (prometheus_client and Feast read it at import), removed at the end.
     folder = Path(tempfile.mkdtemp(prefix="skewless-metrics-"))

@@ -49,6 +49,8 @@ class SingleRowPredictor:
     is its only user in practice)."""
 
     def __init__(self, booster: lgb.Booster, contract: ModelContract) -> None:
+        if booster.num_model_per_iteration() != 1:  # the output below holds one score
+            raise ModelArtifactError("not a binary or regression model: one score per row")
         self.booster = booster  # the handle below lives as long as the booster
         self.contract = contract
         self.row = np.empty(len(contract.features), dtype="float64")

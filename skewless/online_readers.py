@@ -251,6 +251,8 @@ class SqliteFeatureReader(DirectFeatureReader):
         sqlite per request instead of one per view."""
         query = self._queries.get(counts)
         if query is None:
+            if len(self._queries) >= 256:  # batches of many sizes: keep the cache bounded
+                self._queries.clear()
             query = self._queries[counts] = " UNION ALL ".join(
                 f"SELECT {v}, entity_key, feature_name, value, event_ts FROM {table} "
                 f"WHERE entity_key IN ({','.join('?' * n)})"

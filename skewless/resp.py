@@ -11,6 +11,7 @@ any error the socket is dropped and the next call connects again.
 
 from __future__ import annotations
 
+import select
 import socket
 import ssl
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ class RespConnection:
     def execute(self, packed: Sequence[bytes]) -> list[Any]:
         """Send the packed commands, return their replies in order (an error reply raises)."""
         try:
-            sock = self._sock or self._connect()
+            sock = self._sock if self._sock is not None and self._idle_ok() else self._connect()
             sock.sendall(b"".join(packed))
             return self._replies(sock, len(packed))
         except TimeoutError:
@@ -65,6 +66,17 @@ class RespConnection:
         except BaseException:  # an error reply, an interrupt: the stream's state is unknown
             self.close()
             raise
+
+    def _idle_ok(self) -> bool:
+        """A kept socket must have nothing to read between calls: if it has, the server closed
+        it (a restart, an idle timeout) or sent something unasked, so it is replaced rather
+        than failing the request that would use it (as redis-py's pool checks too)."""
+        assert self._sock is not None
+        readable, _, _ = select.select([self._sock], [], [], 0)
+        if readable:
+            self.close()
+            return False
+        return True
 
     def close(self) -> None:
         if self._sock is not None:

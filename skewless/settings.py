@@ -88,9 +88,10 @@ class Settings(BaseSettings):
     )
     max_in_flight: PositiveInt = Field(
         default=32,
-        description="Prediction requests a worker holds at once (received, not yet answered); "
-        "beyond it REST answers 503 with Retry-After and gRPC RESOURCE_EXHAUSTED at once. "
-        "At ~0.3 ms a prediction, 32 bound the wait in front of the handler to ~10 ms.",
+        description="Prediction requests a worker holds at once (received whole, not yet "
+        "answered); beyond it REST answers 503 with Retry-After at once. gRPC uses grpc's own "
+        "limit on concurrent calls (every call, health watches included): RESOURCE_EXHAUSTED. "
+        "At ~0.15 ms a prediction in a batch, 32 bound a batch to ~5 ms.",
     )
     breaker_failures: PositiveInt = Field(
         default=1,

@@ -20,19 +20,33 @@ import numpy as np
 from skewless import model_artifacts as predictor
 
 _real_score = predictor.LoadedModel.score
+_real_single = predictor.SingleRowPredictor.score
 
 
-def _faulty_score(self: predictor.LoadedModel, rows: Any) -> np.ndarray:
+def _fault(values: list[Any]) -> float:
+    """Sleep, raise or return the offset, as the environment says."""
     delay_ms = float(os.environ.get("FAULT_DELAY_MS", "0"))
     if delay_ms:
         time.sleep(delay_ms / 1000)
     feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
-    if feature and any(v is None or v != v for v in rows[feature]):
+    if feature and any(v is None or v != v for v in values):
         raise ValueError(f"injected fault: {feature} is missing")
-    return _real_score(self, rows) + float(os.environ.get("FAULT_SCORE_OFFSET", "0"))
+    return float(os.environ.get("FAULT_SCORE_OFFSET", "0"))
+
+
+def _faulty_score(self: predictor.LoadedModel, rows: Any) -> np.ndarray:
+    feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
+    return _real_score(self, rows) + _fault(list(rows[feature]) if feature else [])
+
+
+def _faulty_single(self: predictor.SingleRowPredictor, values: Any, k: int = 0) -> float:
+    """The service's single-row path (one row, or each row of a small batch)."""
+    feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
+    return _real_single(self, values, k) + _fault([values[feature][k]] if feature else [])
 
 
 predictor.LoadedModel.score = _faulty_score  # type: ignore[method-assign]
+predictor.SingleRowPredictor.score = _faulty_single  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     from cli.main import main

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -187,6 +188,19 @@ def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
     budget_ms = 50.0  # what an admitted request may take, queue included, on a shared 2-core box
     with serving_world.service("overload", max_in_flight=8) as service:
         url = service.url + "/v1/predict"
+        # Clients that send headers and never their body hold no place among the 8.
+        stalled = []
+        for _ in range(12):
+            sock = socket.create_connection(("127.0.0.1", service.rest_port))
+            head = b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"
+            sock.sendall(head)
+            stalled.append(sock)
+        time.sleep(0.2)
+        answer = httpx.post(url, content=body.read_bytes(), timeout=10,
+                            headers={"content-type": "application/json"})  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        for sock in stalled:
+            sock.close()
         _h2load(url, body, None, "-c", "4", "-D", "1")  # warm: models, connections, caches
         closed = _h2load(url, body, None, "-c", "8", "-D", "2")
         capacity = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", closed).group(1))
@@ -197,9 +211,12 @@ def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
         clients = 64  # each sends on its own schedule: with 64 of them the rate holds when slow
         offered = 3 * capacity
         log = tmp_path / "burst.tsv"
-        _h2load(
+        burst = _h2load(
             url, body, log, "-c", str(clients), "--rps", str(round(offered / clients)), "-D", "3"
         )
+        progress = re.search(r"\d+ total, (\d+) started, (\d+) done", burst)
+        assert progress, burst
+        unlogged = int(progress.group(1)) - int(progress.group(2))  # still out when it stopped
         answers = [line.split("\t") for line in log.read_text().splitlines()]
         ok = [int(a[2]) / 1000 for a in answers if a[1] == "200"]
         shed = [int(a[2]) / 1000 for a in answers if a[1] == "503"]
@@ -212,8 +229,9 @@ def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
     assert max(ok) <= budget_ms, sorted(ok)[-10:]  # nobody admitted waited for seconds
     assert sorted(shed)[len(shed) // 2] < 5.0  # refused in milliseconds (median)
     assert max(shed) <= budget_ms
-    assert shed_after - shed_before == len(shed)  # counted, one for one
-    assert ok_after - ok_before == len(ok)
+    # Counted one for one (h2load logs no answer for the requests still out when it stops).
+    assert len(shed) <= shed_after - shed_before <= len(shed) + unlogged
+    assert len(ok) <= ok_after - ok_before <= len(ok) + unlogged
     assert waited >= ok_after  # every admitted request's wait observed
 
 
@@ -372,6 +390,7 @@ def test_graceful_shutdown_drains_and_logs_every_served_prediction(
         with Stream(service, body) as stream:
             time.sleep(0.3)
             assert service.process is not None
+            signalled = len(stream.answers)
             service.process.send_signal(signal.SIGTERM)
             # Not ready at once, while requests are still answered during the drain period.
             _wait_for(lambda: httpx.get(service.url + "/readyz", timeout=10).status_code == 503, 5)
@@ -382,12 +401,15 @@ def test_graceful_shutdown_drains_and_logs_every_served_prediction(
     finally:
         service.stop()
     ok = [a for a in stream.answers if isinstance(a, httpx.Response) and a.status_code == 200]
-    # Answered, or refused at connect once the service stopped listening: nothing in between.
+    # Every request is answered 200 until the signal; after it, answered or never taken in:
+    # refused or reset at the transport once the service stops listening (a connection the
+    # kernel had queued is reset when the listener closes). Never an error answer; and the
+    # log check below proves that nothing the service did take in went unanswered.
     failed = [
         a if isinstance(a, httpx.HTTPError) else (a.status_code, a.text)
-        for a in stream.answers
-        if not isinstance(a, httpx.ConnectError)
-        and not (isinstance(a, httpx.Response) and a.status_code == 200)
+        for k, a in enumerate(stream.answers)
+        if not (isinstance(a, httpx.Response) and a.status_code == 200)
+        and not (k >= signalled and isinstance(a, httpx.TransportError))
     ]
     assert ok and not failed, failed
     served += [a.json()["request_id"] for a in ok]

@@ -37,5 +37,7 @@ def test_metrics_of_two_workers_sum_both(serving_world: ServingWorld, tmp_path: 
     assert len(pids) == 2, pids
     for text in scrapes:
         assert _predict_counts(text) == {"200": 120.0, "422": 7.0}
-        assert "skewless_model_info{" in text and 'version="1"' in text
+        info = [line for line in text.splitlines() if line.startswith("skewless_model_info{")]
+        assert len(info) == 1 and 'role="champion"' in info[0], info  # one, not one per pid
+        assert "pid=" not in info[0] and info[0].endswith(" 1.0")
         assert "feast_" not in text  # the service's own metrics only

@@ -336,3 +336,27 @@ def test_a_failed_shared_read_answers_every_caller_with_its_error() -> None:
     answers = asyncio.run(together())
     assert len(answers) == 3
     assert all(isinstance(a, OnlineStoreUnavailable) for a in answers)
+
+
+class OneBadRow(FakeReader):
+    def __call__(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
+        if any(r["item"] == "bad" for r in rows):
+            raise ValueError("a key the store cannot encode")
+        return super().__call__(rows, now)
+
+
+def test_one_bad_instance_fails_alone_not_the_batch_it_arrived_with() -> None:
+    core = PredictorCore(OneBadRow(), SCHEMA, ModelSlots(champion=_model("1")), Metrics(),
+                         lambda: NOW)  # fmt: skip
+    coalescer = Coalescer(core)
+    items = ["ok1", "bad", "ok2"]
+    instances = [Instance(i, {"shop": "s", "item": i}, {"asked_at": NOW, "price": 1.0})
+                 for i in items]  # fmt: skip
+
+    async def together() -> list[Any]:
+        calls = [coalescer.one(i, endpoint="t", return_features=False) for i in instances]
+        return list(await asyncio.gather(*calls, return_exceptions=True))
+
+    ok1, bad, ok2 = asyncio.run(together())
+    assert isinstance(bad, ValueError)
+    assert ok1.request_id == "ok1" and ok2.request_id == "ok2"
