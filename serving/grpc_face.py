@@ -66,8 +66,8 @@ class PredictionServicer(pb_grpc.PredictionServicer):
         self.runtime = runtime
 
     async def Predict(self, request: pb.PredictRequest, context: Any) -> pb.PredictResponse:
-        with self._observed("grpc/Predict"):
-            prediction = await self.runtime.coalescer.one(
+        with self._observed("grpc/Predict") as clock:
+            prediction, clock[0] = await self.runtime.coalescer.one(
                 self._instance(request.instance, "instance"),
                 endpoint="grpc/Predict",
                 return_features=request.return_features,
@@ -104,19 +104,22 @@ class PredictionServicer(pb_grpc.PredictionServicer):
         )
 
     @contextmanager
-    def _observed(self, endpoint: str) -> Iterator[None]:
-        """Latency and status of every call, failed ones too (as REST's Observe does)."""
-        started = time.perf_counter()
+    def _observed(self, endpoint: str) -> Iterator[list[float]]:
+        """Latency and status of every call, failed ones too (as REST's Observe does). The
+        clock starts here, or where the caller sets it: when a coalesced batch began."""
+        clock = [time.perf_counter()]
         status = "INTERNAL"
         try:
-            yield
+            yield clock
             status = "OK"
         except ServingError as exc:
             status = exc.grpc_status.name
             raise
         finally:
             metrics = self.runtime.metrics
-            metrics.child(metrics.latency, endpoint, "total").observe(time.perf_counter() - started)
+            metrics.child(metrics.latency, endpoint, "total").observe(
+                time.perf_counter() - clock[0]
+            )
             metrics.child(metrics.requests, endpoint, status).inc()
 
 

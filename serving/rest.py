@@ -200,11 +200,11 @@ class FastPredict:
         self.in_flight += 1
         try:
             arrived = scope.get(ARRIVAL)
-            if arrived is not None:
+            if path == "/v1/predict" and await self._fast(raw, send, arrived):
+                return
+            if arrived is not None:  # the FastAPI app's handler starts now
                 wait = time.perf_counter() - arrived
                 self.metrics.child(self.metrics.queue_wait, path).observe(wait)
-            if path == "/v1/predict" and await self._fast(raw, send):
-                return
             await self.app(scope, _replay(raw), send)
         finally:
             self.in_flight -= 1
@@ -224,13 +224,18 @@ class FastPredict:
             and (content_type is None or _is_json(content_type))
         )
 
-    async def _fast(self, raw: bytes, send: Send) -> bool:
-        """Answer here; False (nothing sent) leaves the request to the FastAPI app."""
-        started = time.perf_counter()
+    async def _fast(self, raw: bytes, send: Send, arrived: float | None) -> bool:
+        """Answer here; False (nothing sent) leaves the request to the FastAPI app. The
+        request's server time starts when its batch began to be scored; before that it was
+        waiting in the queue (observed apart, from its arrival)."""
+        entered = time.perf_counter()
         answer = await self._answer(raw)
         if answer is None:
             return False
-        status, body = answer
+        status, body, started = answer
+        started = started or entered
+        if arrived is not None:
+            self.metrics.child(self.metrics.queue_wait, "/v1/predict").observe(started - arrived)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         if self.runtime.draining:
             headers.append(CLOSE)
@@ -255,13 +260,14 @@ class FastPredict:
         self.metrics.child(self.metrics.shed, endpoint).inc()
         self.metrics.child(self.metrics.requests, endpoint, "503").inc()
 
-    async def _answer(self, raw: bytes) -> tuple[int, bytes] | None:
+    async def _answer(self, raw: bytes) -> tuple[int, bytes, float | None] | None:
+        """(status, body, when its batch began) or None: not JSON, FastAPI answers."""
         try:
             body: Any = self.single.model_validate_json(raw)
-            prediction = await self.runtime.coalescer.one(
+            prediction, started = await self.runtime.coalescer.one(
                 _instance(body), endpoint="/v1/predict", return_features=body.return_features
             )
-            return 200, _out(prediction).model_dump_json().encode()
+            return 200, _out(prediction).model_dump_json().encode(), started
         except ValidationError as exc:
             errors = exc.errors()
             if errors and errors[0]["type"] == "json_invalid":
@@ -272,8 +278,8 @@ class FastPredict:
         except Exception:
             log.exception("unexpected error")  # the trace goes to the log, never to the client
             body = ErrorBody(code="internal", message="internal error; see the service log")
-            return 500, body.model_dump_json().encode()
-        return error.http_status, json.dumps(error.body()).encode()
+            return 500, body.model_dump_json().encode(), None
+        return error.http_status, json.dumps(error.body()).encode(), None
 
 
 def _replay(raw: bytes) -> Receive:

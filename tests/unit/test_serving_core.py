@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from serving.breaker import CircuitBreaker
-from serving.coalescer import Coalescer
+from serving.coalescer import MAX_BATCH, Coalescer
 from serving.core import Instance, Prediction, PredictorCore
 from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
 from serving.log_writer import PredictionLog
@@ -314,15 +314,23 @@ def test_singles_arriving_together_share_one_read_and_each_gets_its_own_answer()
 
     async def together() -> list[Prediction]:
         calls = [coalescer.one(i, endpoint="t", return_features=True) for i in instances]
-        return list(await asyncio.gather(*calls))
+        return [prediction for prediction, _ in await asyncio.gather(*calls)]
 
     answers = asyncio.run(together())
     assert reader.calls == [5]  # one read for the five
     assert [a.request_id for a in answers] == ["r1", "r2", "r3", "r4", "r5"]
     assert [a.features["stock"] for a in answers if a.features] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    alone = asyncio.run(coalescer.one(instances[0], endpoint="t", return_features=False))
+    alone, _ = asyncio.run(coalescer.one(instances[0], endpoint="t", return_features=False))
     assert reader.calls == [5, 1] and alone.features is None
     assert alone.probability == answers[0].probability
+
+    async def burst() -> list[Any]:  # more than a batch holds: batches of MAX_BATCH
+        many = [coalescer.one(instances[k % 5], endpoint="t", return_features=False)
+                for k in range(2 * MAX_BATCH + 3)]  # fmt: skip
+        return list(await asyncio.gather(*many))
+
+    assert len(asyncio.run(burst())) == 2 * MAX_BATCH + 3
+    assert reader.calls[2:] == [MAX_BATCH, MAX_BATCH, 3]
 
 
 def test_a_failed_shared_read_answers_every_caller_with_its_error() -> None:
@@ -359,4 +367,4 @@ def test_one_bad_instance_fails_alone_not_the_batch_it_arrived_with() -> None:
 
     ok1, bad, ok2 = asyncio.run(together())
     assert isinstance(bad, ValueError)
-    assert ok1.request_id == "ok1" and ok2.request_id == "ok2"
+    assert ok1[0].request_id == "ok1" and ok2[0].request_id == "ok2"
