@@ -56,7 +56,7 @@ def write_part(
 # between chunks; converted records wait as Arrow tables (no work for the garbage collector)
 # until their part is written.
 TICK_SECONDS = 0.05
-CHUNK = 32
+CHUNK = 128
 
 
 class PredictionLog:
