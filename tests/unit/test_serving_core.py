@@ -164,7 +164,7 @@ def test_the_circuit_opens_after_consecutive_failures_and_refuses_without_readin
 
 def _started_log(folder: Path, metrics: Metrics) -> PredictionLog:
     log = PredictionLog(
-        folder, metrics, queue_size=100, flush_rows=10_000, flush_seconds=60,
+        folder, metrics, queue_size=10_000, flush_rows=10_000, flush_seconds=60,
         join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
     )  # fmt: skip
     log.start()
@@ -202,9 +202,10 @@ def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -
                         join_keys=("k",), request_fields=())  # fmt: skip
     record = LogRecord(NOW, NOW, "t", ["a"], [{"k": "x"}], {"f": [1.0]}, ["champion"], ["m"],
                        ["1"], [0.5], [True], 1.0)  # fmt: skip
+    before = metrics.log_dropped._value.get()  # the metrics may be shared between tests
     for _ in range(5):  # the writer is not started: the queue only fills
         log.append(record)
-    assert metrics.log_dropped._value.get() == 3
+    assert metrics.log_dropped._value.get() - before == 3
     log.start()
     log.close()
     assert len(read_prediction_log(tmp_path)) == 2
@@ -257,6 +258,7 @@ def test_during_a_canary_the_champion_also_scores_the_challengers_rows(tmp_path:
     assert 0 < len(routed) < 200
     logged = read_prediction_log(tmp_path)
     paired = logged[logged["served_by"] == "shadow"]
+    assert (logged["served_by"] != "shadow").sum() == 200  # every answer logged, none dropped
     assert sorted(paired["request_id"]) == sorted(a.request_id for a in routed)
     assert set(paired["model_version"]) == {"1"}  # the champion's scores, same rows
     expected = champion.model.score(
