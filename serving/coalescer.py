@@ -64,11 +64,16 @@ class Coalescer:
         key, batch = self._queue.popleft()
         if self._open.get(key) is batch:
             del self._open[key]
-        self._score(batch, *key)
-        if self._queue:
-            self._schedule(asyncio.get_running_loop())
+        try:
+            self._score(batch, *key)
+        finally:  # whatever happened, the batches behind it get their turn
+            if self._queue:
+                self._schedule(asyncio.get_running_loop())
 
     def _score(self, batch: list[Waiting], endpoint: str, return_features: bool) -> None:
+        batch = [w for w in batch if not w[1].done()]  # callers gone (cancelled): not scored
+        if not batch:
+            return
         started = time.perf_counter()
         try:
             predictions = self.core.predict(

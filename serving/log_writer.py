@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,15 +154,21 @@ class PredictionLog:
         if not self._tables:
             return
         tables, self._tables = self._tables, []
-        rows, self._converted = self._converted, 0
+        self._converted = 0
         try:
-            table = pa.concat_tables([t for _, t in tables], promote_options="default")
-            self._parts += 1
-            write_part(self.directory, table, tables[0][0], self._parts)
-            self.metrics.log_written.inc(rows)
-        except Exception:  # a full disk, a type clash: counted, and the log goes on
-            log.exception("could not write %d logged predictions", rows)
-            self.metrics.log_dropped.inc(rows)
+            parts = [(tables[0][0], pa.concat_tables([t for _, t in tables],
+                                                     promote_options="permissive"))]  # fmt: skip
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # chunks that do not merge: part by part
+            log.warning("logged columns differ in type between chunks: one part per chunk")
+            parts = tables
+        for served_at, table in parts:
+            try:
+                self._parts += 1
+                write_part(self.directory, table, served_at, self._parts)
+                self.metrics.log_written.inc(table.num_rows)
+            except Exception:  # a full disk: counted, and the log goes on
+                log.exception("could not write %d logged predictions", table.num_rows)
+                self.metrics.log_dropped.inc(table.num_rows)
 
     def _table(self, records: list[LogRecord]) -> pa.Table:
         columns: dict[str, list[Any]] = {
@@ -194,7 +200,7 @@ class PredictionLog:
             columns["decision"].extend(r.decisions)
             columns["latency_ms"].extend([r.latency_ms] * n)
             for name, values in inputs.items():
-                values.extend(row.get(name) for row in r.inputs)
+                values.extend(_utc(row.get(name)) for row in r.inputs)
             for name, values in r.features.items():
                 features.setdefault(name, []).extend(values)
         named = {
@@ -203,3 +209,11 @@ class PredictionLog:
             **{FEATURE + n: v for n, v in features.items()},
         }
         return pa.table({name: pa.array(values) for name, values in named.items()})
+
+
+def _utc(value: Any) -> Any:
+    """A time with a zone as UTC: a column of times takes one zone (its first value's), and
+    callers may send any offset (-05:00 for New York)."""
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC)
+    return value

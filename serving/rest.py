@@ -194,6 +194,8 @@ class FastPredict:
             await self.app(scope, receive, send)
             return
         raw = await _read_body(receive)
+        if raw is None:  # the client went away before its body was in: nobody to answer
+            return
         if self.in_flight >= self.max_in_flight:
             await self._shed(send, path)
             return
@@ -255,6 +257,8 @@ class FastPredict:
             (b"content-length", b"%d" % len(body)),
             (b"retry-after", b"1"),
         ]
+        if self.runtime.draining:
+            headers.append(CLOSE)
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         self.metrics.child(self.metrics.shed, endpoint).inc()
@@ -304,10 +308,13 @@ def _is_json(content_type: bytes) -> bool:
     )
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body, or None when the client disconnects first."""
     chunks = []
     while True:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             return b"".join(chunks)

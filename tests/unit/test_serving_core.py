@@ -4,20 +4,21 @@ request validation, error bodies, routing, the TTL rule, the prediction log."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import grpc
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pytest
 
 from serving.breaker import CircuitBreaker
 from serving.coalescer import MAX_BATCH, Coalescer
 from serving.core import Instance, Prediction, PredictorCore
 from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
-from serving.log_writer import PredictionLog
+from serving.log_writer import CHUNK, PredictionLog
 from serving.metrics import Metrics
 from serving.models import ModelSlots
 from serving.runtime import request_path_settings
@@ -25,7 +26,7 @@ from serving.schemas import WireModels
 from skewless.features import OnlineRead, ServiceSchema, apply_ttl
 from skewless.model_artifacts import LoadedModel, ModelRefused, ServedModel, check_fits
 from skewless.model_contract import FeatureSpec, ModelContract
-from skewless.prediction_log import FEATURE, LogRecord, read_prediction_log
+from skewless.prediction_log import FEATURE, REQUEST, LogRecord, read_prediction_log
 from skewless.settings import Settings
 
 NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)
@@ -370,3 +371,24 @@ def test_one_bad_instance_fails_alone_not_the_batch_it_arrived_with() -> None:
     ok1, bad, ok2 = asyncio.run(together())
     assert isinstance(bad, ValueError)
     assert ok1[0].request_id == "ok1" and ok2[0].request_id == "ok2"
+
+
+def test_times_sent_with_other_offsets_are_logged_as_the_same_instants(tmp_path: Path) -> None:
+    """Chunks of the log convert separately; a chunk whose times carry another offset must
+    still join the part (they did not: the whole flush was dropped)."""
+    metrics = Metrics()
+    log = _started_log(tmp_path, metrics)
+    new_york = timezone(timedelta(hours=-5))
+    n = 2 * CHUNK + 5
+    for k in range(n):
+        asked = (NOW + timedelta(minutes=k)).astimezone(new_york if k >= CHUNK else UTC)
+        log.append(LogRecord(NOW, NOW, "t", [f"r{k}"], [{"shop": "s", "item": "i",
+                             "asked_at": asked, "price": 1.0}], {"stock": [float(k)]},
+                             ["champion"], ["m"], ["1"], [0.5], [True], 1.0))  # fmt: skip
+    log.close()
+    logged = read_prediction_log(tmp_path).sort_values(
+        "request_id", key=lambda c: c.str[1:].astype(int)
+    )
+    assert len(logged) == n
+    expected = [pd.Timestamp(NOW + timedelta(minutes=k)) for k in range(n)]
+    assert list(logged[REQUEST + "asked_at"]) == expected
