@@ -238,11 +238,7 @@ class FastPredict:
         started = started or entered
         if arrived is not None:
             self.metrics.child(self.metrics.queue_wait, "/v1/predict").observe(started - arrived)
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        if self.runtime.draining:
-            headers.append(CLOSE)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._respond(send, status, body)
         self.latency.observe(time.perf_counter() - started)
         self.metrics.child(self.metrics.requests, "/v1/predict", str(status)).inc()
         return True
@@ -251,18 +247,23 @@ class FastPredict:
         error = Overloaded(
             f"the service is at capacity ({self.in_flight} requests in flight); retry later"
         )
-        body = json.dumps(error.body()).encode()
+        await self._respond(send, 503, json.dumps(error.body()).encode(), (b"retry-after", b"1"))
+        self.metrics.child(self.metrics.shed, endpoint).inc()
+        self.metrics.child(self.metrics.requests, endpoint, "503").inc()
+
+    async def _respond(
+        self, send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]
+    ) -> None:
+        """A JSON answer; while draining it says Connection: close (as `Observe` does)."""
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),
-            (b"retry-after", b"1"),
+            *extra,
         ]
         if self.runtime.draining:
             headers.append(CLOSE)
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.child(self.metrics.shed, endpoint).inc()
-        self.metrics.child(self.metrics.requests, endpoint, "503").inc()
 
     async def _answer(self, raw: bytes) -> tuple[int, bytes, float | None] | None:
         """(status, body, when its batch began) or None: not JSON, FastAPI answers."""
