@@ -31,7 +31,7 @@ from skewless.model_artifacts import ServedModel
 from skewless.prediction_log import COLUMNS, ENTITY, FEATURE, REQUEST
 
 from .batch import score_features
-from .log_writer import write_part
+from .log_parts import write_part
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .admission import ARRIVAL
+from .admission import ADMITTED, ARRIVAL
 from .core import Instance, Prediction
 from .errors import InvalidInput, Overloaded, PayloadTooLarge, ServingError
 from .runtime import Runtime
@@ -29,6 +29,7 @@ from .schemas import Prediction as PredictionOut
 log = logging.getLogger("skewless.serving")
 JSON = "application/json"
 CLOSE = (b"connection", b"close")
+RETRY_AFTER = (b"retry-after", b"1")
 PREDICT_PATHS = frozenset({"/v1/predict", "/v1/predict/batch"})
 KNOWN_PATHS = frozenset(
     {"/v1/predict", "/v1/predict/batch", "/livez", "/readyz", "/metrics", "/openapi.json", "/docs"}
@@ -176,14 +177,27 @@ class FastPredict:
     def __init__(self, app: FastAPI, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
+        self.paths = PREDICT_PATHS
         self.limit = runtime.settings.max_body_bytes
         self.max_in_flight = runtime.settings.max_in_flight
         self.in_flight = 0
+        error = Overloaded(
+            f"the service is at capacity ({self.max_in_flight} requests in flight); retry later"
+        )
+        self._overloaded = json.dumps(error.body()).encode()
         self.single = runtime.wire.single
         self.metrics = runtime.metrics
         self.latency = runtime.metrics.latency.labels("/v1/predict", "total")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        admitted = bool(scope.get(ADMITTED))  # counted in flight by the protocol already
+        try:
+            await self._call(scope, receive, send, admitted)
+        finally:
+            if admitted:
+                self.in_flight -= 1
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send, admitted: bool) -> None:
         path = scope.get("path", "")
         if not (
             scope["type"] == "http"
@@ -196,10 +210,11 @@ class FastPredict:
         raw = await _read_body(receive)
         if raw is None:  # the client went away before its body was in: nobody to answer
             return
-        if self.in_flight >= self.max_in_flight:
-            await self._shed(send, path)
-            return
-        self.in_flight += 1
+        if not admitted:  # not through the protocol's door (a test client, a pipelined request)
+            if self.in_flight >= self.max_in_flight:
+                await self._shed(send, path)
+                return
+            self.in_flight += 1
         try:
             arrived = scope.get(ARRIVAL)
             if path == "/v1/predict" and await self._fast(raw, send, arrived):
@@ -209,7 +224,21 @@ class FastPredict:
                 self.metrics.child(self.metrics.queue_wait, path).observe(wait)
             await self.app(scope, _replay(raw), send)
         finally:
-            self.in_flight -= 1
+            if not admitted:
+                self.in_flight -= 1
+
+    def admit(self, path: str) -> tuple[bytes, bool] | None:
+        """For the protocol (serving/admission.py), once a prediction request's body is in:
+        counted in flight (the app uncounts it when answered) and None, or, if the service is
+        full, the whole 503 answer and whether to close after it."""
+        if self.in_flight < self.max_in_flight:
+            self.in_flight += 1
+            return None
+        body = self._shed_body(path)
+        head = b"HTTP/1.1 503 Service Unavailable\r\n" + b"".join(
+            b"%s: %s\r\n" % header for header in self._headers(body, RETRY_AFTER)
+        )
+        return head + b"\r\n" + body, self.runtime.draining
 
     def _plain_json(self, scope: Scope) -> bool:
         """A JSON body (as FastAPI decides) of a declared length within the limit."""
@@ -244,17 +273,24 @@ class FastPredict:
         return True
 
     async def _shed(self, send: Send, endpoint: str) -> None:
-        error = Overloaded(
-            f"the service is at capacity ({self.in_flight} requests in flight); retry later"
-        )
-        await self._respond(send, 503, json.dumps(error.body()).encode(), (b"retry-after", b"1"))
+        await self._respond(send, 503, self._shed_body(endpoint), RETRY_AFTER)
+
+    def _shed_body(self, endpoint: str) -> bytes:
         self.metrics.child(self.metrics.shed, endpoint).inc()
         self.metrics.child(self.metrics.requests, endpoint, "503").inc()
+        return self._overloaded
 
     async def _respond(
         self, send: Send, status: int, body: bytes, *extra: tuple[bytes, bytes]
     ) -> None:
-        """A JSON answer; while draining it says Connection: close (as `Observe` does)."""
+        """A JSON answer."""
+        headers = self._headers(body, *extra)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _headers(self, body: bytes, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+        """A JSON answer's headers; while draining they say Connection: close (as `Observe`
+        does)."""
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),
@@ -262,8 +298,7 @@ class FastPredict:
         ]
         if self.runtime.draining:
             headers.append(CLOSE)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return headers
 
     async def _answer(self, raw: bytes) -> tuple[int, bytes, float | None] | None:
         """(status, body, when its batch began) or None: not JSON, FastAPI answers."""

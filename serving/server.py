@@ -30,7 +30,7 @@ from prometheus_client.multiprocess import mark_process_dead
 
 from skewless.settings import Settings
 
-from .admission import StampingProtocol
+from .admission import admitting
 from .grpc_face import GrpcFace
 from .rest import create_app
 from .runtime import Runtime
@@ -114,7 +114,7 @@ def run_worker(settings: Settings) -> int:
     config = uvicorn.Config(
         app,
         loop="asyncio",
-        http=StampingProtocol,  # httptools, each request stamped at arrival (admission)
+        http=admitting(app),  # httptools, each request stamped at arrival, refused if full
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -1,5 +1,5 @@
 """The prediction log's layout, record and reader: what the service writes
-(`serving/log_writer.py`) and what monitoring and the skew check read.
+(`serving/log_writer.py`, `serving/log_sink.py`) and what monitoring and the skew check read.
 
 Parquet parts, partitioned by day: `<dir>/date=YYYY-MM-DD/part-*.parquet`, each written whole
 under a temporary name first, so a reader never sees half a part. Columns: request_id,

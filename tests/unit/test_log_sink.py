@@ -1,0 +1,71 @@
+"""The prediction log's sink process: what the worker's writer sends it is written, whether the
+worker closes the pipe (shutdown) or dies, and a sink that dies is replaced without loss."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from serving.log_sink import HEADER, sink_settings
+from serving.log_writer import CHUNK, PredictionLog
+from serving.metrics import Metrics
+from skewless.prediction_log import FEATURE, LogRecord, read_prediction_log
+
+NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)
+
+
+def _record(k: int, rows: int = 1) -> LogRecord:
+    return LogRecord(
+        NOW + timedelta(seconds=k), NOW, "t", [f"r{k}-{i}" for i in range(rows)],
+        [{"k": f"x{i}"} for i in range(rows)], {"f": [float(k)] * rows}, ["champion"] * rows,
+        ["m"] * rows, ["1"] * rows, [0.5] * rows, [True] * rows, 1.0,
+    )  # fmt: skip
+
+
+def test_the_sink_writes_everything_sent_when_its_pipe_closes(tmp_path: Path) -> None:
+    """End of file is what the sink sees when its worker stops or dies: it writes what it
+    holds (no flush was due: 60 s, 10,000 rows) and reports every prediction."""
+    settings = sink_settings(tmp_path, ("k",), (), flush_rows=10_000, flush_seconds=60)
+    sink = subprocess.Popen(
+        [sys.executable, "-m", "serving.log_sink", settings],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert sink.stdin is not None
+    for first in (0, 10):
+        frame = pickle.dumps([_record(k, rows=3) for k in range(first, first + 10)])
+        sink.stdin.write(HEADER.pack(len(frame)) + frame)
+    sink.stdin.write(HEADER.pack(1000) + b"cut short")  # a worker killed mid-frame
+    out, _ = sink.communicate(timeout=60)
+    assert sink.returncode == 0
+    reports = [line.split() for line in out.decode().splitlines()]
+    assert {kind for kind, _ in reports} == {"written"}
+    assert sum(int(rows) for _, rows in reports) == 60
+    logged = read_prediction_log(tmp_path)
+    assert len(logged) == 60 and logged["request_id"].is_unique
+    assert sorted(logged[FEATURE + "f"].unique()) == [float(k) for k in range(20)]
+
+
+def test_a_sink_that_dies_is_replaced_and_what_follows_is_logged(tmp_path: Path) -> None:
+    metrics = Metrics()
+    log = PredictionLog(tmp_path, metrics, queue_size=100_000, flush_rows=100_000,
+                        flush_seconds=60, join_keys=("k",), request_fields=())  # fmt: skip
+    log.start()
+    first = log._sink
+    assert first is not None
+    first.kill()
+    first.wait()
+    written = metrics.log_written._value.get()  # the metrics may be shared between tests
+    dropped = metrics.log_dropped._value.get()
+    n = 2 * CHUNK + 7
+    for k in range(n):
+        log.append(_record(k))
+    log.close()
+    assert log._sink is not first
+    assert log._sink is not None and log._sink.returncode == 0
+    assert len(read_prediction_log(tmp_path)) == n
+    assert metrics.log_written._value.get() - written == n
+    assert metrics.log_dropped._value.get() - dropped == 0
