@@ -37,8 +37,9 @@ class Door(Protocol):
     @property
     def limit(self) -> int: ...
 
-    def admit(self, path: str) -> tuple[bytes, bool] | None:
-        """None: admitted and counted in flight; else the whole HTTP refusal and whether the
+    def admit(self, path: str, closing: bool) -> tuple[bytes, bool] | None:
+        """None: admitted and counted in flight; else the whole HTTP refusal (saying
+        Connection: close if `closing` or if the service is draining) and whether the
         connection closes after it."""
         ...
 
@@ -55,6 +56,8 @@ class AdmittingProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         scope[ARRIVAL] = time.perf_counter()
+        # A refusal earlier in this read armed the keep-alive timer: not while a request runs.
+        self._unset_keepalive_if_required()
         self._held = None
         if self._holds():
             self._held = bytearray()
@@ -85,9 +88,12 @@ class AdmittingProtocol(HttpToolsProtocol):
         if held is None:
             super().on_message_complete()
             return
+        if self.transport.is_closing():  # behind a refusal that closes: never answered
+            return
         assert self.door is not None
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
-        refusal = self.door.admit(httptools.parse_url(self.url).path.decode("ascii"))
+        closing = self.parser.get_http_version() == "1.0" or not self.parser.should_keep_alive()
+        refusal = self.door.admit(httptools.parse_url(self.url).path.decode("ascii"), closing)
         if refusal is None:
             scope[ADMITTED] = True  # the app uncounts it when answered
             super().on_headers_complete()
@@ -96,7 +102,8 @@ class AdmittingProtocol(HttpToolsProtocol):
             return
         answer, close = refusal
         self.transport.write(answer)
-        if close or not self.parser.should_keep_alive():
+        # A client that sends without reading its refusals is not queued answers without end.
+        if close or self.flow.write_paused:
             self.transport.close()
         self.on_response_complete()  # keep-alive timer, reading resumed, as after any answer
 

@@ -136,7 +136,8 @@ class PartWriter:
             try:
                 self._parts += 1
                 write_part(self.directory, table, served_at, self._parts)
-                self.written(table.num_rows)
             except Exception:  # a full disk: counted, and the log goes on
                 log.exception("could not write %d logged predictions", table.num_rows)
                 self.dropped(table.num_rows)
+            else:
+                self.written(table.num_rows)

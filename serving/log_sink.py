@@ -10,26 +10,26 @@ worker only pickles records into a pipe (`serving/log_writer.py`).
 The wire, one way each:
 - stdin: frames, a 4-byte big-endian length, then a pickled list of `LogRecord`s; end of file
   (the worker closed the pipe, or died) means write what is left and exit;
-- stdout: a line per part written or lost, `written N` or `dropped N` (predictions), which the
-  worker adds to its own counters.
+- stdout: `ready` once started, then a line per part written or lost, `written N` or
+  `dropped N` (predictions), which the worker adds to its own counters.
 
 Run as `python -m serving.log_sink '<settings as JSON>'` by the worker, never by hand.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import pickle
 import select
+import signal
 import struct
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-from .log_parts import PartWriter
 
 HEADER = struct.Struct(">I")
 # The sink's share of a busy core: below the worker's, so that a request waits less behind a
@@ -69,11 +69,20 @@ def sink_settings(
     )
 
 
+def say(line: str) -> None:
+    """A line to the worker; a worker gone (killed) hears nothing, and the sink goes on
+    writing what it was sent."""
+    with contextlib.suppress(OSError):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
 def run(settings: dict[str, Any], fd: int = 0) -> None:
+    from .log_parts import PartWriter  # pyarrow: imported once the signals are set (main)
+
     def report(kind: str) -> Any:
         def counted(rows: int) -> None:
-            sys.stdout.write(f"{kind} {rows}\n")
-            sys.stdout.flush()
+            say(f"{kind} {rows}")
 
         return counted
 
@@ -106,6 +115,11 @@ def run(settings: dict[str, Any], fd: int = 0) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s log sink: %(message)s")
     os.nice(NICE)
+    # End of file is the one way to stop it: a Ctrl-C or a SIGTERM to the worker's process
+    # group must not cut off what it holds; the worker closes the pipe when it has drained.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    say("ready")
     run(json.loads(sys.argv[1]))
 
 

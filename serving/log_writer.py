@@ -40,6 +40,7 @@ CHUNK = 128
 # A deeper pipe than Linux's 64 KiB: a second's records at 1,000/s wait in the kernel, not in
 # the writer, while the sink writes a part.
 PIPE_BYTES = 1 << 20
+RESPAWN_SECONDS = 5.0
 
 
 class PredictionLog:
@@ -69,12 +70,17 @@ class PredictionLog:
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        # The sink, and what it was sent and has reported (written or dropped), in predictions:
+        # what a dead sink leaves between the two is counted dropped.
         self._sink: subprocess.Popen[bytes] | None = None
+        self._sent = self._reported = 0
         self._reports = b""  # the sink's last report line, while it is incomplete
+        self._ready = self._was_ready = False
+        self._spawned_at = 0.0
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._sink = self._spawn()
+        self._spawn()
         self._thread.start()
 
     def append(self, record: LogRecord) -> None:
@@ -95,30 +101,42 @@ class PredictionLog:
             if self._thread.is_alive():
                 log.error("the prediction log writer did not finish within %.0f s", timeout)
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    @property
+    def sink_ready(self) -> bool:
+        """The current sink has started and said so."""
+        return self._sink is not None and self._ready
+
+    def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # the sink runs this checkout's code
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+        self._spawned_at = time.monotonic()
         sink = subprocess.Popen(
-            [sys.executable, "-m", "serving.log_sink", self._settings],
+            # -P: the working directory's own `serving/`, if any, is not imported instead
+            [sys.executable, "-P", "-m", "serving.log_sink", self._settings],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            start_new_session=True,  # signals to the worker's group are not the sink's
         )
         assert sink.stdin is not None and sink.stdout is not None
         with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: 64 KiB it is
             fcntl.fcntl(sink.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         os.set_blocking(sink.stdout.fileno(), False)
-        return sink
+        self._sink, self._ready, self._sent, self._reported, self._reports = sink, False, 0, 0, b""
 
     def _run(self) -> None:
         while True:
             self._wake.wait(TICK_SECONDS)
             stopping = self._stopping  # read before sending: nothing appended is left behind
-            self._send_waiting()
-            self._read_reports()
+            try:
+                self._send_waiting()
+                self._read_reports()
+                if stopping:
+                    self._finish()
+            except Exception:  # the writer must outlive anything, or the log stops for good
+                log.exception("the prediction log writer failed; it goes on")
             if stopping:
-                self._finish()
                 return
 
     def _send_waiting(self) -> None:
@@ -132,32 +150,64 @@ class PredictionLog:
                 rows += len(record)
             self._rows_out += rows
             self._send(chunk, rows)
+            self._read_reports()  # its pipe back must not fill while this one does
             time.sleep(0)  # hand the GIL to the event loop: see TICK_SECONDS
 
     def _send(self, chunk: list[LogRecord], rows: int) -> None:
-        frame = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            frame = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            log.exception("could not pickle %d logged predictions", rows)
+            self.metrics.log_dropped.inc(rows)
+            return
         frame = HEADER.pack(len(frame)) + frame
-        for _attempt in (1, 2):  # a dead sink's frame goes again, once
-            assert self._sink is not None and self._sink.stdin is not None
+        for _attempt in (1, 2):  # a dead sink's frame goes again, once, to a new sink
+            if self._sink is None and not self._respawn_allowed():
+                break
             try:
+                if self._sink is None:
+                    self._spawn()
+                assert self._sink is not None and self._sink.stdin is not None
                 # Blocks (without the GIL) while the pipe is full: the buffer then fills and drops.
                 self._sink.stdin.write(frame)
                 self._sink.stdin.flush()
+                self._sent += rows
                 return
-            except OSError:  # the sink died, and what it had not written with it: another one
-                log.exception("the prediction log's sink stopped (exit %s)", self._sink.poll())
-                self._sink.kill()
-                self._sink.wait()
-                self._read_reports()
-                with contextlib.suppress(OSError):  # its unsent bytes: the frame goes again
-                    self._sink.stdin.close()
-                self._sink = self._spawn()
+            except OSError:
+                self._lost()
         self.metrics.log_dropped.inc(rows)
 
-    def _read_reports(self) -> None:
+    def _respawn_allowed(self) -> bool:
+        """A sink that died after it had started is replaced at once; one that died starting
+        (it would again: a broken install, no memory) only every RESPAWN_SECONDS, the records
+        in between dropped and counted, not a process started per frame."""
+        return self._was_ready or time.monotonic() - self._spawned_at >= RESPAWN_SECONDS
+
+    def _lost(self) -> None:
+        """The sink died: what it was sent and had not reported is counted dropped."""
+        sink, self._sink = self._sink, None
+        if sink is None:
+            return
+        log.error("the prediction log's sink stopped (exit %s)", sink.poll())
+        sink.kill()
+        sink.wait()
+        self._read_reports(sink, until_end=True)
+        self._was_ready = self._ready
+        if self._sent > self._reported:
+            self.metrics.log_dropped.inc(self._sent - self._reported)
+        assert sink.stdin is not None
+        with contextlib.suppress(OSError):  # its unsent bytes go nowhere
+            sink.stdin.close()
+
+    def _read_reports(
+        self, sink: subprocess.Popen[bytes] | None = None, until_end: bool = False
+    ) -> None:
         """What the sink wrote or lost since the last look, into this worker's counters."""
-        assert self._sink is not None and self._sink.stdout is not None
-        fd = self._sink.stdout.fileno()
+        sink = sink or self._sink
+        if sink is None or sink.stdout is None:
+            return
+        fd = sink.stdout.fileno()
+        os.set_blocking(fd, until_end)
         while True:
             try:
                 data = os.read(fd, 1 << 16)
@@ -168,22 +218,33 @@ class PredictionLog:
             lines = (self._reports + data).split(b"\n")
             self._reports = lines.pop()
             for line in lines:
-                kind, rows = line.split()
-                counter = (
-                    self.metrics.log_written if kind == b"written" else self.metrics.log_dropped
-                )
-                counter.inc(int(rows))
+                self._report(line)
+
+    def _report(self, line: bytes) -> None:
+        kind, _, rows = line.partition(b" ")
+        if kind == b"ready":
+            self._ready = True
+        elif kind in (b"written", b"dropped") and rows.isdigit():
+            counter = self.metrics.log_written if kind == b"written" else self.metrics.log_dropped
+            counter.inc(int(rows))
+            self._reported += int(rows)
+        else:
+            log.warning("the prediction log's sink said %r", line[:200])
 
     def _finish(self) -> None:
         """End of file to the sink, which writes what it holds and exits; its last reports."""
-        assert self._sink is not None and self._sink.stdin is not None
+        sink = self._sink
+        if sink is None:
+            return
+        assert sink.stdin is not None
         try:
-            self._sink.stdin.close()
+            sink.stdin.close()
         except OSError:
             log.exception("the prediction log's sink stopped before the end")
-        assert self._sink.stdout is not None
-        os.set_blocking(self._sink.stdout.fileno(), True)
-        self._read_reports()
-        code = self._sink.wait()
+        self._read_reports(sink, until_end=True)
+        code = sink.wait()
         if code:
             log.error("the prediction log's sink exited with %s", code)
+        if self._sent > self._reported:
+            self.metrics.log_dropped.inc(self._sent - self._reported)
+        self._sink = None

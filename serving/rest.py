@@ -227,7 +227,7 @@ class FastPredict:
             if not admitted:
                 self.in_flight -= 1
 
-    def admit(self, path: str) -> tuple[bytes, bool] | None:
+    def admit(self, path: str, closing: bool = False) -> tuple[bytes, bool] | None:
         """For the protocol (serving/admission.py), once a prediction request's body is in:
         counted in flight (the app uncounts it when answered) and None, or, if the service is
         full, the whole 503 answer and whether to close after it."""
@@ -235,10 +235,14 @@ class FastPredict:
             self.in_flight += 1
             return None
         body = self._shed_body(path)
+        close = closing or self.runtime.draining
+        headers = self._headers(body, RETRY_AFTER)
+        if close and CLOSE not in headers:
+            headers.append(CLOSE)
         head = b"HTTP/1.1 503 Service Unavailable\r\n" + b"".join(
-            b"%s: %s\r\n" % header for header in self._headers(body, RETRY_AFTER)
+            b"%s: %s\r\n" % header for header in headers
         )
-        return head + b"\r\n" + body, self.runtime.draining
+        return head + b"\r\n" + body, close
 
     def _plain_json(self, scope: Scope) -> bool:
         """A JSON body (as FastAPI decides) of a declared length within the limit."""

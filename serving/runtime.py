@@ -13,12 +13,18 @@ from typing import Any
 
 import redis
 from feast import FeatureStore
+from redis.cluster import ClusterNode, RedisCluster
 
 from skewless import feature_store as fs
 from skewless.config import ModelConfig, load_model_config
 from skewless.errors import SkewlessError
 from skewless.features import ServiceSchema, read_online, service_schema
-from skewless.online_readers import RedisFeatureReader, SqliteFeatureReader, UnsupportedService
+from skewless.online_readers import (
+    RedisClusterFeatureReader,
+    RedisFeatureReader,
+    SqliteFeatureReader,
+    UnsupportedService,
+)
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
@@ -36,15 +42,18 @@ log = logging.getLogger("skewless.serving")
 def request_path_settings(settings: Settings) -> Settings:
     """Redis options for the request path: short timeouts, a bounded pool and no retries, so
     that a stopped or frozen Redis costs a request one timeout, not seconds of backoff."""
-    if settings.online_store != "redis":
+    if not settings.redis_online:
         return settings
     timeout = settings.redis_timeout_ms / 1000
-    options = {
+    options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "max_connections": settings.redis_max_connections,
-        "retry": "null",  # Feast json-decodes values: null -> redis-py's no-retry policy
     }
+    if (
+        settings.online_store == "redis"
+    ):  # a cluster keeps redis-py's retries: they follow a failover
+        options["retry"] = "null"  # Feast json-decodes values: null -> redis-py's no-retry policy
     given = {part.split("=", 1)[0] for part in settings.redis_connection.split(",")}
     extra = [f"{k}={v}" for k, v in options.items() if k not in given]
     return settings.model_copy(
@@ -52,37 +61,59 @@ def request_path_settings(settings: Settings) -> Settings:
     )
 
 
-def request_path_redis(settings: Settings) -> redis.Redis:
+RedisClient = redis.Redis | RedisCluster
+
+
+def request_path_redis(settings: Settings) -> RedisClient:
     """A Redis client for the request path, from Feast's connection string (host:port, then
-    db=, password=, username=, ssl=), with the service's timeouts, pool bound and no retries."""
-    first, *options = settings.redis_connection.split(",")
-    host, _, port = first.partition(":")
-    params = dict(option.split("=", 1) for option in options if "=" in option)
+    db=, password=, username=, ssl=; a cluster: its nodes' host:port, then the options), with
+    the service's timeouts, pool bound and, on one server, no retries."""
+    parts = settings.redis_connection.split(",")
+    params = dict(part.split("=", 1) for part in parts if "=" in part)
+    nodes = [part.partition(":") for part in parts if "=" not in part]
     timeout = settings.redis_timeout_ms / 1000
+    common: dict[str, Any] = {
+        "username": params.get("username"),
+        "password": params.get("password"),
+        "ssl": params.get("ssl", "false").lower() == "true",
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "max_connections": settings.redis_max_connections,
+    }
+    if settings.online_store == "redis_cluster":
+        return RedisCluster(
+            startup_nodes=[
+                ClusterNode(host, int(port or 6379))  # type: ignore[no-untyped-call]
+                for host, _, port in nodes
+            ],
+            **common,
+        )
+    host, _, port = nodes[0]
     return redis.Redis(
         host=host,
         port=int(port or 6379),
         db=int(params.get("db", 0)),
-        username=params.get("username"),
-        password=params.get("password"),
-        ssl=params.get("ssl", "false").lower() == "true",
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        max_connections=settings.redis_max_connections,
         retry=None,  # type: ignore[arg-type]  # redis-py: None means no retries
+        **common,
     )
 
 
 class StoreProbe:
-    """Does the online store answer? A Redis PING with the request path's timeout."""
+    """Does the online store answer? A Redis PING with the request path's timeout; on a
+    cluster, the slot map fetched again and a PING to every master in it, so that it answers
+    yes only once every slot is served (after a failover: once a replica was promoted)."""
 
-    def __init__(self, client: redis.Redis | None) -> None:
+    def __init__(self, client: RedisClient | None) -> None:
         self.client = client
 
     def ok(self) -> bool:
         if self.client is None:
             return True
         try:
+            if isinstance(self.client, RedisCluster):
+                self.client.nodes_manager.initialize()
+                masters = self.client.get_primaries()  # type: ignore[no-untyped-call]
+                return bool(masters) and all(m.redis_connection.ping() for m in masters)
             return bool(self.client.ping())
         except STORE_ERRORS:
             return False
@@ -104,7 +135,7 @@ class Runtime:
             settings.state_dir / "serving-cache",
             pinned_version=settings.serve_version,
         )
-        client = request_path_redis(settings) if settings.online_store == "redis" else None
+        client = request_path_redis(settings) if settings.redis_online else None
         self.reader = self._reader(client)
         self.prediction_log = PredictionLog(
             settings.prediction_log_dir,
@@ -134,11 +165,13 @@ class Runtime:
         self._poll_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
 
-    def _reader(self, client: redis.Redis | None) -> OnlineReader:
+    def _reader(self, client: RedisClient | None) -> OnlineReader:
         """The direct reader of the online store where it applies (proved equal to the SDK
         by the parity tests), else the Feast SDK."""
         if self.settings.direct_online_reader:
             try:
+                if isinstance(client, RedisCluster):
+                    return RedisClusterFeatureReader(self.store, self.schema, client).read
                 if client is not None:
                     return RedisFeatureReader(self.store, self.schema, client).read
                 return SqliteFeatureReader(self.store, self.schema).read

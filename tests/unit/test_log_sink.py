@@ -1,11 +1,14 @@
 """The prediction log's sink process: what the worker's writer sends it is written, whether the
-worker closes the pipe (shutdown) or dies, and a sink that dies is replaced without loss."""
+worker closes the pipe (shutdown) or dies, signals to the worker's group do not cut it off,
+and a sink that dies is replaced, what it held counted dropped, nothing after it lost."""
 
 from __future__ import annotations
 
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,11 +37,18 @@ def test_the_sink_writes_everything_sent_when_its_pipe_closes(tmp_path: Path) ->
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
-    assert sink.stdin is not None
+    assert sink.stdin is not None and sink.stdout is not None
+    assert sink.stdout.readline() == b"ready\n"
     for first in (0, 10):
         frame = pickle.dumps([_record(k, rows=3) for k in range(first, first + 10)])
         sink.stdin.write(HEADER.pack(len(frame)) + frame)
     sink.stdin.write(HEADER.pack(1000) + b"cut short")  # a worker killed mid-frame
+    sink.stdin.flush()
+    # Ctrl-C or a SIGTERM to the worker's process group: the sink stops at end of file only.
+    sink.send_signal(signal.SIGINT)
+    sink.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert sink.poll() is None
     out, _ = sink.communicate(timeout=60)
     assert sink.returncode == 0
     reports = [line.split() for line in out.decode().splitlines()]
@@ -49,23 +59,37 @@ def test_the_sink_writes_everything_sent_when_its_pipe_closes(tmp_path: Path) ->
     assert sorted(logged[FEATURE + "f"].unique()) == [float(k) for k in range(20)]
 
 
-def test_a_sink_that_dies_is_replaced_and_what_follows_is_logged(tmp_path: Path) -> None:
+def _wait(condition: object, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_sink_that_dies_is_replaced_and_what_it_held_is_counted_dropped(
+    tmp_path: Path,
+) -> None:
     metrics = Metrics()
     log = PredictionLog(tmp_path, metrics, queue_size=100_000, flush_rows=100_000,
                         flush_seconds=60, join_keys=("k",), request_fields=())  # fmt: skip
+    written = metrics.log_written._value.get()  # the metrics may be shared between tests
+    dropped = metrics.log_dropped._value.get()
     log.start()
+    _wait(lambda: log.sink_ready, "the sink never said it was ready")
+    held = 50  # sent to the sink, which writes nothing before 60 s or 100,000 rows
+    for k in range(held):
+        log.append(_record(k))
+    _wait(lambda: log._sent == held, "the writer did not send the first records")
     first = log._sink
     assert first is not None
     first.kill()
     first.wait()
-    written = metrics.log_written._value.get()  # the metrics may be shared between tests
-    dropped = metrics.log_dropped._value.get()
     n = 2 * CHUNK + 7
-    for k in range(n):
+    for k in range(held, held + n):
         log.append(_record(k))
     log.close()
-    assert log._sink is not first
-    assert log._sink is not None and log._sink.returncode == 0
-    assert len(read_prediction_log(tmp_path)) == n
+    assert log._sink is None and first.returncode != 0  # replaced, and the new one ended
+    logged = read_prediction_log(tmp_path)
+    assert len(logged) == n
     assert metrics.log_written._value.get() - written == n
-    assert metrics.log_dropped._value.get() - dropped == 0
+    assert metrics.log_dropped._value.get() - dropped == held  # lost with the sink, counted
