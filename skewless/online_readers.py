@@ -32,6 +32,8 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from .features import OnlineRead, ServiceSchema, apply_ttl, null_key
 from .resp import RespConnection, pack
@@ -164,14 +166,7 @@ class RedisFeatureReader(DirectFeatureReader):
     """Feast's Redis layout: a hash per entity key (+ project), murmur3 field names."""
 
     def __init__(self, store: FeatureStore, schema: ServiceSchema, client: redis.Redis) -> None:
-        config = store.config
-        if config.online_store.type not in (
-            "redis",
-            "feast.infra.online_stores.redis.RedisOnlineStore",
-        ):
-            raise UnsupportedService("the online store is not Redis")
-        if getattr(config.online_store, "redis_type", "redis") != "redis":
-            raise UnsupportedService("only a single Redis server (not cluster or sentinel)")
+        _check_redis(store, "redis")
         try:
             RespConnection(client)
         except ValueError as exc:
@@ -181,36 +176,107 @@ class RedisFeatureReader(DirectFeatureReader):
         # so a reader shared with a thread never hands one connection to two callers).
         self._idle: list[RespConnection] = []
         super().__init__(store, schema)
-        # HMGET <key> <fields...> in RESP: only the key changes between requests.
-        self._hmget = [
-            (
-                b"*%d\r\n$5\r\nHMGET\r\n" % (len(view.fields) + 2),
-                pack(*view.fields)[_header(len(view.fields)) :],
-            )
-            for view in self.views
-        ]
+        self._hmget = _hmget_heads(self.views)
 
     def _key_suffix(self) -> bytes:
         return self.project
 
     def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
-        commands = [
-            b"%s$%d\r\n%s\r\n%s" % (head, len(key), key, fields)
-            for (head, fields), view_keys in zip(self._hmget, keys, strict=True)
-            for key in view_keys
-        ]
         connection = self._idle.pop() if self._idle else RespConnection(self.client)
         try:
-            replies = connection.execute(commands)
+            replies = connection.execute(_hmgets(self._hmget, keys))
         finally:
             self._idle.append(connection)  # after an error it reconnects on its next call
-        result: list[Fetched] = []
-        start = 0
-        for view_keys in keys:  # the replies of each view, in the order they were asked
-            chunk = replies[start : start + len(view_keys)]
-            start += len(view_keys)
-            result.append([([_decode(raw) for raw in r[:-1]], _seconds(r[-1])) for r in chunk])
-        return result
+        return _fetched(keys, replies)
+
+
+class RedisClusterFeatureReader(DirectFeatureReader):
+    """The same layout and commands on a Redis Cluster: each key's hash slot by redis-py's
+    CRC16, the slot's master from redis-py's slot map, one pipeline per master.
+
+    A read does not retry and does not follow a redirection: a master that does not answer or
+    a MOVED reply (its slots moved in a failover) fails the read (503, and the circuit opens),
+    and the slot map is fetched again before the next read, so the service recovers by itself
+    once the cluster has promoted a replica."""
+
+    def __init__(self, store: FeatureStore, schema: ServiceSchema, cluster: RedisCluster) -> None:
+        _check_redis(store, "redis_cluster")
+        self.cluster = cluster
+        self._idle: dict[str, list[RespConnection]] = {}  # per node, as for one server
+        self._stale = False
+        super().__init__(store, schema)
+        self._hmget = _hmget_heads(self.views)
+
+    def _key_suffix(self) -> bytes:
+        return self.project
+
+    def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
+        nodes = self.cluster.nodes_manager
+        if self._stale:
+            self._stale = False  # one refresh per failed read, not one per request after it
+            nodes.initialize()
+        commands = _hmgets(self._hmget, keys)
+        flat = [key for view_keys in keys for key in view_keys]
+        by_node: dict[str, tuple[Any, list[int]]] = {}
+        for index, key in enumerate(flat):
+            node = nodes.get_node_from_slot(key_slot(key))
+            by_node.setdefault(node.name, (node, []))[1].append(index)
+        replies: list[Any] = [None] * len(flat)
+        try:
+            for name, (node, indices) in by_node.items():
+                idle = self._idle.setdefault(name, [])
+                connection = idle.pop() if idle else RespConnection(node.redis_connection)
+                try:
+                    answered = connection.execute([commands[i] for i in indices])
+                finally:
+                    idle.append(connection)
+                for index, reply in zip(indices, answered, strict=True):
+                    replies[index] = reply
+        except redis.RedisError:
+            self._stale = True
+            raise
+        return _fetched(keys, replies)
+
+
+def _check_redis(store: FeatureStore, redis_type: str) -> None:
+    config = store.config
+    if config.online_store.type not in (
+        "redis",
+        "feast.infra.online_stores.redis.RedisOnlineStore",
+    ):
+        raise UnsupportedService("the online store is not Redis")
+    if getattr(config.online_store, "redis_type", "redis") != redis_type:
+        raise UnsupportedService(f"the online store is not {redis_type} (sentinel is not read)")
+
+
+def _hmget_heads(views: list[_View]) -> list[tuple[bytes, bytes]]:
+    """HMGET <key> <fields...> in RESP, per view: only the key changes between requests."""
+    return [
+        (
+            b"*%d\r\n$5\r\nHMGET\r\n" % (len(view.fields) + 2),
+            pack(*view.fields)[_header(len(view.fields)) :],
+        )
+        for view in views
+    ]
+
+
+def _hmgets(heads: list[tuple[bytes, bytes]], keys: list[list[bytes]]) -> list[bytes]:
+    return [
+        b"%s$%d\r\n%s\r\n%s" % (head, len(key), key, fields)
+        for (head, fields), view_keys in zip(heads, keys, strict=True)
+        for key in view_keys
+    ]
+
+
+def _fetched(keys: list[list[bytes]], replies: list[Any]) -> list[Fetched]:
+    """The replies of each view, in the order they were asked."""
+    result: list[Fetched] = []
+    start = 0
+    for view_keys in keys:
+        chunk = replies[start : start + len(view_keys)]
+        start += len(view_keys)
+        result.append([([_decode(raw) for raw in r[:-1]], _seconds(r[-1])) for r in chunk])
+    return result
 
 
 def _header(arguments: int) -> int:

@@ -13,6 +13,13 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Each online store has its own Feast configuration and registry: Feast records materialized
+# intervals in the registry, and each store is materialized on its own.
+FEATURE_STORE_YAML = {
+    "sqlite": "feature_store.yaml",
+    "redis": "feature_store.redis.yaml",
+    "redis_cluster": "feature_store.redis_cluster.yaml",
+}
 
 
 class Settings(BaseSettings):
@@ -21,10 +28,12 @@ class Settings(BaseSettings):
     repo_path: Path = Field(
         default=PROJECT_ROOT / "feature_repo", description="The Feast repository."
     )
-    online_store: Literal["sqlite", "redis"] = Field(
+    online_store: Literal["sqlite", "redis", "redis_cluster"] = Field(
         default="sqlite",
         description="sqlite: embedded default (feature_store.yaml); "
-        "redis: production (feature_store.redis.yaml).",
+        "redis: production (feature_store.redis.yaml); "
+        "redis_cluster: a Redis Cluster (feature_store.redis_cluster.yaml), "
+        "redis_connection naming its nodes.",
     )
     offline_store: Literal["asof", "duckdb"] = Field(
         default="asof",
@@ -34,7 +43,8 @@ class Settings(BaseSettings):
     )
     redis_connection: str = Field(
         default="127.0.0.1:6379",
-        description="Feast connection string for Redis: host:port[,db=0][,password=...].",
+        description="Feast connection string for Redis: host:port[,db=0][,password=...]; for "
+        "a cluster, one or more of its nodes: host:port,host:port[,password=...].",
     )
     lead_time_minutes: PositiveInt = Field(
         default=60, description="How long before scheduled departure a prediction is asked for."
@@ -159,8 +169,12 @@ class Settings(BaseSettings):
 
     @property
     def feature_store_yaml(self) -> Path:
-        name = "feature_store.yaml" if self.online_store == "sqlite" else "feature_store.redis.yaml"
-        return self.repo_path / name
+        return self.repo_path / FEATURE_STORE_YAML[self.online_store]
+
+    @property
+    def redis_online(self) -> bool:
+        """The online store is Redis, one server or a cluster."""
+        return self.online_store in ("redis", "redis_cluster")
 
 
 @lru_cache(maxsize=1)
