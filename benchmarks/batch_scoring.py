@@ -42,7 +42,7 @@ def main() -> None:
     if args.rows:
         rows = rows.head(args.rows)
     loader = ModelFetcher(
-        ModelRegistry(settings.state_dir), config.name, schema, settings.state_dir / "bench"
+        ModelRegistry.of(settings), config.name, schema, settings.state_dir / "bench"
     )
     model = loader.load()
     # Warm-up, not timed: whichever way ran first would otherwise pay DuckDB's and the page

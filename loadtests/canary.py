@@ -74,7 +74,7 @@ def run_canary(
     by: str,
     progress: Callable[[str], None] = print,
 ) -> CanaryReport:
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     champion = registry.by_alias(name, CHAMPION)
     challenger = registry.by_alias(name, CHALLENGER)

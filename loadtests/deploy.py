@@ -29,7 +29,7 @@ class GateOutcome:
 
 
 def resolve_version(settings: Settings, version: str | None, alias: str | None) -> str:
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     if version:
         return str(registry.version(name, version).version)
@@ -65,7 +65,7 @@ def run_gate(
         write_report(gate.report, out)
         raise
     json_path, html_path = write_report(report, out)
-    record_gate(ModelRegistry(settings.state_dir), report, [json_path, html_path])
+    record_gate(ModelRegistry.of(settings), report, [json_path, html_path])
     return GateOutcome(report, json_path, html_path)
 
 
@@ -79,7 +79,7 @@ def deploy(
     by: str,
     progress: Callable[[str], None] = print,
 ) -> tuple[GateOutcome, CanaryReport | None]:
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     candidate = resolve_version(settings, version, None)
     if registry.version(name, candidate).tags.get("blessed") != "true":

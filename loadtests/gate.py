@@ -107,7 +107,7 @@ class Gate:
         self.program = program
         self.progress = progress
         self.model_config = load_model_config(settings.config)
-        self.registry = ModelRegistry(settings.state_dir)
+        self.registry = ModelRegistry.of(settings)
         found = self.registry.version(self.model_config.name, version)
         self.report = GateReport(
             model_name=self.model_config.name,

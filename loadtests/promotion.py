@@ -14,7 +14,7 @@ from .records import record_step
 
 
 def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionMove:
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     found = registry.version(name, version)
     if found.tags.get("blessed") != "true":
@@ -29,7 +29,7 @@ def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionM
 
 
 def rollback(settings: Settings, *, by: str, why: str) -> ChampionMove:
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     move = registry.rollback_champion(name, by=by, why=why)
     if move.previous is not None:

@@ -130,6 +130,11 @@ class Backtest:
     def _sandbox(self, base_version: str | None) -> ModelRegistry:
         """A registry of the backtest's own: a copy of the real one (artifacts stay where
         they are), its champion set to the base model; retrains register here."""
+        if self.settings.registry_uri:  # its retrains would register in the shared registry
+            raise BadInput(
+                "the backtest replays against a copy of a local SQLite registry; run it "
+                "without SKEWLESS_REGISTRY_URI"
+            )
         self.state.mkdir(parents=True, exist_ok=True)
         source = self.settings.state_dir / "mlflow.db"
         if not source.exists():

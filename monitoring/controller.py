@@ -128,7 +128,7 @@ def _record(settings: Settings, config: ModelConfig, decision: Decision) -> None
     line = json.dumps(decision.as_dict(), default=str)
     with (ct_dir(settings) / "decisions.jsonl").open("a") as out:
         out.write(line + "\n")  # one write of one line: a reader never sees half a record
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     client = registry.client
     experiment = registry.experiment_id(f"{config.name}-ct")
     run = registry.call("recording a CT decision", lambda: client.create_run(experiment))
@@ -188,7 +188,7 @@ def gather(
     paths = _requests(settings)
     requests = [json.loads(p.read_text())["why"] for p in paths]
     notes["requests"] = [str(p) for p in paths]
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     champion = registry.by_alias(config.name, CHAMPION)
     version, test_auc, labelled = None, None, None
     if champion is not None:
@@ -250,7 +250,7 @@ def retrain(
     lock_fd: int | None = None,
 ) -> dict[str, Any]:
     """`skewless train --as-of now`, then (blessed, and `deploy` on) `skewless deploy`."""
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     before = {str(v.version) for v in registry.versions(config.name)}
     # These settings, not only the environment's: the pipeline and the release path act on
     # the same repository, stores and state as this controller.

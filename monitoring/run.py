@@ -128,7 +128,7 @@ def monitor(
             f"{source.view!r} known by {period.until.isoformat()}; monitor later, or pass "
             "--labels-optional for drift alone"
         )
-    registry = ModelRegistry(settings.state_dir)
+    registry = ModelRegistry.of(settings)
     schema = service_schema(store, config.feature_service)
     fetch_dir = Path(tempfile.mkdtemp(prefix="monitor-", dir=_cache(settings)))
     loader = ModelFetcher(registry, config.name, schema, fetch_dir)

@@ -128,7 +128,7 @@ class Runtime:
         self.metrics = Metrics(settings.metrics_dir)
         self.slots = ModelSlots()
         self.loader = ModelLoader(
-            ModelRegistry(settings.state_dir),
+            ModelRegistry.of(settings),
             self.config.name,
             self.schema,
             self.metrics,

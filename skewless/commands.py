@@ -59,7 +59,7 @@ def parse_time(value: str, option: str) -> datetime:
 def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:
     """Registered models for one-off commands (batch scoring, the skew check)."""
     name = model_config(None, settings).name
-    return ModelFetcher(ModelRegistry(settings.state_dir), name, schema, settings.state_dir / "cli")
+    return ModelFetcher(ModelRegistry.of(settings), name, schema, settings.state_dir / "cli")
 
 
 def apply_command() -> None:

@@ -1,4 +1,5 @@
-"""The model registry and metadata store: MLflow with a SQLite backend, behind one adapter.
+"""The model registry and metadata store: MLflow with a SQLite backend (or PostgreSQL, shared
+by several hosts: `registry_uri`), behind one adapter.
 
 Aliases: `challenger` on every blessed model, `champion` on the one being served. Every move
 of `champion` goes through `move_champion`, which records who, when and why in the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import getpass
+import hashlib
 import json
 import logging
 import os
@@ -35,16 +37,24 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from .aliases import CHAMPION
 from .errors import BadInput, SkewlessError
+from .settings import Settings
 
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
 HISTORY_TAG = "skewless.champion_history"  # JSON list of ChampionMove, oldest first
 CANARY_TAG = "skewless.canary_share"
 # The gate's verdict on a version (written by loadtests/records.py, read by move_champion).
 GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
+# The advisory lock that serializes champion moves on a shared database (any 64-bit number
+# the project owns: the first 8 bytes of sha256("skewless champion moves")).
+LOCK_KEY = int.from_bytes(
+    hashlib.sha256(b"skewless champion moves").digest()[:8], "big", signed=True
+)
 UNGATED = "ungated: the first champion of a registry that had none"
 REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError)
 # OSError: the artifact store (local files)
@@ -132,14 +142,28 @@ class RegisteredModel:
 
 
 class ModelRegistry:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(
+        self, state_dir: Path, uri: str | None = None, artifact_root: str | None = None
+    ) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         # Artifacts are a few local files: a progress bar per download is only noise.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.state_dir = state_dir
-        self.uri = f"sqlite:///{state_dir / 'mlflow.db'}"
+        self.uri = uri or f"sqlite:///{state_dir / 'mlflow.db'}"
+        self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        self._engine: Engine | None = None  # for the database's lock (PostgreSQL)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ModelRegistry:
+        """The registry the settings name: the one place that reads them."""
+        return cls(settings.state_dir, settings.registry_uri, settings.artifact_root)
+
+    @property
+    def shared(self) -> bool:
+        """A database server that several hosts share (PostgreSQL), not a local file."""
+        return self.uri.startswith("postgresql")
 
     def call(self, doing: str, action: Callable[[], T]) -> T:
         """One registry call; a store failure becomes `RegistryUnavailable`."""
@@ -165,7 +189,10 @@ class ModelRegistry:
         found = self.call("reading experiments", lambda: self.client.get_experiment_by_name(name))
         if found is not None:
             return str(found.experiment_id)
-        location = (self.state_dir / "artifacts" / name).resolve().as_uri()
+        if self.artifact_root:
+            location = f"{self.artifact_root.rstrip('/')}/{name}"
+        else:
+            location = (self.state_dir / "artifacts" / name).resolve().as_uri()
         return self.call(
             "creating an experiment",
             lambda: self.client.create_experiment(name, artifact_location=location),
@@ -246,10 +273,29 @@ class ModelRegistry:
     # --- champion moves, recorded -------------------------------------------------------
     @contextmanager
     def _lock(self) -> Iterator[None]:
-        """One writer of aliases and history at a time, across processes."""
-        with (self.state_dir / "registry.lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """One writer of aliases and history at a time: across processes by a file lock on a
+        local SQLite store; across hosts by the database's advisory lock on a shared one (a
+        file lock on one host does not stop a promoter on another). Either is released by
+        the kernel or the server when its holder dies."""
+        if not self.shared:
+            with (self.state_dir / "registry.lock").open("w") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                yield
+            return
+        if self._engine is None:
+            self._engine = create_engine(self.uri, poolclass=NullPool)
+        try:
+            connection = self._engine.connect()
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc, "taking the registry's lock") from exc
+        try:
             yield
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+            finally:
+                connection.close()  # a lock not given back goes with its session
 
     def champion_history(self, model_name: str) -> list[ChampionMove]:
         model = self._call_or_none(

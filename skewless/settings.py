@@ -59,6 +59,18 @@ class Settings(BaseSettings):
         default=PROJECT_ROOT / ".skewless",
         description="Pipeline runs and the MLflow store (sqlite:///<state_dir>/mlflow.db).",
     )
+    registry_uri: str | None = Field(
+        default=None,
+        description="MLflow's tracking and model registry store as a SQLAlchemy URL, shared "
+        "by every host that trains, deploys or serves (postgresql://user@host:5432/db); "
+        "champion moves are then serialized by the database. Default: the SQLite file in "
+        "state_dir.",
+    )
+    artifact_root: str | None = Field(
+        default=None,
+        description="Where new experiments keep their artifacts (models, reports): a location "
+        "every host reads (a shared folder, s3://...). Default: <state_dir>/artifacts.",
+    )
 
     # --- the prediction service (`skewless serve`) ---------------------------------------
     serve_host: str = Field(default="127.0.0.1", description="Address both faces listen on.")

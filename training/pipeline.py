@@ -85,7 +85,7 @@ class Pipeline:
     ) -> None:
         self.settings, self.config = settings, config
         self.extract_fn, self.progress, self.hook = extract_fn, progress, hook
-        self.registry = ModelRegistry(settings.state_dir)
+        self.registry = ModelRegistry.of(settings)
         self.store = fs.open_store(settings)
 
     def run(self, resume: str | None = None) -> RunResult:

@@ -1,0 +1,129 @@
+"""MLflow's registry on PostgreSQL (the machine's server, a fresh database per test): it keeps
+what the SQLite registry keeps, and two promoters racing from two processes with separate
+state folders (two hosts' disks: no shared file lock) leave one consistent champion and
+history, serialized by the database's advisory lock."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from skewless.aliases import CHAMPION
+from skewless.registry import ModelRegistry
+from tests.registry_state import record_passed_gate, register_versions
+
+NAME = "m"
+SERVER = os.environ.get("SKEWLESS_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    """A database of its own on the machine's PostgreSQL, dropped afterwards."""
+    try:
+        admin = psycopg.connect(SERVER, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"no PostgreSQL at {SERVER} ({exc}); set SKEWLESS_TEST_POSTGRES")
+    name = f"skewless_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {name}")
+    try:
+        yield SERVER.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+
+def _moves(registry: ModelRegistry) -> list[dict[str, object]]:
+    """The champion history without its times (the gate's report path holds one too): what
+    two registries can agree on."""
+    return [
+        {**{k: v for k, v in asdict(m).items() if k != "at"}, "gate": m.gate.split(" at ")[0]}
+        for m in registry.champion_history(NAME)
+    ]
+
+
+def test_postgresql_keeps_what_sqlite_keeps(database: str, tmp_path: Path) -> None:
+    registries = [
+        ModelRegistry(tmp_path / "sqlite"),
+        ModelRegistry(tmp_path / "postgres", database),
+    ]
+    assert [r.shared for r in registries] == [False, True]
+    for registry in registries:
+        v1, v2, v3 = register_versions(registry, NAME, 3)
+        registry.move_champion(NAME, v1, action="pipeline", by="t", why="first")
+        record_passed_gate(registry, NAME, v2)
+        registry.move_champion(NAME, v2, action="promote", by="t", why="better")
+        registry.set_alias(NAME, "challenger", v3)
+        registry.rollback_champion(NAME, by="t", why="slow")
+    sqlite, postgres = registries
+    assert _moves(postgres) == _moves(sqlite) and len(_moves(sqlite)) == 3
+    for alias in (CHAMPION, "challenger"):
+        found = [r.by_alias(NAME, alias) for r in registries]
+        assert found[0] is not None and found[1] is not None
+        assert found[0].version == found[1].version
+    assert [v.version for v in postgres.versions(NAME)] == [
+        v.version for v in sqlite.versions(NAME)
+    ]
+    assert postgres.gate_passed(NAME, "2") == (True, postgres.gate_passed(NAME, "2")[1])
+
+
+RACER = """
+import sys
+from pathlib import Path
+from skewless.registry import ModelRegistry, RegistryError
+registry = ModelRegistry(Path(sys.argv[1]), sys.argv[2])
+moved = 0
+for i in range(int(sys.argv[3])):
+    current = registry.by_alias("m", "champion")
+    target = "3" if current is not None and str(current.version) == "2" else "2"
+    try:
+        registry.move_champion("m", target, action="promote", by=sys.argv[4], why=str(i))
+    except RegistryError:  # the other promoter put it there first
+        continue
+    moved += 1
+print(moved)
+"""
+
+
+def test_two_promoters_racing_from_two_hosts_leave_one_consistent_history(
+    database: str, tmp_path: Path
+) -> None:
+    setup = ModelRegistry(tmp_path / "setup", database)  # creates the schema before the race
+    v1, v2, v3 = register_versions(setup, NAME, 3)
+    setup.move_champion(NAME, v1, action="pipeline", by="setup", why="first")
+    for version in (v2, v3):
+        record_passed_gate(setup, NAME, version)
+    rounds = 12
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, str(tmp_path / host), database, str(rounds), host],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        for host in ("host-a", "host-b")
+    ]
+    moved = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=300)
+        assert racer.returncode == 0, err[-2000:]
+        moved.append(int(out.split()[-1]))
+    assert all(m > 0 for m in moved), moved  # both promoted: it was a race
+    history = setup.champion_history(NAME)
+    assert len(history) == 1 + sum(moved)  # no move lost
+    for before, after in zip(history, history[1:], strict=False):
+        assert after.previous == before.version, (before, after)  # each saw the one before
+    champion = setup.by_alias(NAME, CHAMPION)
+    assert champion is not None and str(champion.version) == history[-1].version
+    assert {m.by for m in history[1:]} == {"host-a", "host-b"}
