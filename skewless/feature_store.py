@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from feast import FeatureStore
 from feast.infra.offline_stores.file_source import FileSource
 from feast.repo_config import load_repo_config
@@ -33,14 +34,38 @@ def feast_environment(settings: Settings) -> dict[str, str]:
     return {**os.environ, "SKEWLESS_REDIS_CONNECTION": settings.redis_connection}
 
 
-def open_store(settings: Settings) -> FeatureStore:
-    os.environ["SKEWLESS_REDIS_CONNECTION"] = settings.redis_connection
-    if not settings.feature_store_yaml.is_file():
+def repo_yaml(settings: Settings) -> Path:
+    """The Feast configuration the settings name: the repository's yaml for the online store,
+    or, with `feast_registry_uri`, the same with Feast's SQL registry in place of the file
+    (written under the state folder, so the `feast` CLI and the SDK read one configuration)."""
+    given = settings.feature_store_yaml
+    if not given.is_file():
         raise BadInput(
             f"no Feast repository at {settings.repo_path} "
-            f"({settings.feature_store_yaml.name} not found; see SKEWLESS_REPO_PATH)"
+            f"({given.name} not found; see SKEWLESS_REPO_PATH)"
         )
-    config = load_repo_config(settings.repo_path, settings.feature_store_yaml)
+    if settings.feast_registry_uri is None:
+        return given
+    config = yaml.safe_load(given.read_text())  # ${...} kept: Feast expands them on load
+    config["registry"] = {
+        "registry_type": "sql",
+        "path": settings.feast_registry_uri,
+        "cache_ttl_seconds": 60,
+        "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+    }
+    generated = settings.state_dir / "feast" / f"{given.stem}.sql-registry.yaml"
+    generated.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.safe_dump(config, sort_keys=False)
+    if not generated.is_file() or generated.read_text() != text:
+        tmp = generated.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(generated)
+    return generated
+
+
+def open_store(settings: Settings) -> FeatureStore:
+    os.environ["SKEWLESS_REDIS_CONNECTION"] = settings.redis_connection
+    config = load_repo_config(settings.repo_path, repo_yaml(settings))
     if settings.offline_store == "duckdb":
         # Feast's stock DuckDB store, whatever the yaml names: for comparison and as the
         # fallback should the ASOF plug-in (skewless.asof_offline_store) misbehave.
@@ -56,7 +81,7 @@ def feast_command(settings: Settings, *args: str) -> list[str]:
         "-c",
         str(settings.repo_path),
         "-f",
-        str(settings.feature_store_yaml),
+        str(repo_yaml(settings)),
         *args,
     ]
 

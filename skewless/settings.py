@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         "champion moves are then serialized by the database. Default: the SQLite file in "
         "state_dir.",
     )
+    feast_registry_uri: str | None = Field(
+        default=None,
+        description="Feast's registry as a SQL database shared by every host "
+        "(postgresql://user@host:5432/db): the feature definitions and materialized intervals "
+        "of the online store the settings name. Default: the file the feature_store yaml names.",
+    )
     artifact_root: str | None = Field(
         default=None,
         description="Where new experiments keep their artifacts (models, reports): a location "

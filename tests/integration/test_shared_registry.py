@@ -1,7 +1,8 @@
-"""MLflow's registry on PostgreSQL (the machine's server, a fresh database per test): it keeps
-what the SQLite registry keeps, and two promoters racing from two processes with separate
-state folders (two hosts' disks: no shared file lock) leave one consistent champion and
-history, serialized by the database's advisory lock."""
+"""The registries on PostgreSQL (the machine's server, a fresh database per test): MLflow's
+keeps what the SQLite one keeps, two promoters racing from two processes with separate state
+folders (two hosts' disks: no shared file lock) leave one consistent champion and history,
+serialized by the database's advisory lock, and Feast's SQL registry defines the same
+service as the file registry."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from skewless import feature_store as fs
 from skewless.aliases import CHAMPION
+from skewless.config import load_model_config
+from skewless.features import read_online, service_schema
 from skewless.registry import ModelRegistry
+from skewless.settings import Settings
 from tests.registry_state import record_passed_gate, register_versions
 
 NAME = "m"
@@ -127,3 +132,29 @@ def test_two_promoters_racing_from_two_hosts_leave_one_consistent_history(
     champion = setup.by_alias(NAME, CHAMPION)
     assert champion is not None and str(champion.version) == history[-1].version
     assert {m.by for m in history[1:]} == {"host-a", "host-b"}
+
+
+def test_feasts_registry_on_postgresql_defines_the_same_service(
+    database: str, sqlite_repo: Settings, tmp_path: Path
+) -> None:
+    """`feast apply` into Feast's SQL registry on PostgreSQL, selected by a setting: the same
+    views and service as the file registry, and the same online values read through them."""
+    shared = sqlite_repo.model_copy(
+        update={"feast_registry_uri": database, "state_dir": tmp_path / "state"}
+    )
+    fs.apply(shared)
+    on_postgres, on_file = fs.open_store(shared), fs.open_store(sqlite_repo)
+    assert type(on_postgres.registry).__name__ == "SqlRegistry"
+    names = [sorted(v.name for v in s.list_feature_views()) for s in (on_postgres, on_file)]
+    assert names[0] == names[1] and names[0]
+    config = load_model_config(sqlite_repo.config)
+    schema = service_schema(on_file, config.feature_service)
+    assert service_schema(on_postgres, config.feature_service) == schema
+    rows = fs.recent_entity_rows(on_file, config, schema, 50)[list(schema.inputs)]
+    records = [
+        {k: v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for k, v in r.items()}
+        for r in rows.to_dict(orient="records")
+    ]
+    through = [read_online(s, schema, records, config.as_of) for s in (on_postgres, on_file)]
+    assert through[0].values == through[1].values
+    assert sum(v is not None for column in through[0].values.values() for v in column) > 0
