@@ -12,6 +12,7 @@ prints p50/p99 per reader. Stops only what it started.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -33,6 +34,7 @@ from skewless.settings import get_settings
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.redis_cluster import RedisCluster as ClusterProcesses  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
+from tests.repos import copy_feature_repo  # noqa: E402
 
 
 def main() -> None:
@@ -47,6 +49,11 @@ def main() -> None:
         single = RedisServer(folder / "single").start()
         cluster = ClusterProcesses(folder / "cluster").start()
         try:
+            # A copy of the repository: materializing into throwaway servers must not record
+            # intervals in the real registries (a later incremental load would skip them).
+            repo = copy_feature_repo(folder / "repo")
+            shutil.copytree(base.data_dir, repo / "data", ignore=shutil.ignore_patterns("*.db"))
+            base = base.model_copy(update={"repo_path": repo, "feast_registry_uri": None})
             stores = {}
             for name, store, connection in (
                 ("one Redis", "redis", single.connection),

@@ -1,22 +1,30 @@
-# Sourced by scripts/test: make sure a PostgreSQL server answers on 127.0.0.1:5432 for the
-# shared-registry tests (tests/integration/test_shared_registry.py, which make a database of
-# their own per test). If none does, install PostgreSQL (Debian) when missing and start a
-# private server with trust authentication; stop only that one on exit.
-PG_PORT="${SKEWLESS_TEST_POSTGRES_PORT:-5432}"
+# Sourced by scripts/test: make sure a PostgreSQL answers for the shared-registry tests
+# (tests/integration/test_shared_registry.py, which make a database of their own per test).
+# SKEWLESS_TEST_POSTGRES, when set, is used as it is. Else the machine's server, if
+# postgresql://127.0.0.1:5432/test lets this user in; else a private server (installed from
+# Debian if missing) on its own port with trust authentication, stopped again on exit.
+PG_URL="postgresql://127.0.0.1:5432/test"
+PG_PORT="${SKEWLESS_TEST_POSTGRES_PORT:-55432}"  # the private server's: never the machine's
 
 as_postgres() {
     # initdb refuses to run as root: the server's files belong to the postgres user.
     if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else sudo -u postgres "$@"; fi
 }
 
-postgres_answers() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$PG_PORT") 2>/dev/null
+postgres_lets_in() {
+    # The server answers, the database exists and this user may use it (psql: the client).
+    command -v psql >/dev/null 2>&1 &&
+        timeout 10 psql "$1" -qAtc "select 1" >/dev/null 2>&1
 }
 
 ensure_postgres() {
-    if postgres_answers; then
-        echo "==> PostgreSQL answers on 127.0.0.1:$PG_PORT"
-        export SKEWLESS_TEST_POSTGRES="${SKEWLESS_TEST_POSTGRES:-postgresql://127.0.0.1:$PG_PORT/test}"
+    if [ -n "${SKEWLESS_TEST_POSTGRES:-}" ]; then
+        echo "==> PostgreSQL for the tests: $SKEWLESS_TEST_POSTGRES (given)"
+        return
+    fi
+    if postgres_lets_in "$PG_URL"; then
+        echo "==> PostgreSQL answers at $PG_URL"
+        export SKEWLESS_TEST_POSTGRES="$PG_URL"
         return
     fi
     local sudo=""
@@ -29,6 +37,7 @@ ensure_postgres() {
     local bin dir
     bin="$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")"
     dir="$(mktemp -d)"
+    chmod 755 "$dir"
     $sudo chown postgres "$dir"
     echo "==> starting a PostgreSQL on 127.0.0.1:$PG_PORT (stopped again on exit)"
     as_postgres "$bin/initdb" -D "$dir/data" -A trust -U postgres >/dev/null

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from skewless.features import OnlineRead, ServiceSchema
 from skewless.model_artifacts import ServedModel
@@ -30,7 +30,9 @@ from .metrics import Metrics
 from .models import ModelSlots
 
 log = logging.getLogger("skewless.serving")
-STORE_ERRORS = (RedisError, sqlite3.Error, OSError)
+# RedisClusterException: a cluster with no node answering, or a slot no master serves; not a
+# RedisError in redis-py, and as much the store's failure as any.
+STORE_ERRORS = (RedisError, RedisClusterException, sqlite3.Error, OSError)
 # Up to this many rows a model scores row by row through LightGBM's single-row C API (~10 µs
 # a row here); beyond, one matrix through `Booster.predict` (~50 µs, then ~1 µs a row).
 SINGLE_ROWS = 8

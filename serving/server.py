@@ -133,7 +133,10 @@ def run_worker(settings: Settings) -> int:
 async def _health_loop(runtime: Runtime, grpc_face: GrpcFace) -> None:
     """Keep the gRPC health status in step with /readyz (model loaded, store answering)."""
     while not runtime.draining:
-        await grpc_face.set_health()
+        try:
+            await grpc_face.set_health()
+        except Exception:  # it must outlive anything, or gRPC health freezes for good
+            log.exception("gRPC health update failed; trying again")
         await asyncio.sleep(1.0)
 
 

@@ -57,7 +57,7 @@ def repo_yaml(settings: Settings) -> Path:
     generated.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config, sort_keys=False)
     if not generated.is_file() or generated.read_text() != text:
-        tmp = generated.with_suffix(".tmp")
+        tmp = generated.with_suffix(f".{os.getpid()}.tmp")  # workers may start together
         tmp.write_text(text)
         tmp.replace(generated)
     return generated

@@ -34,6 +34,7 @@ from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, ResponseError
 
 from .features import OnlineRead, ServiceSchema, apply_ttl, null_key
 from .resp import RespConnection, pack
@@ -194,10 +195,11 @@ class RedisClusterFeatureReader(DirectFeatureReader):
     """The same layout and commands on a Redis Cluster: each key's hash slot by redis-py's
     CRC16, the slot's master from redis-py's slot map, one pipeline per master.
 
-    A read does not retry and does not follow a redirection: a master that does not answer or
-    a MOVED reply (its slots moved in a failover) fails the read (503, and the circuit opens),
-    and the slot map is fetched again before the next read, so the service recovers by itself
-    once the cluster has promoted a replica."""
+    A master that does not answer fails the read (503, and the circuit opens), and the slot map
+    is fetched again before the next read, so the service recovers by itself once the cluster
+    has promoted a replica. A MOVED reply (the slot has moved: a failover seen late, a
+    rebalance) fetches the map and reads once more; an ASK (a slot being migrated) fails the
+    read: resharding under traffic costs 503s for the keys in flight."""
 
     def __init__(self, store: FeatureStore, schema: ServiceSchema, cluster: RedisCluster) -> None:
         _check_redis(store, "redis_cluster")
@@ -211,10 +213,24 @@ class RedisClusterFeatureReader(DirectFeatureReader):
         return self.project
 
     def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
+        try:
+            if self._stale:
+                self.cluster.nodes_manager.initialize()
+                self._stale = False  # one refresh per failed read, not one per request
+            try:
+                return self._fetch_by_node(keys)
+            except ResponseError as exc:
+                if not str(exc).startswith("MOVED"):
+                    raise
+                # A slot moved (a failover, a rebalance): the map again, and once more.
+                self.cluster.nodes_manager.initialize()
+                return self._fetch_by_node(keys)
+        except (redis.RedisError, RedisClusterException):
+            self._stale = True
+            raise
+
+    def _fetch_by_node(self, keys: list[list[bytes]]) -> list[Fetched]:
         nodes = self.cluster.nodes_manager
-        if self._stale:
-            self._stale = False  # one refresh per failed read, not one per request after it
-            nodes.initialize()
         commands = _hmgets(self._hmget, keys)
         flat = [key for view_keys in keys for key in view_keys]
         by_node: dict[str, tuple[Any, list[int]]] = {}
@@ -222,19 +238,15 @@ class RedisClusterFeatureReader(DirectFeatureReader):
             node = nodes.get_node_from_slot(key_slot(key))
             by_node.setdefault(node.name, (node, []))[1].append(index)
         replies: list[Any] = [None] * len(flat)
-        try:
-            for name, (node, indices) in by_node.items():
-                idle = self._idle.setdefault(name, [])
-                connection = idle.pop() if idle else RespConnection(node.redis_connection)
-                try:
-                    answered = connection.execute([commands[i] for i in indices])
-                finally:
-                    idle.append(connection)
-                for index, reply in zip(indices, answered, strict=True):
-                    replies[index] = reply
-        except redis.RedisError:
-            self._stale = True
-            raise
+        for name, (node, indices) in by_node.items():
+            idle = self._idle.setdefault(name, [])
+            connection = idle.pop() if idle else RespConnection(node.redis_connection)
+            try:
+                answered = connection.execute([commands[i] for i in indices])
+            finally:
+                idle.append(connection)
+            for index, reply in zip(indices, answered, strict=True):
+                replies[index] = reply
         return _fetched(keys, replies)
 
 

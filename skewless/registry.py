@@ -18,6 +18,7 @@ with nothing changed, never an empty answer that a caller would act on.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import getpass
 import hashlib
@@ -55,6 +56,7 @@ GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.repo
 LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"skewless champion moves").digest()[:8], "big", signed=True
 )
+LOCK_WAIT = "60s"  # a promoter waits this long for another's move, then stops: unavailable
 UNGATED = "ungated: the first champion of a registry that had none"
 REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError)
 # OSError: the artifact store (local files)
@@ -150,6 +152,11 @@ class ModelRegistry:
         # Artifacts are a few local files: a progress bar per download is only noise.
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.state_dir = state_dir
+        if uri and not uri.startswith(("sqlite:", "postgresql")):
+            raise BadInput(
+                f"registry_uri {uri.split('://')[0]}://...: a SQLite file or a PostgreSQL "
+                "database (postgresql://...); other stores do not serialize champion moves"
+            )
         self.uri = uri or f"sqlite:///{state_dir / 'mlflow.db'}"
         self.artifact_root = artifact_root
         self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
@@ -284,18 +291,17 @@ class ModelRegistry:
             return
         if self._engine is None:
             self._engine = create_engine(self.uri, poolclass=NullPool)
-        try:
-            connection = self._engine.connect()
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc, "taking the registry's lock") from exc
-        try:
-            yield
-        finally:
+        # A lock of the transaction: released by its end however the body ends (or by the
+        # server if this process dies), with no unlock call to fail and hide the body's error.
+        with contextlib.ExitStack() as stack:
             try:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
-            finally:
-                connection.close()  # a lock not given back goes with its session
+                connection = stack.enter_context(self._engine.begin())
+                connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
+                connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+            except SQLAlchemyError as exc:
+                raise _unavailable(exc, "taking the registry's lock") from exc
+            yield
 
     def champion_history(self, model_name: str) -> list[ChampionMove]:
         model = self._call_or_none(

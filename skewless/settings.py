@@ -70,7 +70,8 @@ class Settings(BaseSettings):
         default=None,
         description="Feast's registry as a SQL database shared by every host "
         "(postgresql://user@host:5432/db): the feature definitions and materialized intervals "
-        "of the online store the settings name. Default: the file the feature_store yaml names.",
+        "of the online store the settings name, so one database per online store. Default: "
+        "the file the feature_store yaml names.",
     )
     artifact_root: str | None = Field(
         default=None,

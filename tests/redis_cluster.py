@@ -145,7 +145,8 @@ class RedisCluster:
         masters = []
         for line in self.info(live, "cluster", "nodes").splitlines():
             fields = line.split()
-            if "master" in fields[2] and "fail" not in fields[2]:
+            flags = fields[2].split(",")  # "fail?" (suspected) counts as failed too
+            if "master" in flags and not {"fail", "fail?"} & set(flags):
                 masters.append(int(fields[1].split("@")[0].rsplit(":", 1)[1]))
         return sorted(masters)
 
