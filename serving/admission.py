@@ -52,6 +52,7 @@ class AdmittingProtocol(HttpToolsProtocol):
 
     door: Door | None = None  # set per service by `admitting`
     _held: bytearray | None = None  # the body of a request waiting for admission
+    _held_path = ""  # and its path
 
     def on_headers_complete(self) -> None:
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
@@ -72,7 +73,8 @@ class AdmittingProtocol(HttpToolsProtocol):
             return False
         if self.parser.get_method() != b"POST":
             return False
-        if httptools.parse_url(self.url).path.decode("ascii", "replace") not in door.paths:
+        self._held_path = httptools.parse_url(self.url).path.decode("ascii", "replace")
+        if self._held_path not in door.paths:
             return False
         length = next((v for k, v in self.headers if k == b"content-length"), None)
         return length is not None and length.isdigit() and int(length) <= door.limit
@@ -93,7 +95,7 @@ class AdmittingProtocol(HttpToolsProtocol):
         assert self.door is not None
         scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         closing = self.parser.get_http_version() == "1.0" or not self.parser.should_keep_alive()
-        refusal = self.door.admit(httptools.parse_url(self.url).path.decode("ascii"), closing)
+        refusal = self.door.admit(self._held_path, closing)
         if refusal is None:
             scope[ADMITTED] = True  # the app uncounts it when answered
             super().on_headers_complete()

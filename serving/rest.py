@@ -192,30 +192,24 @@ class FastPredict:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         admitted = bool(scope.get(ADMITTED))  # counted in flight by the protocol already
         try:
-            await self._call(scope, receive, send, admitted)
-        finally:
-            if admitted:
-                self.in_flight -= 1
-
-    async def _call(self, scope: Scope, receive: Receive, send: Send, admitted: bool) -> None:
-        path = scope.get("path", "")
-        if not (
-            scope["type"] == "http"
-            and path in PREDICT_PATHS
-            and scope["method"] == "POST"
-            and self._plain_json(scope)
-        ):
-            await self.app(scope, receive, send)
-            return
-        raw = await _read_body(receive)
-        if raw is None:  # the client went away before its body was in: nobody to answer
-            return
-        if not admitted:  # not through the protocol's door (a test client, a pipelined request)
-            if self.in_flight >= self.max_in_flight:
-                await self._shed(send, path)
+            path = scope.get("path", "")
+            if not (
+                scope["type"] == "http"
+                and path in PREDICT_PATHS
+                and scope["method"] == "POST"
+                and self._plain_json(scope)
+            ):
+                await self.app(scope, receive, send)
                 return
-            self.in_flight += 1
-        try:
+            raw = await _read_body(receive)
+            if raw is None:  # the client went away before its body was in: nobody to answer
+                return
+            if not admitted:  # not through the protocol (a test client, a pipelined request)
+                if self.in_flight >= self.max_in_flight:
+                    await self._shed(send, path)
+                    return
+                self.in_flight += 1
+                admitted = True
             arrived = scope.get(ARRIVAL)
             if path == "/v1/predict" and await self._fast(raw, send, arrived):
                 return
@@ -224,7 +218,7 @@ class FastPredict:
                 self.metrics.child(self.metrics.queue_wait, path).observe(wait)
             await self.app(scope, _replay(raw), send)
         finally:
-            if not admitted:
+            if admitted:
                 self.in_flight -= 1
 
     def admit(self, path: str, closing: bool = False) -> tuple[bytes, bool] | None:
