@@ -47,7 +47,13 @@ from .errors import BadInput, SkewlessError
 from .settings import Settings
 
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
-HISTORY_TAG = "skewless.champion_history"  # JSON list of ChampionMove, oldest first
+# The champion history: one tag per move, numbered from 1 (a JSON ChampionMove each). One tag
+# for the whole list overflowed MLflow's 5,000-character tag value on PostgreSQL after ~20
+# moves; one move stays far under it (`why` and `gate` are capped). Registries written before
+# keep their list in HISTORY_TAG, read first.
+MOVE_TAG_PREFIX = "skewless.champion_move."
+HISTORY_TAG = "skewless.champion_history"  # older registries: JSON list, oldest first
+TEXT_CAP = 1500  # characters of a move's `why` and `gate` kept in its record
 CANARY_TAG = "skewless.canary_share"
 # The gate's verdict on a version (written by loadtests/records.py, read by move_champion).
 GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
@@ -141,6 +147,32 @@ class RegisteredModel:
     run_id: str
     sha256: str
     artifacts: Path  # local copy of the run's model folder
+
+
+def move_tag(number: int) -> str:
+    """The tag of the `number`-th recorded move (zero-padded: the tags sort as they happened)."""
+    return f"{MOVE_TAG_PREFIX}{number:06d}"
+
+
+def record_of(move: ChampionMove) -> str:
+    """One move as its tag's value, its free texts capped so it always fits one tag."""
+    fields = asdict(move)
+    for name in ("why", "gate"):
+        text_ = fields[name]
+        if len(text_) > TEXT_CAP:
+            fields[name] = text_[: TEXT_CAP - 1] + "\u2026"
+    return json.dumps(fields)
+
+
+def history_of(tags: dict[str, str]) -> list[ChampionMove]:
+    """The champion moves recorded in a registered model's tags, oldest first: an older
+    registry's list, then one tag per move in number order."""
+    moves = [ChampionMove(**move) for move in json.loads(tags.get(HISTORY_TAG, "[]"))]
+    numbered = sorted(
+        (key for key in tags if key.startswith(MOVE_TAG_PREFIX)),
+        key=lambda key: int(key.removeprefix(MOVE_TAG_PREFIX)),
+    )
+    return moves + [ChampionMove(**json.loads(tags[key])) for key in numbered]
 
 
 class ModelRegistry:
@@ -310,7 +342,7 @@ class ModelRegistry:
         )
         if model is None:
             return []
-        return [ChampionMove(**move) for move in json.loads(model.tags.get(HISTORY_TAG, "[]"))]
+        return history_of(model.tags)
 
     def gate_passed(self, model_name: str, version: str) -> tuple[bool, str]:
         """Has this version a passed gate report for its exact artifact? The report itself is
@@ -383,36 +415,27 @@ class ModelRegistry:
             why,
             gate,
         )
-        history = [asdict(m) for m in self.champion_history(model_name)] + [asdict(move)]
         # The record first, then the alias: a failure between the two is undone from the
-        # record's side, and a failed first write leaves both untouched.
-        old_history = self._history_tag(model_name)
+        # record's side, and a failed first write leaves both untouched. The number is taken
+        # under the lock, so two promoters never write the same one.
+        model = self.call(
+            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+        )
+        key = move_tag(len(history_of(model.tags)) + 1)
         self.call(
             "recording the champion move",
-            lambda: self.client.set_registered_model_tag(
-                model_name, HISTORY_TAG, json.dumps(history)
-            ),
+            lambda: self.client.set_registered_model_tag(model_name, key, record_of(move)),
         )
         try:
             self.set_alias(model_name, CHAMPION, version)
         except BaseException:  # a store error, or SIGTERM/Ctrl-C between the two writes
-            self._restore_history(model_name, old_history)
+            self._unrecord(model_name, key)
             raise
         return move
 
-    def _history_tag(self, model_name: str) -> str | None:
-        model = self.call(
-            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
-        )
-        found: str | None = model.tags.get(HISTORY_TAG)
-        return found
-
-    def _restore_history(self, model_name: str, old: str | None) -> None:
+    def _unrecord(self, model_name: str, key: str) -> None:
         try:
-            if old is None:
-                self.client.delete_registered_model_tag(model_name, HISTORY_TAG)
-            else:
-                self.client.set_registered_model_tag(model_name, HISTORY_TAG, old)
+            self.client.delete_registered_model_tag(model_name, key)
         except STORE_ERRORS:
             logging.getLogger("skewless").error(
                 "could not undo the champion record of %s after a failed alias write", model_name

@@ -8,20 +8,25 @@ that makes every read fail.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
 from skewless.aliases import CHAMPION
 from skewless.registry import (
+    HISTORY_TAG,
+    TEXT_CAP,
     UNGATED,
     ModelRegistry,
     PromotionRefused,
     RegistryError,
     RegistryUnavailable,
+    move_tag,
 )
 from tests.registry_state import record_passed_gate, register_versions
 
@@ -156,3 +161,19 @@ def test_a_failing_store_is_never_read_as_absence(registry: ModelRegistry, tmp_p
     assert registry.by_alias("no_such_model", CHAMPION) is None
     assert registry.champion_history("no_such_model") == []
     assert registry.by_alias(NAME, "no_such_alias") is None
+
+
+def test_an_older_registrys_history_list_is_read_and_continued(registry: ModelRegistry) -> None:
+    """Registries written before one-tag-per-move keep their list in one tag: it stays the
+    start of the history, new moves follow it, and rollback walks back across both."""
+    first = registry.champion_history(NAME)
+    assert len(first) == 1
+    registry.client.delete_registered_model_tag(NAME, move_tag(1))
+    registry.client.set_registered_model_tag(NAME, HISTORY_TAG, json.dumps([asdict(first[0])]))
+    assert registry.champion_history(NAME) == first
+    registry.move_champion(NAME, "2", action="promote", by="t", why="x" * 5000)
+    history = registry.champion_history(NAME)
+    assert [m.version for m in history] == ["1", "2"] and history[0] == first[0]
+    assert len(history[1].why) == TEXT_CAP  # capped: one move always fits one tag
+    assert registry.rollback_champion(NAME, by="t", why="slow").version == "1"
+    assert [m.version for m in registry.champion_history(NAME)] == ["1", "2", "1"]
