@@ -4,31 +4,48 @@ point in time) and the same `feature_matrix` and scorer as the online path.
 Chunked and resumable: chunk k is written as `part-<k>.parquet` (atomically) next to a
 manifest naming the input's sha256, the model version and hash and the chunk size; a rerun
 with the same manifest skips the parts already written.
+
+With `batch_engine: ray` the chunks are scored by Ray Data workers on the cluster (each with
+the store opened and the model rebuilt from its verified bytes once), which write the same
+parts: the output is the same row for row, and a run resumes whichever engine began it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 from feast import FeatureStore
 
-from skewless.errors import BadInput
+from skewless import feature_store as fs
+from skewless.errors import BadInput, SkewlessError
 from skewless.features import ENTITY_TIMESTAMP, ServiceSchema, historical_features
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import ServedModel
+from skewless.model_artifacts import ServedModel, ShippedModel
+from skewless.ray_batch import WorkerStats, map_blocks, worker_stats
+from skewless.settings import Settings
 
 TIMESTAMP = ENTITY_TIMESTAMP
 MANIFEST = "_manifest.json"
+CHUNK = "_skewless_chunk"  # a chunk's number, riding with its rows to a Ray worker
 
 
 class BatchInputError(BadInput):
     """The input file cannot be scored as given (missing columns, unreadable times)."""
+
+
+@dataclass(frozen=True)
+class ChunkStats(WorkerStats):
+    chunk: int = 0
 
 
 @dataclass(frozen=True)
@@ -38,6 +55,7 @@ class ScoreResult:
     skipped: int  # chunks found already written (resumed)
     seconds: float
     output: Path
+    workers: tuple[ChunkStats, ...] = ()  # what each Ray worker reported, chunk by chunk
 
 
 def read_entity_rows(path: Path, schema: ServiceSchema) -> pd.DataFrame:
@@ -67,8 +85,11 @@ def score_rows(
     return score_features(rows, historical_features(store, schema.name, rows), model)
 
 
-def score_features(rows: pd.DataFrame, features: pd.DataFrame, model: ServedModel) -> pd.DataFrame:
-    scores = model.model.score(features, threads=0)  # a batch: every core, no request waits
+def score_features(
+    rows: pd.DataFrame, features: pd.DataFrame, model: ServedModel, threads: int = 0
+) -> pd.DataFrame:
+    # A batch: every core by default (no request waits); a Ray worker owns one CPU.
+    scores = model.model.score(features, threads=threads)
     out = rows.reset_index(drop=True).copy()
     out["probability"] = scores
     out["decision"] = scores >= model.model.contract.threshold
@@ -86,7 +107,10 @@ def score_file(
     *,
     chunk_rows: int,
     progress: Callable[[str], None] = print,
+    settings: Settings | None = None,
 ) -> ScoreResult:
+    """Score `input_path` into `output_dir`, on the batch engine `settings` choose (this
+    process when none are given)."""
     started = time.perf_counter()
     rows = read_entity_rows(input_path, schema)
     manifest = {
@@ -115,6 +139,24 @@ def score_file(
     def chunk(k: int) -> pd.DataFrame:
         return rows.iloc[k * chunk_rows : (k + 1) * chunk_rows]
 
+    if settings is not None and settings.batch_engine == "ray":
+        frames = [chunk(k).assign(**{CHUNK: k}) for k in todo]
+        reports = []
+        for stats in score_on_ray(settings, schema, model, frames, parts):
+            reports.append(stats)
+            progress(
+                f"chunk {stats.chunk + 1}/{chunks}: {stats.rows:,} rows in "
+                f"{stats.seconds:.1f} s ({stats.rows / stats.seconds:,.0f} rows/s) on "
+                f"node {stats.node} ({stats.worker})"
+            )
+        lost = [str(parts[k]) for k in todo if not parts[k].exists()]
+        if lost:
+            raise SkewlessError(f"the Ray workers did not write {lost[:3]} ({len(lost)} parts)")
+        seconds = time.perf_counter() - started
+        return ScoreResult(
+            len(rows), chunks, chunks - len(todo), seconds, output_dir, tuple(reports)
+        )
+
     def features(k: int) -> pd.DataFrame:
         return historical_features(store, schema.name, chunk(k))
 
@@ -133,9 +175,7 @@ def score_file(
             ready = reading.pop(i).result()
             read(i + 1)
             scored = score_features(chunk(k), ready, model)
-            tmp = parts[k].with_name("." + parts[k].name)
-            scored.to_parquet(tmp, index=False)
-            tmp.replace(parts[k])
+            write_part(scored, parts[k])
             seconds = time.perf_counter() - t0
             progress(
                 f"chunk {k + 1}/{chunks}: {len(scored):,} rows in {seconds:.1f} s "
@@ -143,6 +183,55 @@ def score_file(
             )
     skipped = chunks - len(todo)
     return ScoreResult(len(rows), chunks, skipped, time.perf_counter() - started, output_dir)
+
+
+def write_part(scored: pd.DataFrame, part: Path) -> None:
+    """Atomically: a part that exists is whole (a rerun skips it)."""
+    tmp = part.with_name(f".{part.name}.{os.getpid()}")
+    scored.to_parquet(tmp, index=False)
+    tmp.replace(part)
+
+
+class _ChunkScorer:
+    """A Ray Data actor: the store opened and the model rebuilt (from its verified bytes)
+    once; each call scores one chunk and writes its part."""
+
+    def __init__(
+        self, settings: Settings, service: str, shipped: ShippedModel, parts: list[Path]
+    ) -> None:
+        self.store = fs.open_store(settings)
+        self.service = service
+        self.folder = Path(tempfile.mkdtemp(prefix="skewless-model-"))
+        self.model = shipped.load(self.folder)
+        self.parts = parts
+
+    def __call__(self, block: pa.Table) -> pd.DataFrame:
+        started = time.perf_counter()
+        frame = block.to_pandas()
+        k = int(frame[CHUNK].iloc[0])
+        rows = frame.drop(columns=[CHUNK])
+        features = historical_features(self.store, self.service, rows)
+        write_part(score_features(rows, features, self.model, threads=1), self.parts[k])
+        stats = worker_stats(len(rows), time.perf_counter() - started)
+        return pd.DataFrame([{**asdict(stats), "chunk": k}])
+
+    def __del__(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def score_on_ray(
+    settings: Settings,
+    schema: ServiceSchema,
+    model: ServedModel,
+    frames: list[pd.DataFrame],
+    parts: list[Path],
+) -> Iterator[ChunkStats]:
+    """Score each frame (a chunk, its number in CHUNK) on the Ray cluster into its part;
+    what each worker reported, as the chunks finish."""
+    args = (settings, schema.name, ShippedModel.of(model), parts)
+    for result in map_blocks(settings, frames, _ChunkScorer, args):
+        for record in result.to_dict("records"):
+            yield ChunkStats(**record)
 
 
 def read_scores(output_dir: Path) -> pd.DataFrame:

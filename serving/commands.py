@@ -59,7 +59,14 @@ def score_command(
     try:
         model = loader.load(version)
         result = score_file(
-            store, schema, model, input_path, output, chunk_rows=chunk_rows, progress=console.print
+            store,
+            schema,
+            model,
+            input_path,
+            output,
+            chunk_rows=chunk_rows,
+            progress=console.print,
+            settings=settings,
         )
     finally:
         loader.close()

@@ -173,6 +173,38 @@ class ServedModel:
     version: str
     sha256: str
     model: LoadedModel
+    folder: Path | None = None  # the verified artifact files it was loaded from
+
+
+@dataclass(frozen=True)
+class ShippedModel:
+    """A served model's artifact files as bytes, for a process on another host (a Ray
+    worker): rebuilt there from the same bytes and verified against the same sha256."""
+
+    name: str
+    version: str
+    sha256: str
+    model_bytes: bytes
+    contract_bytes: bytes
+
+    @classmethod
+    def of(cls, served: ServedModel) -> ShippedModel:
+        if served.folder is None:
+            raise ModelArtifactError(f"{served.name} v{served.version} has no artifact folder")
+        return cls(
+            served.name,
+            served.version,
+            served.sha256,
+            (served.folder / MODEL_FILE).read_bytes(),
+            (served.folder / CONTRACT_FILE).read_bytes(),
+        )
+
+    def load(self, into: Path) -> ServedModel:
+        into.mkdir(parents=True, exist_ok=True)
+        (into / MODEL_FILE).write_bytes(self.model_bytes)
+        (into / CONTRACT_FILE).write_bytes(self.contract_bytes)
+        model = load_artifacts(into, self.sha256)
+        return ServedModel(self.name, self.version, self.sha256, model, into)
 
 
 def check_fits(model: LoadedModel, schema: ServiceSchema) -> None:
@@ -217,7 +249,9 @@ class ModelFetcher:
             raise ModelRefused(f"version {version.version} has no recorded sha256")
         model = load_artifacts(fetched.artifacts, fetched.sha256)
         check_fits(model, self.schema)
-        return ServedModel(fetched.name, str(fetched.version), fetched.sha256, model)
+        return ServedModel(
+            fetched.name, str(fetched.version), fetched.sha256, model, fetched.artifacts
+        )
 
     def close(self) -> None:
         shutil.rmtree(self.cache_dir, ignore_errors=True)

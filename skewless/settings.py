@@ -41,6 +41,22 @@ class Settings(BaseSettings):
         "skewless.asof_offline_store); duckdb: Feast's stock DuckDB store, for comparison "
         "and as a fallback.",
     )
+    batch_engine: Literal["local", "ray"] = Field(
+        default="local",
+        description="local: batch work (historical retrieval, batch scoring) in this "
+        "process; ray: on a Ray cluster (ray_address), Ray Data over the same offline store, "
+        "the same rows out (skewless.ray_batch).",
+    )
+    ray_address: str | None = Field(
+        default=None,
+        description="The Ray cluster batch work runs on (host:port of its head, as `ray "
+        "start --head` prints); unset: Ray starts a cluster of one node inside the command. "
+        "Every node needs this project installed and the feature repository's files at the "
+        "same path.",
+    )
+    ray_workers: PositiveInt = Field(
+        default=2, description="Ray Data workers (actors) doing batch work at once."
+    )
     redis_connection: str = Field(
         default="127.0.0.1:6379",
         description="Feast connection string for Redis: host:port[,db=0][,password=...]; for "
@@ -162,7 +178,7 @@ class Settings(BaseSettings):
         default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
     )
 
-    @field_validator("serve_version")
+    @field_validator("serve_version", "ray_address")
     @classmethod
     def _unpinned_when_empty(cls, value: str | None) -> str | None:
         return value or None

@@ -4,6 +4,8 @@ controller, or a backtest), the labels are the outcomes known by then, not the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 from feast import FeatureStore
 
@@ -18,7 +20,12 @@ from .config import PipelineConfig
 LABEL_KNOWN_AT = "label_known_at"
 
 
-def extract(store: FeatureStore, config: PipelineConfig) -> pd.DataFrame:
+def extract(
+    store: FeatureStore,
+    config: PipelineConfig,
+    *,
+    retrieve: Callable[[FeatureStore, str, pd.DataFrame], pd.DataFrame] = historical_features,
+) -> pd.DataFrame:
     rows = pd.read_parquet(file_source_path(store, config.entity_source))
     start = pd.Timestamp(config.windows.train.start)
     end = pd.Timestamp(config.windows.test.end)
@@ -28,6 +35,6 @@ def extract(store: FeatureStore, config: PipelineConfig) -> pd.DataFrame:
         known = join_labels(store, source, rows[config.entity_id], config.as_of)
         rows = rows.assign(**{config.label: known[LABEL], LABEL_KNOWN_AT: known[KNOWN_AT]})
     rows = rows[rows[config.label].notna()]  # e.g. cancelled flights: no outcome to learn
-    dataset = historical_features(store, config.feature_service, rows)
+    dataset = retrieve(store, config.feature_service, rows)
     dataset[config.label] = dataset[config.label].astype("int64")
     return dataset

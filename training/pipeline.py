@@ -11,6 +11,7 @@ ever registered.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from skewless import feature_store as fs
 from skewless.errors import BadInput
+from skewless.ray_batch import historical_features_for
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
@@ -79,12 +81,15 @@ class Pipeline:
         settings: Settings,
         config: PipelineConfig,
         *,
-        extract_fn: ExtractFn = extract,
+        extract_fn: ExtractFn | None = None,
         progress: Progress = print,
         hook: Hook = no_hook,
     ) -> None:
         self.settings, self.config = settings, config
-        self.extract_fn, self.progress, self.hook = extract_fn, progress, hook
+        # The features come from the batch engine the settings choose (this process or Ray).
+        retrieve = functools.partial(historical_features_for, settings)
+        self.extract_fn = extract_fn or functools.partial(extract, retrieve=retrieve)
+        self.progress, self.hook = progress, hook
         self.registry = ModelRegistry.of(settings)
         self.store = fs.open_store(settings)
 

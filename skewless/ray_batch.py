@@ -1,0 +1,180 @@
+"""Batch work on a Ray cluster (`batch_engine: ray`): Ray Data over the same offline store.
+
+The entity rows are cut into blocks; a pool of Ray Data actors (`ray_workers` of them, one
+CPU each), each with the Feast store opened once, runs the very `historical_features` of the
+single-process path on its blocks, through the offline-store plug-in the settings name
+(skewless.asof_offline_store). A row's features depend on that row alone (a point-in-time
+join), so cutting the rows changes nothing, and the blocks come back in the rows' order: the
+same rows out as in one process (tests/integration/test_ray_batch.py).
+
+Why not Feast's own Ray engine (0.67): its offline store does its own point-in-time join,
+which would be a second implementation to prove equal, and its compute engine's write step
+swallows every per-batch error (`safe_batch_processor`): tried here, a materialization into
+Redis reported success with nothing written.
+
+Every node needs this project installed (the workers import it) and the feature repository's
+files at the same path (a shared file system beyond one host).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from feast import FeatureStore
+
+from .errors import SkewlessError
+from .feature_store import open_store
+from .features import historical_features
+from .settings import Settings
+
+ROW = "_skewless_ray_row"  # each entity row's place, to put the blocks back in order
+CAUSED = "The above exception was the direct cause"  # in a remote traceback's text
+
+
+class RayUnavailable(SkewlessError):
+    """The Ray cluster the settings name cannot be reached or used."""
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """What one Ray worker reported after a piece of work."""
+
+    node: str  # the Ray node the worker ran on (its id's first 12 characters)
+    worker: str  # host:pid of the worker process
+    rows: int
+    seconds: float
+    peak_rss_mib: float  # the worker process's peak resident memory so far
+
+
+def worker_stats(rows: int, seconds: float) -> WorkerStats:
+    """Called inside a Ray worker, after its piece of work."""
+    import ray
+
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return WorkerStats(
+        ray.get_runtime_context().get_node_id()[:12],
+        f"{socket.gethostname()}:{os.getpid()}",
+        rows,
+        seconds,
+        peak_kib / 1024,
+    )
+
+
+def connect(settings: Settings) -> None:
+    """Join the cluster at `ray_address` (or start one node in this process when unset),
+    once per process; Ray Data's progress bars off (a batch job prints its own progress)."""
+    import ray
+    from ray.data import DataContext
+
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=settings.ray_address,
+                log_to_driver=False,
+                include_dashboard=False if settings.ray_address is None else None,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = settings.ray_address or "a local node"
+            raise RayUnavailable(f"cannot start or join the Ray cluster at {where}: {exc}") from exc
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+
+
+def blocks(rows: pd.DataFrame, block_rows: int) -> list[pd.DataFrame]:
+    """`rows` cut into blocks of `block_rows`, each row marked with its place."""
+    marked = rows.reset_index(drop=True)
+    marked[ROW] = np.arange(len(marked), dtype="int64")
+    return [marked.iloc[i : i + block_rows] for i in range(0, max(len(marked), 1), block_rows)]
+
+
+def in_order(frames: list[pd.DataFrame], expected: int) -> pd.DataFrame:
+    """The blocks' results back in the entity rows' order, checked complete."""
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(out) != expected or (expected and not out[ROW].is_unique):
+        raise RayUnavailable(f"the Ray workers returned {len(out)} rows for {expected}")
+    if not expected:
+        return out
+    return out.sort_values(ROW, kind="stable").drop(columns=ROW).reset_index(drop=True)
+
+
+class _Retriever:
+    """A Ray Data actor: the store opened once, point-in-time features per block."""
+
+    def __init__(self, settings: Settings, features: str | list[str]) -> None:
+        self.store = open_store(settings)
+        self.features = features
+
+    def __call__(self, block: pa.Table) -> pd.DataFrame:
+        return historical_features(self.store, self.features, block.to_pandas())
+
+
+def map_blocks(
+    settings: Settings,
+    frames: list[pd.DataFrame],
+    actor: type,
+    args: tuple[Any, ...],
+) -> Iterator[pd.DataFrame]:
+    """Each frame through a pool of `actor(*args)` on the cluster, one frame per call, given
+    as an Arrow table (`to_pandas()` makes it what the single-process path reads: numpy
+    dtypes; Ray's own pandas batches would be Arrow-backed); the results as they come (in
+    no particular order)."""
+    import ray.data
+
+    connect(settings)
+    dataset = ray.data.from_pandas(frames).map_batches(
+        actor,
+        fn_constructor_args=args,
+        batch_size=None,  # a block per call: the blocks are cut to size already
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=min(settings.ray_workers, max(len(frames), 1))),
+        num_cpus=1,
+    )
+    try:
+        # Arrow out, then pandas as Arrow's own conversion makes it (numpy dtypes, as the
+        # single-process path returns them; Ray's pandas batches would be Arrow-backed).
+        for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
+            yield cast(pa.Table, batch).to_pandas()
+    except ray.exceptions.RayError as exc:
+        raise RayUnavailable(f"batch work on Ray failed: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    """The worker's own error in one line. Ray Data wraps it (a task error around a
+    UserCodeException) and keeps it only as text: the remote traceback that ends with it,
+    before "The above exception was the direct cause"."""
+    text = str(exc)
+    if CAUSED in text:
+        lines = [line.strip() for line in text.split(CAUSED, 1)[0].splitlines() if line.strip()]
+        if lines:
+            return lines[-1]
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def historical_features_on_ray(
+    settings: Settings, features: str | list[str], rows: pd.DataFrame, block_rows: int = 50_000
+) -> pd.DataFrame:
+    """`features.historical_features` on the cluster: the same rows, in the same order."""
+    frames = blocks(rows, block_rows)
+    found = list(map_blocks(settings, frames, _Retriever, (settings, features)))
+    return in_order(found, len(rows))
+
+
+def historical_features_for(
+    settings: Settings, store: FeatureStore, features: str | list[str], rows: pd.DataFrame
+) -> pd.DataFrame:
+    """Point-in-time features on the batch engine the settings choose: in this process
+    (`store`), or on the Ray cluster."""
+    if settings.batch_engine == "ray":
+        return historical_features_on_ray(settings, features, rows)
+    return historical_features(store, features, rows)

@@ -1,0 +1,123 @@
+"""Batch work on a real Ray cluster of two nodes on loopback (`ray start --head` plus a second
+node, one CPU each): historical retrieval and batch scoring through Ray Data give the
+single-process path's rows, row by row, with workers on both nodes; a run begun on one engine
+resumes on the other; the CT pipeline's extract goes through Ray when the settings say so;
+a failure inside a worker stops the job with the worker's reason."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from serving.batch import read_scores, score_file
+from skewless import feature_store as fs
+from skewless.features import historical_features
+from skewless.model_artifacts import ModelFetcher, ServedModel
+from skewless.ray_batch import RayUnavailable, historical_features_on_ray
+from skewless.registry import ModelRegistry
+from skewless.settings import Settings
+from training.config import load_pipeline_config
+from training.extract import extract
+from training.pipeline import Pipeline
+
+from ..ray_cluster import RayCluster
+from .serving_setup import SMALL_PIPELINE, ServingWorld
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    cluster = RayCluster(tmp_path_factory.mktemp("ray")).start(nodes=2)
+    try:
+        yield cluster
+    finally:
+        import ray
+
+        ray.shutdown()  # this process's driver, before its cluster goes
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def on_ray(serving_world: ServingWorld, ray_cluster: RayCluster) -> Settings:
+    return serving_world.settings.model_copy(
+        update={"batch_engine": "ray", "ray_address": ray_cluster.address, "ray_workers": 2}
+    )
+
+
+@pytest.fixture(scope="module")
+def model(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFactory) -> ServedModel:
+    registry = ModelRegistry.of(serving_world.settings)
+    folder = tmp_path_factory.mktemp("model")
+    return ModelFetcher(registry, serving_world.config.name, serving_world.schema, folder).load()
+
+
+def year_sample(world: ServingWorld, every: int) -> pd.DataFrame:
+    """Every `every`-th request of the year, plus the awkward rows: a duplicate and a row
+    whose aircraft is unknown (a null join key)."""
+    store = fs.open_store(world.settings)
+    rows = pd.read_parquet(fs.file_source_path(store, world.config.entity_source))
+    sample = rows.iloc[::every]
+    unknown = sample.head(1).assign(tailnum=None)
+    return pd.concat([sample, sample.head(1), unknown], ignore_index=True)
+
+
+def test_historical_retrieval_on_ray_equals_one_process_row_by_row(
+    serving_world: ServingWorld, on_ray: Settings
+) -> None:
+    rows = year_sample(serving_world, 20)  # ~17k rows over the whole year
+    store = fs.open_store(serving_world.settings)
+    here = historical_features(store, serving_world.schema.name, rows)
+    there = historical_features_on_ray(on_ray, serving_world.schema.name, rows, block_rows=4000)
+    pd.testing.assert_frame_equal(there, here)  # values, dtypes and order
+    assert here["tailnum"].isna().sum() >= 1 and len(here) == len(rows)
+
+
+def test_batch_scoring_on_ray_equals_one_process_and_uses_both_nodes(
+    serving_world: ServingWorld, on_ray: Settings, model: ServedModel, tmp_path: Path
+) -> None:
+    rows = year_sample(serving_world, 12)  # ~28k rows
+    source = tmp_path / "rows.parquet"
+    rows.to_parquet(source, index=False)
+    store = fs.open_store(serving_world.settings)
+    schema = serving_world.schema
+    quiet = {"chunk_rows": 3000, "progress": lambda _: None}
+    local = score_file(store, schema, model, source, tmp_path / "local", **quiet)
+    remote = score_file(
+        store, schema, model, source, tmp_path / "ray", settings=on_ray, **quiet
+    )  # fmt: skip
+    assert remote.chunks == local.chunks == 10 and remote.skipped == 0
+    pd.testing.assert_frame_equal(read_scores(tmp_path / "ray"), read_scores(tmp_path / "local"))
+    # Ten chunks shared by two one-CPU workers, one per node.
+    assert sorted(s.chunk for s in remote.workers) == list(range(10))
+    assert len({s.node for s in remote.workers}) == 2, remote.workers
+    assert all(s.peak_rss_mib > 0 for s in remote.workers)
+
+    # Begun on Ray, finished here: the parts lost are written again, the others kept.
+    for part in sorted((tmp_path / "ray").glob("part-*.parquet"))[3:5]:
+        part.unlink()
+    resumed = score_file(store, schema, model, source, tmp_path / "ray", **quiet)
+    assert resumed.skipped == 8
+    pd.testing.assert_frame_equal(read_scores(tmp_path / "ray"), read_scores(tmp_path / "local"))
+
+
+def test_the_pipelines_extract_goes_through_ray_when_the_settings_say_so(
+    serving_world: ServingWorld, on_ray: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(SMALL_PIPELINE)
+    config = load_pipeline_config(path)
+    store = fs.open_store(serving_world.settings)
+    pipeline = Pipeline(on_ray.model_copy(update={"state_dir": tmp_path / "state"}), config)
+    shutil.rmtree(tmp_path / "state", ignore_errors=True)
+    pd.testing.assert_frame_equal(pipeline.extract_fn(store, config), extract(store, config))
+
+
+def test_a_failure_inside_a_worker_stops_the_job_with_its_reason(
+    serving_world: ServingWorld, on_ray: Settings
+) -> None:
+    rows = year_sample(serving_world, 1000)
+    with pytest.raises(RayUnavailable, match="no_such_feature"):
+        historical_features_on_ray(on_ray, ["weather_hourly:no_such_feature"], rows)
