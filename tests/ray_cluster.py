@@ -23,6 +23,7 @@ RAY = str(Path(sys.executable).with_name("ray"))
 
 class RayCluster:
     def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
         self.port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
