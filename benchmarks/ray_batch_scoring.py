@@ -90,7 +90,7 @@ def main() -> None:
         )
         print(f"single process: {local_seconds:.1f} s", flush=True)
 
-        cluster = RayCluster(folder / "ray").start(nodes=2)
+        cluster = RayCluster(folder / "cluster").start(nodes=2)
         try:
             on_ray = settings.model_copy(
                 update={"batch_engine": "ray", "ray_address": cluster.address, "ray_workers": 2}

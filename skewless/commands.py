@@ -29,6 +29,7 @@ from .features import (
 )
 from .model_artifacts import ModelFetcher
 from .prediction_log import read_prediction_log
+from .ray_batch import materialize_for
 from .registry import ModelRegistry
 from .settings import Settings, get_settings
 
@@ -81,7 +82,7 @@ def materialize_command(
     settings = get_settings()
     until = parse_time(end, "--end") if end else model_config(config, settings).as_of
     t0 = time.perf_counter()
-    fs.materialize(fs.open_store(settings), until, incremental=incremental)
+    materialize_for(settings, fs.open_store(settings), until, incremental=incremental)
     console.print(
         f"materialized up to {until.isoformat()} into {settings.online_store} "
         f"in {time.perf_counter() - t0:.1f} s"

@@ -193,7 +193,8 @@ class RedisFeatureReader(DirectFeatureReader):
 
 class RedisClusterFeatureReader(DirectFeatureReader):
     """The same layout and commands on a Redis Cluster: each key's hash slot by redis-py's
-    CRC16, the slot's master from redis-py's slot map, one pipeline per master.
+    CRC16, the slot's master from redis-py's slot map, one pipeline per master, all sent
+    before any is read.
 
     A master that does not answer fails the read (503, and the circuit opens), and the slot map
     is fetched again before the next read, so the service recovers by itself once the cluster
@@ -215,7 +216,7 @@ class RedisClusterFeatureReader(DirectFeatureReader):
     def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
         try:
             if self._stale:
-                self.cluster.nodes_manager.initialize()
+                self._refresh()
                 self._stale = False  # one refresh per failed read, not one per request
             try:
                 return self._fetch_by_node(keys)
@@ -223,11 +224,20 @@ class RedisClusterFeatureReader(DirectFeatureReader):
                 if not str(exc).startswith("MOVED"):
                     raise
                 # A slot moved (a failover, a rebalance): the map again, and once more.
-                self.cluster.nodes_manager.initialize()
+                self._refresh()
                 return self._fetch_by_node(keys)
         except (redis.RedisError, RedisClusterException):
             self._stale = True
             raise
+
+    def _refresh(self) -> None:
+        """The slot map again; the kept connections of nodes no longer in it are closed (a
+        dead master's would otherwise be kept for good)."""
+        nodes = self.cluster.nodes_manager
+        nodes.initialize()
+        for name in set(self._idle) - set(nodes.nodes_cache):
+            for connection in self._idle.pop(name):
+                connection.close()
 
     def _fetch_by_node(self, keys: list[list[bytes]]) -> list[Fetched]:
         nodes = self.cluster.nodes_manager
@@ -238,15 +248,24 @@ class RedisClusterFeatureReader(DirectFeatureReader):
             node = nodes.get_node_from_slot(key_slot(key))
             by_node.setdefault(node.name, (node, []))[1].append(index)
         replies: list[Any] = [None] * len(flat)
-        for name, (node, indices) in by_node.items():
-            idle = self._idle.setdefault(name, [])
-            connection = idle.pop() if idle else RespConnection(node.redis_connection)
-            try:
-                answered = connection.execute([commands[i] for i in indices])
-            finally:
-                idle.append(connection)
-            for index, reply in zip(indices, answered, strict=True):
-                replies[index] = reply
+        # Every master's pipeline is sent before any is read: the round trips overlap.
+        asked: list[tuple[RespConnection, list[int]]] = []
+        try:
+            for name, (node, indices) in by_node.items():
+                idle = self._idle.setdefault(name, [])
+                connection = idle.pop() if idle else RespConnection(node.redis_connection)
+                asked.append((connection, indices))
+                connection.send([commands[i] for i in indices])
+            for connection, indices in asked:
+                for index, reply in zip(indices, connection.receive(), strict=True):
+                    replies[index] = reply
+        except BaseException:
+            for connection, _ in asked:
+                connection.close()  # replies may be owed: the next use connects afresh
+            raise
+        finally:
+            for (name, _), (connection, _) in zip(by_node.items(), asked, strict=False):
+                self._idle[name].append(connection)
         return _fetched(keys, replies)
 
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import numpy as np
@@ -31,7 +33,7 @@ import pyarrow as pa
 from feast import FeatureStore
 
 from .errors import SkewlessError
-from .feature_store import open_store
+from .feature_store import EPOCH, materialize, open_store
 from .features import historical_features
 from .settings import Settings
 
@@ -168,6 +170,59 @@ def historical_features_on_ray(
     frames = blocks(rows, block_rows)
     found = list(map_blocks(settings, frames, _Retriever, (settings, features)))
     return in_order(found, len(rows))
+
+
+def _materialize_view(settings: Settings, name: str, start: datetime, end: datetime) -> WorkerStats:
+    """One feature view's window into the online store, by Feast's own local engine, on a
+    Ray worker. The registry is only read here: the driver records the interval."""
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    store = open_store(settings)
+    view = store.get_feature_view(name)
+    store._get_provider().materialize_single_feature_view(  # what FeatureStore.materialize calls
+        store.config,
+        view,
+        start,
+        end,
+        store.registry,
+        store.project,
+        lambda total: tqdm(total=total, disable=True),
+    )
+    return worker_stats(0, time.perf_counter() - started)
+
+
+def materialize_on_ray(
+    settings: Settings, store: FeatureStore, end: datetime, *, start: datetime
+) -> list[WorkerStats]:
+    """Every online feature view's window loaded into the online store, a Ray task per
+    view (views in parallel; each view as Feast loads it). The materialized intervals are
+    recorded in the registry by this process, after every view succeeded: a failed view
+    stops the job and records nothing, so the next full or incremental run loads it again."""
+    import ray
+
+    connect(settings)
+    views = [view for view in store.list_feature_views() if view.online]
+    task = ray.remote(num_cpus=1)(_materialize_view)
+    pending = [task.remote(settings, view.name, start, end) for view in views]
+    try:
+        done: list[WorkerStats] = ray.get(pending)
+    except ray.exceptions.RayError as exc:
+        raise RayUnavailable(f"materialization on Ray failed: {_reason(exc)}") from exc
+    for view in views:
+        store.registry.apply_materialization(view, store.project, start, end)
+    return done
+
+
+def materialize_for(
+    settings: Settings, store: FeatureStore, end: datetime, *, incremental: bool = False
+) -> None:
+    """`feature_store.materialize` on the batch engine the settings choose. On Ray, a full
+    load from the epoch (the incremental rule, a window per view, is the local engine's)."""
+    if settings.batch_engine == "ray" and not incremental:
+        materialize_on_ray(settings, store, end, start=EPOCH)
+    else:
+        materialize(store, end, incremental=incremental)
 
 
 def historical_features_for(

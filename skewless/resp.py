@@ -14,7 +14,8 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import hiredis
@@ -50,13 +51,35 @@ class RespConnection:
             self.hello.append(pack("SELECT", int(kwargs["db"])))
         self._sock: socket.socket | None = None
         self._reader = hiredis.Reader()
+        self._pending = 0  # replies owed to the last send
 
     def execute(self, packed: Sequence[bytes]) -> list[Any]:
         """Send the packed commands, return their replies in order (an error reply raises)."""
-        try:
+        self.send(packed)
+        return self.receive()
+
+    def send(self, packed: Sequence[bytes]) -> None:
+        """Send without waiting: `receive` reads the replies, so that the round trips to
+        several servers overlap (send to each, then receive from each)."""
+        with self._failures():
             sock = self._sock if self._sock is not None and self._idle_ok() else self._connect()
             sock.sendall(b"".join(packed))
-            return self._replies(sock, len(packed))
+            self._pending = len(packed)
+
+    def receive(self) -> list[Any]:
+        """The replies to the last `send`, in order (an error reply raises)."""
+        with self._failures():
+            if self._sock is None:
+                raise OSError("nothing was sent on this connection")
+            count, self._pending = self._pending, 0
+            return self._replies(self._sock, count)
+
+    @contextmanager
+    def _failures(self) -> Iterator[None]:
+        """Any failure leaves the stream's state unknown: the socket is closed, and socket
+        errors become redis-py's, as the service's error handling expects."""
+        try:
+            yield
         except TimeoutError:
             self.close()
             raise RedisTimeoutError("Timeout reading from Redis") from None
@@ -83,6 +106,7 @@ class RespConnection:
             self._sock.close()
             self._sock = None
         self._reader = hiredis.Reader()  # a half-read reply must not reach the next call
+        self._pending = 0
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection(self.address, timeout=self.connect_timeout)

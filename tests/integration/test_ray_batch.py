@@ -2,7 +2,8 @@
 node, one CPU each): historical retrieval and batch scoring through Ray Data give the
 single-process path's rows, row by row, with workers on both nodes; a run begun on one engine
 resumes on the other; the CT pipeline's extract goes through Ray when the settings say so;
-a failure inside a worker stops the job with the worker's reason."""
+materialization by a task per view writes what Feast's local engine writes; a failure
+inside a worker stops the job with the worker's reason."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import redis
 
 from serving.batch import read_scores, score_file
 from skewless import feature_store as fs
 from skewless.features import historical_features
 from skewless.model_artifacts import ModelFetcher, ServedModel
-from skewless.ray_batch import RayUnavailable, historical_features_on_ray
+from skewless.ray_batch import RayUnavailable, historical_features_on_ray, materialize_for
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 from training.config import load_pipeline_config
@@ -25,6 +27,7 @@ from training.extract import extract
 from training.pipeline import Pipeline
 
 from ..ray_cluster import RayCluster
+from ..repos import copy_feature_repo, settings_for
 from .serving_setup import SMALL_PIPELINE, ServingWorld
 
 
@@ -113,6 +116,38 @@ def test_the_pipelines_extract_goes_through_ray_when_the_settings_say_so(
     pipeline = Pipeline(on_ray.model_copy(update={"state_dir": tmp_path / "state"}), config)
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
     pd.testing.assert_frame_equal(pipeline.extract_fn(store, config), extract(store, config))
+
+
+def _dump(connection: str, db: int) -> dict[bytes, dict[bytes, bytes]]:
+    host, port = connection.split(",")[0].rsplit(":", 1)
+    client = redis.Redis(host=host, port=int(port), db=db)
+    keys = sorted(client.scan_iter(count=1000))
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.hgetall(key)
+    return dict(zip(keys, pipe.execute(), strict=True))
+
+
+def test_materialization_on_ray_writes_what_feasts_local_engine_writes(
+    real_repo: Settings, serving_world: ServingWorld, on_ray: Settings, tmp_path: Path
+) -> None:
+    """A task per feature view on the cluster, into one Redis database; Feast's local engine
+    into another: the same keys and values, and the intervals recorded in the registry."""
+    repo = copy_feature_repo(tmp_path / "repo")
+    shutil.copytree(real_repo.data_dir, repo / "data", ignore=shutil.ignore_patterns("*.db"))
+    server = serving_world.settings.redis_connection
+    local = settings_for(repo, "redis", f"{server},db=4")
+    fs.apply(local)
+    remote = on_ray.model_copy(update={"repo_path": repo, "redis_connection": f"{server},db=5"})
+    as_of = serving_world.config.as_of
+    store = fs.open_store(remote)
+    materialize_for(remote, store, as_of)
+    assert all(
+        v.materialization_intervals for v in fs.open_store(remote).list_feature_views() if v.online
+    )
+    fs.materialize(fs.open_store(local), as_of)
+    here, there = _dump(server, 4), _dump(server, 5)
+    assert len(here) > 1000 and there == here
 
 
 def test_a_failure_inside_a_worker_stops_the_job_with_its_reason(
