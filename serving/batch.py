@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from skewless.errors import BadInput, SkewlessError
 from skewless.features import ENTITY_TIMESTAMP, ServiceSchema, historical_features
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import ServedModel, ShippedModel
-from skewless.ray_batch import WorkerStats, map_blocks, worker_stats
+from skewless.ray_batch import WorkerStats, for_workers, map_blocks, worker_stats
 from skewless.settings import Settings
 
 TIMESTAMP = ENTITY_TIMESTAMP
@@ -122,6 +121,7 @@ def score_file(
         "chunk_rows": chunk_rows,
         "rows": len(rows),
     }
+    output_dir = output_dir.resolve()  # the Ray workers write here from folders of their own
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest_path = output_dir / MANIFEST
     if manifest_path.exists():
@@ -139,7 +139,9 @@ def score_file(
     def chunk(k: int) -> pd.DataFrame:
         return rows.iloc[k * chunk_rows : (k + 1) * chunk_rows]
 
-    if settings is not None and settings.batch_engine == "ray":
+    # On Ray only when there is work (a finished job resumes without a cluster; Ray Data
+    # skips empty blocks, so an empty input's one empty part is written here).
+    if settings is not None and settings.batch_engine == "ray" and todo and len(rows):
         frames = [chunk(k).assign(**{CHUNK: k}) for k in todo]
         reports = []
         for stats in score_on_ray(settings, schema, model, frames, parts):
@@ -201,8 +203,10 @@ class _ChunkScorer:
     ) -> None:
         self.store = fs.open_store(settings)
         self.service = service
-        self.folder = Path(tempfile.mkdtemp(prefix="skewless-model-"))
-        self.model = shipped.load(self.folder)
+        # Verified from its bytes in a folder removed at once (Ray ends actors without
+        # running __del__): the model lives on in memory.
+        with tempfile.TemporaryDirectory(prefix="skewless-model-") as folder:
+            self.model = shipped.load(Path(folder))
         self.parts = parts
 
     def __call__(self, block: pa.Table) -> pd.DataFrame:
@@ -215,9 +219,6 @@ class _ChunkScorer:
         stats = worker_stats(len(rows), time.perf_counter() - started)
         return pd.DataFrame([{**asdict(stats), "chunk": k}])
 
-    def __del__(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
 
 def score_on_ray(
     settings: Settings,
@@ -228,7 +229,7 @@ def score_on_ray(
 ) -> Iterator[ChunkStats]:
     """Score each frame (a chunk, its number in CHUNK) on the Ray cluster into its part;
     what each worker reported, as the chunks finish."""
-    args = (settings, schema.name, ShippedModel.of(model), parts)
+    args = (for_workers(settings), schema.name, ShippedModel.of(model), parts)
     for result in map_blocks(settings, frames, _ChunkScorer, args):
         for record in result.to_dict("records"):
             yield ChunkStats(**record)

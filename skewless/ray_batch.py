@@ -79,17 +79,31 @@ def connect(settings: Settings) -> None:
     if not ray.is_initialized():
         try:
             ray.init(
-                address=settings.ray_address,
+                # "local": a node of its own, never a cluster RAY_ADDRESS or a leftover names
+                address=settings.ray_address or "local",
                 log_to_driver=False,
                 include_dashboard=False if settings.ray_address is None else None,
                 configure_logging=False,
             )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as exc:
             where = settings.ray_address or "a local node"
-            raise RayUnavailable(f"cannot start or join the Ray cluster at {where}: {exc}") from exc
+            raise RayUnavailable(
+                f"cannot start or join the Ray cluster at {where}: {_reason(exc)}"
+            ) from exc
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
+
+
+def for_workers(settings: Settings) -> Settings:
+    """The settings as a worker needs them: its working folder is not this process's, so
+    every path absolute."""
+    return settings.model_copy(
+        update={
+            "repo_path": settings.repo_path.resolve(),
+            "state_dir": settings.state_dir.resolve(),
+        }
+    )
 
 
 def blocks(rows: pd.DataFrame, block_rows: int) -> list[pd.DataFrame]:
@@ -133,15 +147,19 @@ def map_blocks(
     import ray.data
 
     connect(settings)
-    dataset = ray.data.from_pandas(frames).map_batches(
-        actor,
-        fn_constructor_args=args,
-        batch_size=None,  # a block per call: the blocks are cut to size already
-        batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=min(settings.ray_workers, max(len(frames), 1))),
-        num_cpus=1,
-    )
     try:
+        dataset = ray.data.from_pandas(frames).map_batches(
+            actor,
+            fn_constructor_args=args,
+            batch_size=None,  # a block per call: the blocks are cut to size already
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=min(settings.ray_workers, len(frames))),
+            num_cpus=1,
+            # A block that kills its worker (out of memory) is tried once more, then the job
+            # stops; Ray Data's default retries it for ever, silently.
+            max_restarts=1,
+            max_task_retries=1,
+        )
         # Arrow out, then pandas as Arrow's own conversion makes it (numpy dtypes, as the
         # single-process path returns them; Ray's pandas batches would be Arrow-backed).
         for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
@@ -167,6 +185,9 @@ def historical_features_on_ray(
     settings: Settings, features: str | list[str], rows: pd.DataFrame, block_rows: int = 50_000
 ) -> pd.DataFrame:
     """`features.historical_features` on the cluster: the same rows, in the same order."""
+    if rows.empty:  # nothing to distribute (and Ray Data skips empty blocks)
+        return historical_features(open_store(settings), features, rows)
+    settings = for_workers(settings)
     frames = blocks(rows, block_rows)
     found = list(map_blocks(settings, frames, _Retriever, (settings, features)))
     return in_order(found, len(rows))
@@ -202,6 +223,7 @@ def materialize_on_ray(
     import ray
 
     connect(settings)
+    settings = for_workers(settings)
     views = [view for view in store.list_feature_views() if view.online]
     task = ray.remote(num_cpus=1)(_materialize_view)
     pending = [task.remote(settings, view.name, start, end) for view in views]

@@ -49,11 +49,13 @@ from .settings import Settings
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
 # The champion history: one tag per move, numbered from 1 (a JSON ChampionMove each). One tag
 # for the whole list overflowed MLflow's 5,000-character tag value on PostgreSQL after ~20
-# moves; one move stays far under it (`why` and `gate` are capped). Registries written before
-# keep their list in HISTORY_TAG, read first.
+# moves; one move stays under it (`record_of`). Registries written before keep their list in
+# HISTORY_TAG, read first: upgrade every host that promotes at once (an older promoter would
+# go on appending to that list).
 MOVE_TAG_PREFIX = "skewless.champion_move."
 HISTORY_TAG = "skewless.champion_history"  # older registries: JSON list, oldest first
-TEXT_CAP = 1500  # characters of a move's `why` and `gate` kept in its record
+TEXT_CAP = 1500  # characters of a move's `why`, `gate` and `by` kept in its record
+TAG_LIMIT = 4900  # serialized characters of one move (MLflow's column: 5,000)
 CANARY_TAG = "skewless.canary_share"
 # The gate's verdict on a version (written by loadtests/records.py, read by move_champion).
 GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
@@ -155,24 +157,32 @@ def move_tag(number: int) -> str:
 
 
 def record_of(move: ChampionMove) -> str:
-    """One move as its tag's value, its free texts capped so it always fits one tag."""
+    """One move as its tag's value, its free texts cut so that it always fits one tag: the
+    cap counts the serialized characters (escaped quotes and control characters too)."""
     fields = asdict(move)
-    for name in ("why", "gate"):
-        text_ = fields[name]
-        if len(text_) > TEXT_CAP:
-            fields[name] = text_[: TEXT_CAP - 1] + "\u2026"
-    return json.dumps(fields)
+    for name in ("why", "gate", "by"):
+        if len(fields[name]) > TEXT_CAP:
+            fields[name] = fields[name][: TEXT_CAP - 1] + "\u2026"
+    record = json.dumps(fields, ensure_ascii=False)
+    while len(record) > TAG_LIMIT:
+        longest = max(("why", "gate", "by"), key=lambda name: len(fields[name]))
+        fields[longest] = fields[longest][: len(fields[longest]) // 2] + "\u2026"
+        record = json.dumps(fields, ensure_ascii=False)
+    return record
 
 
 def history_of(tags: dict[str, str]) -> list[ChampionMove]:
     """The champion moves recorded in a registered model's tags, oldest first: an older
     registry's list, then one tag per move in number order."""
     moves = [ChampionMove(**move) for move in json.loads(tags.get(HISTORY_TAG, "[]"))]
-    numbered = sorted(
-        (key for key in tags if key.startswith(MOVE_TAG_PREFIX)),
-        key=lambda key: int(key.removeprefix(MOVE_TAG_PREFIX)),
-    )
-    return moves + [ChampionMove(**json.loads(tags[key])) for key in numbered]
+    return moves + [ChampionMove(**json.loads(tags[key])) for key in _move_tags(tags)]
+
+
+def _move_tags(tags: dict[str, str]) -> list[str]:
+    """The numbered move tags, in number order."""
+    found = [k for k in tags if k.startswith(MOVE_TAG_PREFIX)]
+    numbered = [k for k in found if k.removeprefix(MOVE_TAG_PREFIX).isdigit()]
+    return sorted(numbered, key=lambda key: int(key.removeprefix(MOVE_TAG_PREFIX)))
 
 
 class ModelRegistry:
@@ -421,7 +431,9 @@ class ModelRegistry:
         model = self.call(
             f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
         )
-        key = move_tag(len(history_of(model.tags)) + 1)
+        numbered = _move_tags(model.tags)
+        last = int(numbered[-1].removeprefix(MOVE_TAG_PREFIX)) if numbered else 0
+        key = move_tag(last + 1)  # after the highest: a deleted tag is never overwritten
         self.call(
             "recording the champion move",
             lambda: self.client.set_registered_model_tag(model_name, key, record_of(move)),

@@ -47,6 +47,8 @@ def scale_tables(source: Path, target: Path, copies: int) -> dict[str, int]:
     """Write `copies` copies of every table in `source` into `target`; rows per table."""
     if copies < 1:
         raise ValueError("copies must be 1 or more")
+    if target.resolve() == source.resolve():
+        raise ValueError(f"{target} is the source folder: write the copies elsewhere")
     target.mkdir(parents=True, exist_ok=True)
     rows: dict[str, int] = {}
     paths = sorted(source.glob("*.parquet"))
@@ -57,11 +59,14 @@ def scale_tables(source: Path, target: Path, copies: int) -> dict[str, int]:
         table = pq.read_table(path)
         name = path.stem
         n = 1 if spans[path]["max"].as_py() < begins else copies
+        if n > 1 and spans[path]["max"].as_py() - spans[path]["min"].as_py() >= SHIFT:
+            raise ValueError(f"{name} spans more than {SHIFT.days} days: its copies would collide")
         with pq.ParquetWriter(target / path.name, table.schema) as writer:
             for k in range(n):
                 writer.write_table(_copy(table, k, ROW_IDS.get(name)), row_group_size=1 << 17)
         rows[name] = table.num_rows * n
     manifest = json.loads((source / MANIFEST).read_text()) if (source / MANIFEST).is_file() else {}
+    manifest.pop("key", None)  # not the build's tables: `build-tables` must not take them as such
     manifest["rows"] = rows
     manifest["scaled"] = {"copies": copies, "shift_days": SHIFT.days}
     (target / MANIFEST).write_text(json.dumps(manifest, indent=2))
@@ -74,6 +79,8 @@ def main() -> None:
     parser.add_argument("--into", type=Path, required=True, help="Folder for the scaled tables.")
     parser.add_argument("--source", type=Path, default=Path(__file__).parents[1] / "data")
     args = parser.parse_args()
+    if args.into.resolve() == args.source.resolve():
+        parser.error("--into is the source folder")
     shutil.rmtree(args.into, ignore_errors=True)
     for name, n in scale_tables(args.source, args.into, args.copies).items():
         print(f"{name}: {n:,} rows")

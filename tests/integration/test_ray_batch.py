@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ import redis
 
 from serving.batch import read_scores, score_file
 from skewless import feature_store as fs
+from skewless import ray_batch
 from skewless.features import historical_features
 from skewless.model_artifacts import ModelFetcher, ServedModel
 from skewless.ray_batch import RayUnavailable, historical_features_on_ray, materialize_for
@@ -103,12 +105,25 @@ def test_batch_scoring_on_ray_equals_one_process_and_uses_both_nodes(
         part.unlink()
     resumed = score_file(store, schema, model, source, tmp_path / "ray", **quiet)
     assert resumed.skipped == 8
+    # Nothing to score: one empty part, as in one process (Ray Data skips empty blocks).
+    rows.head(0).to_parquet(tmp_path / "none.parquet", index=False)
+    empty = score_file(
+        store, schema, model, tmp_path / "none.parquet", tmp_path / "none", settings=on_ray, **quiet
+    )
+    assert (empty.rows, empty.chunks) == (0, 1) and read_scores(tmp_path / "none").empty
     pd.testing.assert_frame_equal(read_scores(tmp_path / "ray"), read_scores(tmp_path / "local"))
 
 
 def test_the_pipelines_extract_goes_through_ray_when_the_settings_say_so(
-    serving_world: ServingWorld, on_ray: Settings, tmp_path: Path
+    serving_world: ServingWorld, on_ray: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        calls.append(len(args[2]))
+        return historical_features_on_ray(*args, **kwargs)
+
+    monkeypatch.setattr(ray_batch, "historical_features_on_ray", counted)
     path = tmp_path / "pipeline.yaml"
     path.write_text(SMALL_PIPELINE)
     config = load_pipeline_config(path)
@@ -116,6 +131,7 @@ def test_the_pipelines_extract_goes_through_ray_when_the_settings_say_so(
     pipeline = Pipeline(on_ray.model_copy(update={"state_dir": tmp_path / "state"}), config)
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
     pd.testing.assert_frame_equal(pipeline.extract_fn(store, config), extract(store, config))
+    assert len(calls) == 1 and calls[0] > 1000  # the training windows' rows went to Ray
 
 
 def _dump(connection: str, db: int) -> dict[bytes, dict[bytes, bytes]]:

@@ -22,11 +22,13 @@ from skewless.registry import (
     HISTORY_TAG,
     TEXT_CAP,
     UNGATED,
+    ChampionMove,
     ModelRegistry,
     PromotionRefused,
     RegistryError,
     RegistryUnavailable,
     move_tag,
+    record_of,
 )
 from tests.registry_state import record_passed_gate, register_versions
 
@@ -177,3 +179,14 @@ def test_an_older_registrys_history_list_is_read_and_continued(registry: ModelRe
     assert len(history[1].why) == TEXT_CAP  # capped: one move always fits one tag
     assert registry.rollback_champion(NAME, by="t", why="slow").version == "1"
     assert [m.version for m in registry.champion_history(NAME)] == ["1", "2", "1"]
+
+
+def test_a_move_fits_one_tag_whatever_its_reason_holds() -> None:
+    """MLflow's tag column holds 5,000 characters: the cap counts what is written, escaped
+    quotes and control characters, and non-ASCII text, too."""
+    for why in ("\n" * 6000, '"' * 6000, "причина " * 900, "\x01" * 3000):
+        move = ChampionMove("2", "1", "promote", "by" * 2000, "2026-12-03T00:00:00", why, why)
+        record = record_of(move)
+        assert len(record) <= 5000
+        kept = ChampionMove(**json.loads(record))
+        assert kept.why[:10] == why[:10] and kept.version == "2"
