@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 from feast import FeatureStore
 
 from skewless import feature_store as fs
@@ -35,6 +36,7 @@ from skewless.settings import Settings
 
 TIMESTAMP = ENTITY_TIMESTAMP
 MANIFEST = "_manifest.json"
+PARQUET = (".parquet", ".pq")
 CHUNK = "_skewless_chunk"  # a chunk's number, riding with its rows to a Ray worker
 
 
@@ -60,10 +62,30 @@ class ScoreResult:
 def read_entity_rows(path: Path, schema: ServiceSchema) -> pd.DataFrame:
     if path.suffix == ".csv":
         rows = pd.read_csv(path)
-    elif path.suffix in (".parquet", ".pq"):
+    elif path.suffix in PARQUET:
         rows = pd.read_parquet(path)
     else:
         raise BatchInputError(f"{path}: expected a .parquet or .csv file")
+    return _parsed(rows, path, schema)
+
+
+def read_row_range(path: Path, schema: ServiceSchema, start: int, stop: int) -> pd.DataFrame:
+    """Rows [start, stop) of a parquet input, read from the row groups that hold them only,
+    and parsed as `read_entity_rows` parses the whole file."""
+    file = pq.ParquetFile(path)
+    groups: list[int] = []
+    first = offset = 0
+    for group in range(file.num_row_groups):
+        n = file.metadata.row_group(group).num_rows
+        if offset + n > start and offset < stop:
+            first = first if groups else offset
+            groups.append(group)
+        offset += n
+    table = file.read_row_groups(groups).slice(start - first, stop - start)
+    return _parsed(table.to_pandas(), path, schema)
+
+
+def _parsed(rows: pd.DataFrame, path: Path, schema: ServiceSchema) -> pd.DataFrame:
     needed = [TIMESTAMP, *schema.join_keys, *schema.request_fields]
     missing = [c for c in needed if c not in rows.columns]
     if missing:
@@ -142,9 +164,16 @@ def score_file(
     # On Ray only when there is work (a finished job resumes without a cluster; Ray Data
     # skips empty blocks, so an empty input's one empty part is written here).
     if settings is not None and settings.batch_engine == "ray" and todo and len(rows):
-        frames = [chunk(k).assign(**{CHUNK: k}) for k in todo]
+        # A parquet input is read by the workers, each its chunk's rows (the input is where
+        # they write their parts: shared); a CSV one goes through this process's memory.
+        if input_path.suffix in PARQUET:
+            frames = [pd.DataFrame({CHUNK: [k]}) for k in todo]
+            source: tuple[Path, int] | None = (input_path.resolve(), chunk_rows)
+        else:
+            frames = [chunk(k).assign(**{CHUNK: k}) for k in todo]
+            source = None
         reports = []
-        for stats in score_on_ray(settings, schema, model, frames, parts):
+        for stats in score_on_ray(settings, schema, model, frames, parts, source):
             reports.append(stats)
             progress(
                 f"chunk {stats.chunk + 1}/{chunks}: {stats.rows:,} rows in "
@@ -199,10 +228,16 @@ class _ChunkScorer:
     once; each call scores one chunk and writes its part."""
 
     def __init__(
-        self, settings: Settings, service: str, shipped: ShippedModel, parts: list[Path]
+        self,
+        settings: Settings,
+        schema: ServiceSchema,
+        shipped: ShippedModel,
+        parts: list[Path],
+        source: tuple[Path, int] | None,
     ) -> None:
         self.store = fs.open_store(settings)
-        self.service = service
+        self.schema = schema
+        self.source = source  # (a parquet input, rows per chunk), or None: rows come along
         # Verified from its bytes in a folder removed at once (Ray ends actors without
         # running __del__): the model lives on in memory.
         with tempfile.TemporaryDirectory(prefix="skewless-model-") as folder:
@@ -213,8 +248,12 @@ class _ChunkScorer:
         started = time.perf_counter()
         frame = block.to_pandas()
         k = int(frame[CHUNK].iloc[0])
-        rows = frame.drop(columns=[CHUNK])
-        features = historical_features(self.store, self.service, rows)
+        if self.source is None:
+            rows = frame.drop(columns=[CHUNK])
+        else:
+            path, chunk_rows = self.source
+            rows = read_row_range(path, self.schema, k * chunk_rows, (k + 1) * chunk_rows)
+        features = historical_features(self.store, self.schema.name, rows)
         write_part(score_features(rows, features, self.model, threads=1), self.parts[k])
         stats = worker_stats(len(rows), time.perf_counter() - started)
         return pd.DataFrame([{**asdict(stats), "chunk": k}])
@@ -226,10 +265,12 @@ def score_on_ray(
     model: ServedModel,
     frames: list[pd.DataFrame],
     parts: list[Path],
+    source: tuple[Path, int] | None = None,
 ) -> Iterator[ChunkStats]:
-    """Score each frame (a chunk, its number in CHUNK) on the Ray cluster into its part;
-    what each worker reported, as the chunks finish."""
-    args = (for_workers(settings), schema.name, ShippedModel.of(model), parts)
+    """Score each chunk (its number in CHUNK; its rows in the frame, or read by the worker
+    from `source`) on the Ray cluster into its part; what each worker reported, as the
+    chunks finish."""
+    args = (for_workers(settings), schema, ShippedModel.of(model), parts, source)
     for result in map_blocks(settings, frames, _ChunkScorer, args):
         for record in result.to_dict("records"):
             yield ChunkStats(**record)

@@ -148,7 +148,11 @@ def map_blocks(
 
     connect(settings)
     try:
-        dataset = ray.data.from_pandas(frames).map_batches(
+        # Arrow tables made here, by Arrow's own conversion: Ray's `from_pandas` cannot
+        # convert a tz-aware nanosecond column (a CSV's parsed times) and falls back to
+        # Python objects that the offline store cannot read.
+        tables = [pa.Table.from_pandas(frame, preserve_index=False) for frame in frames]
+        dataset = ray.data.from_arrow(tables).map_batches(
             actor,
             fn_constructor_args=args,
             batch_size=None,  # a block per call: the blocks are cut to size already

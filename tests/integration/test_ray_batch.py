@@ -105,6 +105,15 @@ def test_batch_scoring_on_ray_equals_one_process_and_uses_both_nodes(
         part.unlink()
     resumed = score_file(store, schema, model, source, tmp_path / "ray", **quiet)
     assert resumed.skipped == 8
+    # A CSV input goes to the workers through the driver (a parquet one is read by them).
+    rows.head(4500).to_csv(tmp_path / "rows.csv", index=False)
+    for way, engine in (("csv-local", None), ("csv-ray", on_ray)):
+        score_file(
+            store, schema, model, tmp_path / "rows.csv", tmp_path / way, settings=engine, **quiet
+        )
+    pd.testing.assert_frame_equal(
+        read_scores(tmp_path / "csv-ray"), read_scores(tmp_path / "csv-local")
+    )
     # Nothing to score: one empty part, as in one process (Ray Data skips empty blocks).
     rows.head(0).to_parquet(tmp_path / "none.parquet", index=False)
     empty = score_file(
