@@ -10,15 +10,20 @@ The nodes get a HOME of their own: a Ray started by `ray.init()` without an addr
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from serving.process import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
+# Ray's default is 30 % of the memory per node, in /dev/shm: two nodes on one host would ask
+# for 60 % of it. The batch work moves little through the object store.
+OBJECT_STORE_BYTES = 2 * 1024**3
 
 
 class RayCluster:
@@ -28,6 +33,10 @@ class RayCluster:
         self.port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
         self.env: dict[str, str] = {}
+        self.logs: list[Path] = []
+        # Ray's sockets live under its temp folder, and a Unix socket's path may not exceed
+        # 107 bytes: a short folder of its own, not one under the caller's.
+        self.sessions = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
 
     @property
     def address(self) -> str:
@@ -36,10 +45,13 @@ class RayCluster:
     def start(self, nodes: int = 2, timeout: float = 120.0) -> RayCluster:
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(self.folder)}
         env = self.env
-        common = ["--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats"]
+        common = [
+            "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+            f"--object-store-memory={OBJECT_STORE_BYTES}",
+        ]  # fmt: skip
         head = [
             RAY, "start", "--head", f"--port={self.port}", "--include-dashboard=false",
-            f"--temp-dir={self.folder / 'ray'}", *common,
+            f"--temp-dir={self.sessions}", *common,
         ]  # fmt: skip
         try:
             self._spawn(head, "head", env)
@@ -53,7 +65,8 @@ class RayCluster:
         return self
 
     def _spawn(self, command: list[str], name: str, env: dict[str, str]) -> None:
-        log = (self.folder / f"{name}.log").open("wb")
+        self.logs.append(self.folder / f"{name}.log")
+        log = self.logs[-1].open("wb")
         self.processes.append(
             subprocess.Popen(
                 command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
@@ -63,9 +76,10 @@ class RayCluster:
     def _wait_for(self, nodes: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for process in self.processes:
+            for process, log in zip(self.processes, self.logs, strict=True):
                 if process.poll() is not None:
-                    raise RuntimeError(f"a Ray node exited ({process.args}); see {self.folder}")
+                    tail = log.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"a Ray node exited ({process.args}):\n{tail}")
             status = subprocess.run(
                 [RAY, "status", f"--address={self.address}"],
                 capture_output=True,
@@ -93,6 +107,7 @@ class RayCluster:
         for process in self.processes:
             process.wait()
         self.processes.clear()
+        shutil.rmtree(self.sessions, ignore_errors=True)
 
 
 def _signal_sessions(sessions: set[int], sig: signal.Signals) -> None:
