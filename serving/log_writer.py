@@ -6,6 +6,12 @@ wakes every TICK_SECONDS and pickles what waits into a pipe to the log's sink, a
 (`serving/log_sink.py`) that turns records into parquet parts (`serving/log_parts.py`) and
 reports what it wrote, which the thread adds to this worker's counters.
 
+Except on one core: a worker allowed a single CPU (pinned) would share it with its sink, and
+there the sink's pickling and the kernel's switching cost more than converting in the writer
+thread (measured side by side: server p99 at 1,000/s 2.7-3.4 ms with the sink, 1.5-1.6 ms
+converting in the thread; docs/benchmarks.md). Such a worker converts and writes in its
+writer thread (`PartWriter`, the sink's own code).
+
 The buffer is a deque, not a `queue.Queue`: a queue's `put` takes a lock and wakes the writer
 on every request; a deque append costs the request path next to nothing (docs/benchmarks.md).
 """
@@ -24,11 +30,15 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from skewless.prediction_log import LogRecord
 
 from .log_sink import HEADER, sink_settings
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .log_parts import PartWriter
 
 log = logging.getLogger("skewless.serving")
 
@@ -54,12 +64,16 @@ class PredictionLog:
         flush_seconds: float,
         join_keys: Iterable[str],
         request_fields: Iterable[str],
+        in_process: bool | None = None,
     ) -> None:
+        """`in_process`: convert in the writer thread (True) or in a sink process (False);
+        by default in the thread only when this process may run on one CPU alone."""
         self.directory = directory
         self.metrics = metrics
         self.queue_size = queue_size
+        self._join_keys, self._request_fields = tuple(join_keys), tuple(request_fields)
         self._settings = sink_settings(
-            directory, tuple(join_keys), tuple(request_fields), flush_rows, flush_seconds
+            directory, self._join_keys, self._request_fields, flush_rows, flush_seconds
         )
         # Appended by the request path, popped by the writer: both atomic under the GIL.
         self._pending: deque[LogRecord] = deque()
@@ -77,10 +91,28 @@ class PredictionLog:
         self._reports = b""  # the sink's last report line, while it is incomplete
         self._ready = self._was_ready = False
         self._spawned_at = 0.0
+        if in_process is None:
+            in_process = len(os.sched_getaffinity(0)) < 2
+        self.in_process = in_process
+        self._parts: PartWriter | None = None  # the writer thread's own, when in process
+        self._flush_rows, self._flush_seconds = flush_rows, flush_seconds
+        self._deadline = 0.0
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._spawn()
+        if self.in_process:
+            from .log_parts import PartWriter  # pyarrow: only where it is used
+
+            self._parts = PartWriter(
+                self.directory,
+                self._join_keys,
+                self._request_fields,
+                written=self.metrics.log_written.inc,
+                dropped=self.metrics.log_dropped.inc,
+            )
+            self._deadline = time.monotonic() + self._flush_seconds
+        else:
+            self._spawn()
         self._thread.start()
 
     def append(self, record: LogRecord) -> None:
@@ -103,8 +135,8 @@ class PredictionLog:
 
     @property
     def sink_ready(self) -> bool:
-        """The current sink has started and said so."""
-        return self._sink is not None and self._ready
+        """The current sink has started and said so (in process: always)."""
+        return self._parts is not None or (self._sink is not None and self._ready)
 
     def _spawn(self) -> None:
         root = str(Path(__file__).resolve().parent.parent)  # the sink runs this checkout's code
@@ -132,6 +164,7 @@ class PredictionLog:
             try:
                 self._send_waiting()
                 self._read_reports()
+                self._flush_due(stopping)
                 if stopping:
                     self._finish()
             except Exception:  # the writer must outlive anything, or the log stops for good
@@ -153,7 +186,20 @@ class PredictionLog:
             self._read_reports()  # its pipe back must not fill while this one does
             time.sleep(0)  # hand the GIL to the event loop: see TICK_SECONDS
 
+    def _flush_due(self, stopping: bool) -> None:
+        """In process: a part when `flush_rows` wait or `flush_seconds` passed (the sink's
+        own rule)."""
+        parts = self._parts
+        if parts is None:
+            return
+        if stopping or parts.rows >= self._flush_rows or time.monotonic() >= self._deadline:
+            parts.flush()
+            self._deadline = time.monotonic() + self._flush_seconds
+
     def _send(self, chunk: list[LogRecord], rows: int) -> None:
+        if self._parts is not None:
+            self._parts.add(chunk)  # counts a clash dropped itself
+            return
         try:
             frame = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:

@@ -4,6 +4,7 @@ and a sink that dies is replaced, what it held counted dropped, nothing after it
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import subprocess
@@ -93,3 +94,35 @@ def test_a_sink_that_dies_is_replaced_and_what_it_held_is_counted_dropped(
     assert len(logged) == n
     assert metrics.log_written._value.get() - written == n
     assert metrics.log_dropped._value.get() - dropped == held  # lost with the sink, counted
+
+
+def test_a_worker_on_one_cpu_converts_in_its_writer_thread(tmp_path: Path) -> None:
+    """Pinned to one CPU the sink would share it with its worker: the writer thread converts
+    and writes the parts itself (the same PartWriter), by rows and by time, all counted."""
+    assert PredictionLog(
+        tmp_path,
+        Metrics(),
+        queue_size=1,
+        flush_rows=1,
+        flush_seconds=1,
+        join_keys=(),
+        request_fields=(),
+    ).in_process == (  # fmt: skip
+        len(os.sched_getaffinity(0)) < 2
+    )
+    metrics = Metrics()
+    log = PredictionLog(tmp_path, metrics, queue_size=100_000, flush_rows=300, flush_seconds=0.2,
+                        join_keys=("k",), request_fields=(), in_process=True)  # fmt: skip
+    written = metrics.log_written._value.get()
+    log.start()
+    assert log.sink_ready and log._sink is None  # no process
+    n = 2 * CHUNK + 7
+    for k in range(n):
+        log.append(_record(k))
+    _wait(lambda: metrics.log_written._value.get() - written == n, "not written by time")
+    for k in range(n, n + 5):
+        log.append(_record(k))
+    log.close()
+    logged = read_prediction_log(tmp_path)
+    assert len(logged) == n + 5 and log._sink is None
+    assert metrics.log_written._value.get() - written == n + 5
