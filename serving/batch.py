@@ -69,10 +69,18 @@ def read_entity_rows(path: Path, schema: ServiceSchema) -> pd.DataFrame:
     return _parsed(rows, path, schema)
 
 
-def read_row_range(path: Path, schema: ServiceSchema, start: int, stop: int) -> pd.DataFrame:
-    """Rows [start, stop) of a parquet input, read from the row groups that hold them only,
-    and parsed as `read_entity_rows` parses the whole file."""
+def read_row_range(
+    path: Path, schema: ServiceSchema, start: int, stop: int, total: int
+) -> pd.DataFrame:
+    """Rows [start, stop) of a parquet input of `total` rows, read from the row groups that
+    hold them only, and parsed as `read_entity_rows` parses the whole file. A file of another
+    length is not the input the job was given (another node's copy, changed since)."""
     file = pq.ParquetFile(path)
+    if file.metadata.num_rows != total:
+        raise BatchInputError(
+            f"{path} holds {file.metadata.num_rows:,} rows here, {total:,} where the job began: "
+            "every node must read the same input (a shared file system)"
+        )
     groups: list[int] = []
     first = offset = 0
     for group in range(file.num_row_groups):
@@ -164,11 +172,12 @@ def score_file(
     # On Ray only when there is work (a finished job resumes without a cluster; Ray Data
     # skips empty blocks, so an empty input's one empty part is written here).
     if settings is not None and settings.batch_engine == "ray" and todo and len(rows):
-        # A parquet input is read by the workers, each its chunk's rows (the input is where
-        # they write their parts: shared); a CSV one goes through this process's memory.
+        # A parquet input is read by the workers, each its chunk's rows (so every node must
+        # see it at the same path, as it sees the output folder); a CSV one goes through this
+        # process's memory.
         if input_path.suffix in PARQUET:
             frames = [pd.DataFrame({CHUNK: [k]}) for k in todo]
-            source: tuple[Path, int] | None = (input_path.resolve(), chunk_rows)
+            source: tuple[Path, int, int] | None = (input_path.resolve(), chunk_rows, len(rows))
         else:
             frames = [chunk(k).assign(**{CHUNK: k}) for k in todo]
             source = None
@@ -233,11 +242,13 @@ class _ChunkScorer:
         schema: ServiceSchema,
         shipped: ShippedModel,
         parts: list[Path],
-        source: tuple[Path, int] | None,
+        source: tuple[Path, int, int] | None,
     ) -> None:
         self.store = fs.open_store(settings)
         self.schema = schema
-        self.source = source  # (a parquet input, rows per chunk), or None: rows come along
+        self.source = (
+            source  # (a parquet input, rows per chunk, its rows), or None: rows come along
+        )
         # Verified from its bytes in a folder removed at once (Ray ends actors without
         # running __del__): the model lives on in memory.
         with tempfile.TemporaryDirectory(prefix="skewless-model-") as folder:
@@ -251,8 +262,9 @@ class _ChunkScorer:
         if self.source is None:
             rows = frame.drop(columns=[CHUNK])
         else:
-            path, chunk_rows = self.source
-            rows = read_row_range(path, self.schema, k * chunk_rows, (k + 1) * chunk_rows)
+            path, chunk_rows, total = self.source
+            stop = min((k + 1) * chunk_rows, total)
+            rows = read_row_range(path, self.schema, k * chunk_rows, stop, total)
         features = historical_features(self.store, self.schema.name, rows)
         write_part(score_features(rows, features, self.model, threads=1), self.parts[k])
         stats = worker_stats(len(rows), time.perf_counter() - started)
@@ -265,7 +277,7 @@ def score_on_ray(
     model: ServedModel,
     frames: list[pd.DataFrame],
     parts: list[Path],
-    source: tuple[Path, int] | None = None,
+    source: tuple[Path, int, int] | None = None,
 ) -> Iterator[ChunkStats]:
     """Score each chunk (its number in CHUNK; its rows in the frame, or read by the worker
     from `source`) on the Ray cluster into its part; what each worker reported, as the

@@ -129,7 +129,7 @@ class PartWriter:
         try:
             parts = [(tables[0][0], pa.concat_tables([t for _, t in tables],
                                                      promote_options="permissive"))]  # fmt: skip
-        except (pa.ArrowInvalid, pa.ArrowTypeError):  # chunks that do not merge: part by part
+        except Exception:  # chunks that do not merge (a type clash, ...): part by part
             log.warning("logged columns differ in type between chunks: one part per chunk")
             parts = tables
         for served_at, table in parts:

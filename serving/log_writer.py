@@ -53,6 +53,18 @@ PIPE_BYTES = 1 << 20
 RESPAWN_SECONDS = 5.0
 
 
+def one_cpu() -> bool:
+    """May this process run on one CPU only: pinned (affinity), or a cgroup quota of at most
+    one CPU (a container's `--cpus=1`, a pod's `limits.cpu: 1`)?"""
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2:
+        return True
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return False
+    return quota != "max" and int(quota) <= int(period)
+
+
 class PredictionLog:
     def __init__(
         self,
@@ -92,7 +104,7 @@ class PredictionLog:
         self._ready = self._was_ready = False
         self._spawned_at = 0.0
         if in_process is None:
-            in_process = len(os.sched_getaffinity(0)) < 2
+            in_process = one_cpu()
         self.in_process = in_process
         self._parts: PartWriter | None = None  # the writer thread's own, when in process
         self._flush_rows, self._flush_seconds = flush_rows, flush_seconds
@@ -199,6 +211,7 @@ class PredictionLog:
     def _send(self, chunk: list[LogRecord], rows: int) -> None:
         if self._parts is not None:
             self._parts.add(chunk)  # counts a clash dropped itself
+            self._flush_due(False)  # under steady load the loop may not pause: bound it here
             return
         try:
             frame = pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)

@@ -145,6 +145,9 @@ class Runtime:
             flush_seconds=settings.prediction_log_flush_seconds,
             join_keys=self.schema.join_keys,
             request_fields=self.schema.request_fields,
+            in_process=None
+            if settings.prediction_log_sink == "auto"
+            else settings.prediction_log_sink == "thread",
         )
         self.core = PredictorCore(
             self.reader,

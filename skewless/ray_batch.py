@@ -151,7 +151,10 @@ def map_blocks(
         # Arrow tables made here, by Arrow's own conversion: Ray's `from_pandas` cannot
         # convert a tz-aware nanosecond column (a CSV's parsed times) and falls back to
         # Python objects that the offline store cannot read.
-        tables = [pa.Table.from_pandas(frame, preserve_index=False) for frame in frames]
+        try:
+            tables = [pa.Table.from_pandas(frame, preserve_index=False) for frame in frames]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise RayUnavailable(f"the rows cannot be sent to the Ray workers: {exc}") from exc
         dataset = ray.data.from_arrow(tables).map_batches(
             actor,
             fn_constructor_args=args,

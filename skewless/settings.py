@@ -164,6 +164,14 @@ class Settings(BaseSettings):
     prediction_log_flush_rows: PositiveInt = Field(
         default=5_000, description="Rows per prediction-log file part."
     )
+    prediction_log_sink: Literal["auto", "process", "thread"] = Field(
+        default="auto",
+        description="Where logged predictions become parquet: a sink process per worker "
+        "(off the worker's GIL), or the worker's writer thread (no process sharing a lone "
+        "core); auto: the thread when the worker may use one CPU only (affinity or cgroup "
+        "quota). The sink outlives a killed worker and writes what it holds; the thread "
+        "loses up to a flush's worth (prediction_log_flush_seconds/_rows) on a hard kill.",
+    )
     prediction_log_flush_seconds: PositiveFloat = Field(
         default=1.0,
         description="Longest a logged prediction waits to be written (as a parquet part). "

@@ -66,12 +66,12 @@ class RayCluster:
 
     def _spawn(self, command: list[str], name: str, env: dict[str, str]) -> None:
         self.logs.append(self.folder / f"{name}.log")
-        log = self.logs[-1].open("wb")
-        self.processes.append(
-            subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        with self.logs[-1].open("wb") as log:  # the node keeps its own descriptor
+            self.processes.append(
+                subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
             )
-        )
 
     def _wait_for(self, nodes: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
