@@ -98,8 +98,12 @@ class PartWriter:
         request_fields: Iterable[str],
         written: Callable[[int], None],
         dropped: Callable[[int], None],
+        flush_rows: int,
+        flush_seconds: float,
     ) -> None:
         self.directory = directory
+        self.flush_rows, self.flush_seconds = flush_rows, flush_seconds
+        self.deadline = time.monotonic() + flush_seconds  # the next part, at the latest
         self.join_keys = tuple(join_keys)
         self.request_fields = tuple(request_fields)
         self.written = written
@@ -121,7 +125,14 @@ class PartWriter:
         self._tables.append((records[0].served_at, table))
         self.rows += rows
 
+    def flush_if_due(self) -> None:
+        """A part when `flush_rows` predictions wait or `flush_seconds` have passed since the
+        last part: the one rule, whether the sink or a worker's writer thread holds this."""
+        if self.rows >= self.flush_rows or time.monotonic() >= self.deadline:
+            self.flush()
+
     def flush(self) -> None:
+        self.deadline = time.monotonic() + self.flush_seconds
         if not self._tables:
             return
         tables, self._tables = self._tables, []

@@ -92,23 +92,18 @@ def run(settings: dict[str, Any], fd: int = 0) -> None:
         settings["request_fields"],
         written=report("written"),
         dropped=report("dropped"),
+        flush_rows=int(settings["flush_rows"]),
+        flush_seconds=float(settings["flush_seconds"]),
     )
-    flush_rows = int(settings["flush_rows"])
-    flush_seconds = float(settings["flush_seconds"])
-    deadline = time.monotonic() + flush_seconds
     while True:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        ready, _, _ = select.select([fd], [], [], max(0.0, parts.deadline - time.monotonic()))
         if ready:
             header = read_exactly(fd, HEADER.size)
             frame = read_exactly(fd, HEADER.unpack(header)[0]) if header else None
             if frame is None:
                 break
             parts.add(pickle.loads(frame))  # the parent worker is the only writer
-            if parts.rows >= flush_rows:
-                parts.flush()
-        if time.monotonic() >= deadline:
-            parts.flush()
-            deadline = time.monotonic() + flush_seconds
+        parts.flush_if_due()
     parts.flush()
 
 

@@ -108,7 +108,6 @@ class PredictionLog:
         self.in_process = in_process
         self._parts: PartWriter | None = None  # the writer thread's own, when in process
         self._flush_rows, self._flush_seconds = flush_rows, flush_seconds
-        self._deadline = 0.0
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -121,8 +120,9 @@ class PredictionLog:
                 self._request_fields,
                 written=self.metrics.log_written.inc,
                 dropped=self.metrics.log_dropped.inc,
+                flush_rows=self._flush_rows,
+                flush_seconds=self._flush_seconds,
             )
-            self._deadline = time.monotonic() + self._flush_seconds
         else:
             self._spawn()
         self._thread.start()
@@ -199,14 +199,14 @@ class PredictionLog:
             time.sleep(0)  # hand the GIL to the event loop: see TICK_SECONDS
 
     def _flush_due(self, stopping: bool) -> None:
-        """In process: a part when `flush_rows` wait or `flush_seconds` passed (the sink's
-        own rule)."""
-        parts = self._parts
-        if parts is None:
+        """In process: a part by the sink's own rule (`PartWriter.flush_if_due`), and what
+        is left when stopping."""
+        if self._parts is None:
             return
-        if stopping or parts.rows >= self._flush_rows or time.monotonic() >= self._deadline:
-            parts.flush()
-            self._deadline = time.monotonic() + self._flush_seconds
+        if stopping:
+            self._parts.flush()
+        else:
+            self._parts.flush_if_due()
 
     def _send(self, chunk: list[LogRecord], rows: int) -> None:
         if self._parts is not None:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import select
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 import hiredis
 import redis
@@ -61,34 +60,34 @@ class RespConnection:
     def send(self, packed: Sequence[bytes]) -> None:
         """Send without waiting: `receive` reads the replies, so that the round trips to
         several servers overlap (send to each, then receive from each)."""
-        with self._failures():
+        try:
             sock = self._sock if self._sock is not None and self._idle_ok() else self._connect()
             sock.sendall(b"".join(packed))
             self._pending = len(packed)
+        except BaseException as exc:
+            self._fail(exc)
 
     def receive(self) -> list[Any]:
         """The replies to the last `send`, in order (an error reply raises)."""
-        with self._failures():
+        try:
             if self._sock is None:
                 raise OSError("nothing was sent on this connection")
             count, self._pending = self._pending, 0
             return self._replies(self._sock, count)
+        except BaseException as exc:
+            self._fail(exc)
 
-    @contextmanager
-    def _failures(self) -> Iterator[None]:
-        """Any failure leaves the stream's state unknown: the socket is closed, and socket
-        errors become redis-py's, as the service's error handling expects."""
-        try:
-            yield
-        except TimeoutError:
-            self.close()
+    def _fail(self, exc: BaseException) -> NoReturn:
+        """Any failure leaves the stream's state unknown: the socket is closed, and a socket
+        error becomes redis-py's, as the service's error handling expects; anything else (an
+        error reply, an interrupt) goes on as it is. Called from a plain `try` (free until it
+        raises), not a context manager: `execute` is on every request's path."""
+        self.close()
+        if isinstance(exc, TimeoutError):
             raise RedisTimeoutError("Timeout reading from Redis") from None
-        except (OSError, hiredis.ProtocolError) as exc:
-            self.close()
+        if isinstance(exc, (OSError, hiredis.ProtocolError)):
             raise RedisConnectionError(f"Redis connection failed: {exc}") from None
-        except BaseException:  # an error reply, an interrupt: the stream's state is unknown
-            self.close()
-            raise
+        raise exc
 
     def _idle_ok(self) -> bool:
         """A kept socket must have nothing to read between calls: if it has, the server closed
