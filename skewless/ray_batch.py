@@ -38,6 +38,7 @@ from .features import historical_features
 from .settings import Settings
 
 ROW = "_skewless_ray_row"  # each entity row's place, to put the blocks back in order
+WAIT_FOR_WORKERS_S = 300
 CAUSED = "The above exception was the direct cause"  # in a remote traceback's text
 
 
@@ -91,6 +92,10 @@ def connect(settings: Settings) -> None:
                 f"cannot start or join the Ray cluster at {where}: {_reason(exc)}"
             ) from exc
     context = DataContext.get_current()
+    # Every worker of a pool started before any block goes out: otherwise the first one up
+    # takes the early blocks (all of them, for a short job) while the others start; and a
+    # cluster without room for the pool stops the job instead of waiting for ever.
+    context.wait_for_min_actors_s = WAIT_FOR_WORKERS_S
     context.enable_progress_bars = False
     context.print_on_execution_start = False
 
