@@ -13,13 +13,12 @@ from typer.core import TyperGroup
 
 import loadtests.commands
 import monitoring.commands
-import monitoring.ct_commands
+import monitoring.ct.commands
 import serving.commands
 import skewless.commands
 import training.commands
 from skewless.commands import console
 from skewless.errors import SkewlessError
-from skewless.registry import REGISTRY_ERRORS, store_failure
 from skewless.settings import get_settings
 from skewless.strict_yaml import describe
 
@@ -39,9 +38,6 @@ class _Commands(TyperGroup):
         except ValidationError as exc:  # settings from the environment (SKEWLESS_*), mostly
             errors.print(f"[red]error:[/red] invalid value: {describe(exc)}", highlight=False)
             raise typer.Exit(2) from None
-        except REGISTRY_ERRORS as exc:  # a registry write the adapter does not wrap itself
-            errors.print(f"[red]failed:[/red] {store_failure(exc, 'acting')}", highlight=False)
-            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -71,7 +67,7 @@ skewless.commands.register(app)
 training.commands.register(app)
 serving.commands.register(app)
 monitoring.commands.register(app)
-monitoring.ct_commands.register(app)
+monitoring.ct.commands.register(app)
 
 
 @app.command("quickstart")

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from skewless import statistics as stats
 from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.config import load_model_config
 from skewless.features import service_schema
+from skewless.records import CheckResult, StepVerdict
 from skewless.registry import ModelRegistry, PromotionRefused, RegistryError
 from skewless.settings import Settings
 
@@ -57,12 +57,16 @@ class CanaryReport:
     score_ks_critical: float = math.nan
     score_psi: float = math.nan  # reported, not judged
     score_paired: bool = False  # compared with the champion's scores on the same rows
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
     action: str = ""  # promoted | rolled back
 
     @property
+    def verdict(self) -> StepVerdict:
+        return StepVerdict(tuple(self.checks))
+
+    @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(c["passed"] for c in self.checks)
+        return self.verdict.passed
 
 
 def run_canary(
@@ -136,7 +140,14 @@ def run_canary(
     else:
         registry.delete_alias(name, CHALLENGER)  # no more traffic to it
         report.action = "rolled back"
-    record_step(registry, name, candidate, "canary", report.action, asdict(report))
+    record_step(
+        registry,
+        name,
+        candidate,
+        "canary",
+        report.action,
+        {**asdict(report), **report.verdict.to_report()},
+    )
     progress(f"canary: version {candidate} {report.action}")
     return report
 
@@ -193,7 +204,7 @@ def _judge(
     )
 
     def check(name: str, passed: bool, detail: str) -> None:
-        report.checks.append({"name": name, "passed": passed, "detail": detail})
+        report.checks.append(CheckResult(name, passed, detail, "canary"))
         progress(f"  {'pass' if passed else 'FAIL'}  {name}: {detail}")
 
     check(

@@ -82,7 +82,7 @@ def deploy(
     registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     candidate = resolve_version(settings, version, None)
-    if registry.version(name, candidate).tags.get("blessed") != "true":
+    if not registry.version(name, candidate).record.blessed:
         raise RegistryError(f"version {candidate} is not blessed by its pipeline run")
     champion = registry.by_alias(name, CHAMPION)
     if champion is not None and str(champion.version) == candidate:

@@ -39,6 +39,7 @@ from skewless.config import load_model_config
 from skewless.features import service_schema
 from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
 from skewless.prediction_log import read_prediction_log
+from skewless.records import CheckResult, GateVerdict
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 from skewless.skew import check_skew
@@ -54,14 +55,6 @@ PREDICT_ENDPOINTS = {"rest": "/v1/predict", "grpc": "grpc/Predict"}
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 
-@dataclass(frozen=True)
-class Check:
-    stage: str
-    name: str
-    passed: bool
-    detail: str
-
-
 @dataclass
 class GateReport:
     model_name: str
@@ -72,18 +65,30 @@ class GateReport:
     out_dir: str
     started_at: str
     finished_at: str = ""
-    checks: list[Check] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
     stopped: str | None = None  # why the gate ended early, if it did
     server: dict[str, Any] = field(default_factory=dict)  # latency and errors, service view
     client: dict[str, Any] = field(default_factory=dict)  # per protocol, locust's view
     skew: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def verdict(self) -> GateVerdict:
+        """What the registry and the controller read back from report.json."""
+        return GateVerdict(
+            tuple(self.checks),
+            self.stopped,
+            self.model_name,
+            self.version,
+            self.sha256,
+            self.finished_at,
+        )
+
+    @property
     def passed(self) -> bool:
-        return self.stopped is None and bool(self.checks) and all(c.passed for c in self.checks)
+        return self.verdict.passed
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "passed": self.passed}
+        return {**asdict(self), **self.verdict.to_report()}
 
 
 class GateStopped(Exception):
@@ -112,8 +117,8 @@ class Gate:
         self.report = GateReport(
             model_name=self.model_config.name,
             version=str(found.version),
-            sha256=found.tags.get("sha256", ""),
-            blessed=found.tags.get("blessed") == "true",
+            sha256=found.record.sha256,
+            blessed=found.record.blessed,
             config=config.model_dump(mode="json"),
             out_dir=str(out_dir),
             started_at=_now(),
@@ -152,7 +157,7 @@ class Gate:
         return self.report
 
     def _check(self, stage: str, name: str, passed: bool, detail: str) -> bool:
-        self.report.checks.append(Check(stage, name, passed, detail))
+        self.report.checks.append(CheckResult(name, passed, detail, stage))
         self.progress(f"  {'pass' if passed else 'FAIL'}  {name}: {detail}")
         return passed
 

@@ -17,7 +17,7 @@ def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionM
     registry = ModelRegistry.of(settings)
     name = load_model_config(settings.config).name
     found = registry.version(name, version)
-    if found.tags.get("blessed") != "true":
+    if not found.record.blessed:
         raise PromotionRefused(f"version {version} is not blessed by its pipeline run")
     # The registry refuses a version without a passed gate for its exact artifact.
     move = registry.move_champion(name, version, action="promote", by=by, why=why)

@@ -24,28 +24,32 @@ def _stamp() -> str:
 def record_gate(registry: ModelRegistry, report: GateReport, files: list[Path]) -> str:
     """The report files into the version's run, its verdict on run and version. Returns the
     artifact path of report.json."""
-    version = registry.version(report.model_name, report.version)
+    run_id = run_of(registry.version(report.model_name, report.version))
     folder = f"{ARTIFACT_DIR}/gate-{_stamp()}"
-    client = registry.client
     for path in files:
-        client.log_artifact(run_of(version), str(path), folder)
+        registry.log_artifact(run_id, path, folder)
     verdict = "passed" if report.passed else "failed"
-    client.set_tag(run_of(version), "skewless.gate.verdict", verdict)
-    for key, value in (report.server.get("latency_ms") or {}).items():
-        client.log_metric(run_of(version), f"gate_server_{key}_ms", value)
+    metrics = {
+        f"gate_server_{key}_ms": value
+        for key, value in (report.server.get("latency_ms") or {}).items()
+    }
     for protocol, stats in report.client.items():
         for key in ("50%", "95%", "99%"):
             if key in stats["percentiles_ms"]:
                 name = f"gate_client_{protocol}_p{key.rstrip('%')}_ms"
-                client.log_metric(run_of(version), name, stats["percentiles_ms"][key])
+                metrics[name] = stats["percentiles_ms"][key]
+    registry.record_run(run_id, tags={"skewless.gate.verdict": verdict}, metrics=metrics)
     report_artifact = f"{folder}/report.json"
-    for key, value in (
-        (GATE_STATUS, verdict),
-        (GATE_SHA256, report.sha256),
-        (GATE_REPORT, report_artifact),
-        ("gate.at", report.finished_at),
-    ):
-        client.set_model_version_tag(report.model_name, report.version, key, value)
+    registry.tag_version(
+        report.model_name,
+        report.version,
+        {
+            GATE_STATUS: verdict,
+            GATE_SHA256: report.sha256,
+            GATE_REPORT: report_artifact,
+            "gate.at": report.finished_at,
+        },
+    )
     return report_artifact
 
 
@@ -55,9 +59,9 @@ def record_step(
 ) -> None:  # fmt: skip
     """A deployment step's verdict (canary, promote, rollback) in the version's run."""
     run_id = run_of(registry.version(model_name, version))
-    registry.client.set_tag(run_id, f"skewless.{step}.verdict", verdict)
+    registry.record_run(run_id, tags={f"skewless.{step}.verdict": verdict})
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{step}.json"
         path.write_text(json.dumps({"verdict": verdict, **detail}, indent=2, default=str))
-        registry.client.log_artifact(run_id, str(path), f"{ARTIFACT_DIR}/{step}-{_stamp()}")
-    registry.client.set_model_version_tag(model_name, version, f"{step}.status", verdict)
+        registry.log_artifact(run_id, path, f"{ARTIFACT_DIR}/{step}-{_stamp()}")
+    registry.tag_version(model_name, version, {f"{step}.status": verdict})

@@ -16,13 +16,31 @@ import pandas as pd
 from scipy.stats import ks_2samp
 
 from skewless.model_contract import ModelContract
+from skewless.monitoring_result import (
+    Alert,
+    Distribution,
+    Drift,
+    FeatureDrift,
+    Figures,
+    Histogram,
+    Labels,
+    Paired,
+    Performance,
+    PredictionDrift,
+    Reference,
+    Segment,
+    Skew,
+    SkewedFeature,
+    VersionResult,
+    Window,
+)
 from skewless.outcomes import KNOWN_AT, LABEL
 from skewless.prediction_log import ENTITY, FEATURE, REQUEST
 from skewless.quality import calibration, metrics
 from skewless.skew import SkewReport
 
 from .config import MonitoringConfig, WindowSize
-from .drift import FeatureDrift, feature_drift, numeric_values, score_drift
+from .drift import feature_drift, numeric_values, score_drift
 
 TIME = "feature_time"  # the moment a prediction was made, in the data's clock
 
@@ -52,12 +70,9 @@ def window_start(times: pd.Series, size: WindowSize) -> pd.Series:
     return days - pd.to_timedelta(days.dt.dayofweek, unit="D")  # weeks start on Monday
 
 
-def _performance(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    figures: dict[str, Any] = metrics(labels, scores)
-    figures["ece"] = (
-        calibration(labels, scores)["expected_calibration_error"] if len(labels) else None
-    )
-    return figures
+def _performance(labels: np.ndarray, scores: np.ndarray) -> Figures:
+    ece = calibration(labels, scores)["expected_calibration_error"] if len(labels) else None
+    return Figures(**metrics(labels, scores), ece=ece)
 
 
 class VersionAnalysis:
@@ -113,7 +128,7 @@ class VersionAnalysis:
 
     def run(
         self, rows: pd.DataFrame, segments: list[str], skew: SkewReport | None
-    ) -> dict[str, Any]:
+    ) -> VersionResult:
         rows = rows.reset_index(drop=True)
         values = self._values(rows)
         scores = rows["probability"].to_numpy(dtype="float64")
@@ -124,58 +139,72 @@ class VersionAnalysis:
         delay_hours = (
             rows.loc[labelled, KNOWN_AT] - rows.loc[labelled, TIME]
         ).dt.total_seconds() / 3600
-        result: dict[str, Any] = {
-            "version": self.ref.version,
-            "rows": len(rows),
-            "served_by": {str(k): int(v) for k, v in rows["served_by"].value_counts().items()},
-            "first": rows[TIME].min().isoformat(),
-            "last": rows[TIME].max().isoformat(),
-            "reference": {
-                "train_rows": self.reference_rows,
-                "test_rows": self.ref.reference["test_scores"]["rows"],
-                "test_metrics": self.ref.reference["test_metrics"],
-            },
-            "labels": {
-                "labelled": int(labelled.sum()),
-                "coverage": float(labelled.mean()) if len(rows) else 0.0,
-                "delay_hours_median": float(delay_hours.median()) if len(delay_hours) else None,
-                "delay_hours_p90": float(delay_hours.quantile(0.9)) if len(delay_hours) else None,
-            },
-            "drift": {
-                "features": [d.as_dict() for d in drift],
-                "drifted": [d.feature for d in sorted(drifted, key=lambda d: -d.importance)],
-                "drifted_importance": float(sum(d.importance for d in drifted)),
-            },
-            "prediction_drift": self._prediction_drift(scores),
-            "distributions": [
+        reference = Reference(
+            train_rows=self.reference_rows,
+            test_rows=self.ref.reference["test_scores"]["rows"],
+            test_metrics=self.ref.reference["test_metrics"],
+        )
+        label_summary = Labels(
+            labelled=int(labelled.sum()),
+            coverage=float(labelled.mean()) if len(rows) else 0.0,
+            delay_hours_median=float(delay_hours.median()) if len(delay_hours) else None,
+            delay_hours_p90=float(delay_hours.quantile(0.9)) if len(delay_hours) else None,
+        )
+        drift_summary = Drift(
+            features=drift,
+            drifted=[d.feature for d in sorted(drifted, key=lambda d: -d.importance)],
+            drifted_importance=float(sum(d.importance for d in drifted)),
+        )
+        prediction_drift = self._prediction_drift(scores)
+        overall = _performance(labels[labelled], scores[labelled])
+        return VersionResult(
+            version=self.ref.version,
+            rows=len(rows),
+            served_by={str(k): int(v) for k, v in rows["served_by"].value_counts().items()},
+            first=rows[TIME].min().isoformat(),
+            last=rows[TIME].max().isoformat(),
+            reference=reference,
+            labels=label_summary,
+            drift=drift_summary,
+            prediction_drift=prediction_drift,
+            distributions=[
                 self._distribution(d.feature, values[d.feature])
                 for d in _most_drifted(drift, self.config.plotted_features)
             ],
-            "performance": {
-                "overall": _performance(labels[labelled], scores[labelled]),
-                "segments": self._segments(rows, segments, labels, scores, labelled),
-            },
-            "windows": self._windows(rows, values, scores, labels, labelled),
-            "skew": None if skew is None else _skew_dict(skew),
-        }
-        result["alerts"] = self._alerts(result, drift, skew)
-        return result
+            performance=Performance(
+                overall=overall,
+                segments=self._segments(rows, segments, labels, scores, labelled),
+            ),
+            windows=self._windows(rows, values, scores, labels, labelled),
+            skew=None if skew is None else _skew_record(skew),
+            alerts=self._alerts(
+                len(rows),
+                reference,
+                label_summary,
+                drift_summary,
+                prediction_drift,
+                overall,
+                drift,
+                skew,
+            ),
+        )
 
-    def _prediction_drift(self, scores: np.ndarray) -> dict[str, Any]:
+    def _prediction_drift(self, scores: np.ndarray) -> PredictionDrift:
         figures = score_drift(scores, self.test_quantiles)
         edges = np.linspace(0.0, 1.0, 21)
-        return {
-            **figures,
-            "mean_score": float(scores.mean()) if len(scores) else None,
-            "test_median_score": self.test_quantiles[50],
-            "histogram": {
-                "edges": edges.tolist(),
-                "reference": _shares_from_quantiles(self.test_quantiles, edges).tolist(),
-                "current": _shares(scores, edges).tolist(),
-            },
-        }
+        return PredictionDrift(
+            ks=figures["ks"],
+            psi=figures["psi"],
+            mean_score=float(scores.mean()) if len(scores) else None,
+            test_median_score=self.test_quantiles[50],
+            histogram=Histogram(
+                edges=edges.tolist(),
+                reference=_shares_from_quantiles(self.test_quantiles, edges).tolist(),
+                current=_shares(scores, edges).tolist(),
+            ),
+        )
 
-    def _distribution(self, name: str, values: Any) -> dict[str, Any]:
+    def _distribution(self, name: str, values: Any) -> Distribution:
         """Reference vs current shares of one feature, for the report's plots: 20 equal bins
         between the reference's 1st and 99th percentiles, or the most common categories."""
         ref = self.columns[name]
@@ -184,23 +213,23 @@ class VersionAnalysis:
             low, high = (q[1], q[99]) if q and q[99] > q[1] else ((q[0], q[0] + 1) if q else (0, 1))
             edges = np.linspace(low, high, 21)
             present = values[~np.isnan(values)]
-            return {
-                "feature": name,
-                "kind": "numeric",
-                "edges": edges.tolist(),
-                "reference": _shares_from_quantiles(q, edges).tolist(),
-                "current": _shares(present, edges).tolist(),
-            }
+            return Distribution(
+                feature=name,
+                kind="numeric",
+                edges=edges.tolist(),
+                reference=_shares_from_quantiles(q, edges).tolist(),
+                current=_shares(present, edges).tolist(),
+            )
         current = values.dropna().astype(str).value_counts(normalize=True)
         reference = pd.Series(ref["frequencies"], dtype="float64")
         top = (reference.add(current, fill_value=0)).sort_values(ascending=False).index[:12]
-        return {
-            "feature": name,
-            "kind": "categorical",
-            "categories": [str(c) for c in top],
-            "reference": [float(reference.get(c, 0.0)) for c in top],
-            "current": [float(current.get(c, 0.0)) for c in top],
-        }
+        return Distribution(
+            feature=name,
+            kind="categorical",
+            categories=[str(c) for c in top],
+            reference=[float(reference.get(c, 0.0)) for c in top],
+            current=[float(current.get(c, 0.0)) for c in top],
+        )
 
     def _segments(
         self,
@@ -209,8 +238,8 @@ class VersionAnalysis:
         labels: np.ndarray,
         scores: np.ndarray,
         labelled: np.ndarray,
-    ) -> dict[str, list[dict[str, Any]]]:
-        result: dict[str, list[dict[str, Any]]] = {}
+    ) -> dict[str, list[Segment]]:
+        result: dict[str, list[Segment]] = {}
         for segment in segments:
             column = next(
                 (p + segment for p in (ENTITY, REQUEST, FEATURE) if p + segment in rows), None
@@ -222,14 +251,14 @@ class VersionAnalysis:
                 mask = labelled[index]
                 figures = _performance(labels[index][mask], scores[index][mask])
                 groups.append(
-                    {
-                        "value": str(value),
-                        "predictions": len(index),
-                        "mean_score": float(scores[index].mean()),
-                        **figures,
-                    }
+                    Segment(
+                        value=str(value),
+                        predictions=len(index),
+                        mean_score=float(scores[index].mean()),
+                        **figures.model_dump(),
+                    )
                 )
-            result[segment] = sorted(groups, key=lambda g: -g["predictions"])
+            result[segment] = sorted(groups, key=lambda g: -g.predictions)
         return result
 
     def _windows(
@@ -239,44 +268,51 @@ class VersionAnalysis:
         scores: np.ndarray,
         labels: np.ndarray,
         labelled: np.ndarray,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Window]:
         starts = window_start(rows[TIME], self.config.window)
         windows = []
         for start, index in sorted(rows.groupby(starts).indices.items()):
             drift = self._drift(values, index)
             mask = labelled[index]
+            figures = _performance(labels[index][mask], scores[index][mask])
             windows.append(
-                {
-                    "start": pd.Timestamp(start).isoformat(),
-                    "rows": len(index),
-                    "labelled": int(mask.sum()),
-                    "mean_score": float(scores[index].mean()),
-                    "prediction_ks": score_drift(scores[index], self.test_quantiles)["ks"],
-                    **{
-                        k: v
-                        for k, v in _performance(labels[index][mask], scores[index][mask]).items()
-                        if k in ("roc_auc", "log_loss", "brier", "ece", "positive_rate")
-                    },
-                    "drifted": [d.feature for d in drift if d.drifted],
-                    "drifted_importance": float(sum(d.importance for d in drift if d.drifted)),
+                Window(
+                    start=pd.Timestamp(start).isoformat(),
+                    rows=len(index),
+                    labelled=int(mask.sum()),
+                    mean_score=float(scores[index].mean()),
+                    prediction_ks=score_drift(scores[index], self.test_quantiles)["ks"],
+                    **figures.model_dump(
+                        include={"roc_auc", "log_loss", "brier", "ece", "positive_rate"}
+                    ),
+                    drifted=[d.feature for d in drift if d.drifted],
+                    drifted_importance=float(sum(d.importance for d in drift if d.drifted)),
                     # distance / threshold per feature: the over-time drift picture
-                    "drift_ratio": {
-                        d.feature: (d.value / d.threshold if d.drifted is not None else None)
-                        for d in drift
+                    drift_ratio={
+                        d.feature: None if d.drifted is None else _ratio(d) for d in drift
                     },
-                }
+                )
             )
         return windows
 
     def _alerts(
-        self, result: dict[str, Any], drift: list[FeatureDrift], skew: SkewReport | None
-    ) -> list[dict[str, str]]:
-        alerts, cfg = [], self.config.alerts
+        self,
+        rows: int,
+        reference: Reference,
+        labels: Labels,
+        summary: Drift,
+        prediction_drift: PredictionDrift,
+        overall: Figures,
+        drift: list[FeatureDrift],
+        skew: SkewReport | None,
+    ) -> list[Alert]:
+        alerts: list[Alert] = []
+        cfg = self.config.alerts
 
         def alert(condition: str, message: str) -> None:
-            alerts.append({"condition": condition, "message": message})
+            alerts.append(Alert(condition=condition, message=message))
 
-        weighted = result["drift"]["drifted_importance"]
+        weighted = summary.drifted_importance
         if cfg.drifted_importance is not None and weighted >= cfg.drifted_importance:
             named = ", ".join(
                 f"{d.feature} ({d.statistic} {d.value:.2f}, importance {d.importance:.0%})"
@@ -288,29 +324,28 @@ class VersionAnalysis:
                 f"drifted features carry {weighted:.0%} of the model's importance "
                 f"(alert at {cfg.drifted_importance:.0%}): {named}",
             )
-        ks = result["prediction_drift"]["ks"]
-        if cfg.prediction_ks is not None and result["rows"] >= self.config.drift.min_rows:
-            if ks > cfg.prediction_ks:
+        ks = prediction_drift.ks
+        if cfg.prediction_ks is not None and rows >= self.config.drift.min_rows:
+            if ks is not None and ks > cfg.prediction_ks:
                 alert(
                     "prediction_drift",
                     f"served scores vs the test window's: KS {ks:.3f} > {cfg.prediction_ks}",
                 )
-        overall = result["performance"]["overall"]
-        enough = result["labels"]["labelled"] >= cfg.min_labelled
-        reference_auc = result["reference"]["test_metrics"].get("roc_auc")
-        if enough and cfg.auc_drop is not None and overall["roc_auc"] is not None:
-            if reference_auc is not None and overall["roc_auc"] < reference_auc - cfg.auc_drop:
+        enough = labels.labelled >= cfg.min_labelled
+        reference_auc = reference.test_metrics.get("roc_auc")
+        if enough and cfg.auc_drop is not None and overall.roc_auc is not None:
+            if reference_auc is not None and overall.roc_auc < reference_auc - cfg.auc_drop:
                 alert(
                     "performance",
-                    f"ROC AUC {overall['roc_auc']:.3f} on {result['labels']['labelled']:,} "
+                    f"ROC AUC {overall.roc_auc:.3f} on {labels.labelled:,} "
                     f"labelled predictions vs {reference_auc:.3f} on the test window "
                     f"(alert below a drop of {cfg.auc_drop})",
                 )
-        if enough and cfg.max_ece is not None and overall["ece"] is not None:
-            if overall["ece"] > cfg.max_ece:
+        if enough and cfg.max_ece is not None and overall.ece is not None:
+            if overall.ece > cfg.max_ece:
                 alert(
                     "calibration",
-                    f"expected calibration error {overall['ece']:.3f} > {cfg.max_ece}",
+                    f"expected calibration error {overall.ece:.3f} > {cfg.max_ece}",
                 )
         counted = [d for d in drift if d.rows >= self.config.drift.min_rows]
         if cfg.missing_increase is not None:
@@ -336,7 +371,7 @@ class VersionAnalysis:
         return alerts
 
 
-def paired_comparison(rows: pd.DataFrame) -> list[dict[str, Any]]:
+def paired_comparison(rows: pd.DataFrame) -> list[Paired]:
     """Two versions on the same requests: a served prediction and a shadow score of another
     version for the same `request_id` (a canary, where the champion also scores the
     challenger's rows; or shadow mode). Quality on the same labelled rows, so that only the
@@ -353,28 +388,33 @@ def paired_comparison(rows: pd.DataFrame) -> list[dict[str, Any]]:
         labelled = group[group[LABEL].notna()]
         labels = labelled[LABEL].to_numpy(dtype="float64")
         result.append(
-            {
-                "served": str(version),
-                "shadow": str(other),
-                "rows": len(group),
-                "labelled": len(labelled),
-                "served_metrics": _performance(labels, labelled["probability"].to_numpy()),
-                "shadow_metrics": _performance(
+            Paired(
+                served=str(version),
+                shadow=str(other),
+                rows=len(group),
+                labelled=len(labelled),
+                served_metrics=_performance(labels, labelled["probability"].to_numpy()),
+                shadow_metrics=_performance(
                     labels, labelled["probability_shadow"].to_numpy(dtype="float64")
                 ),
-                "score_ks": float(
+                score_ks=float(
                     ks_2samp(group["probability"], group["probability_shadow"]).statistic
                 ),
-            }
+            )
         )
     return result
 
 
 def _most_drifted(drift: list[FeatureDrift], n: int) -> list[FeatureDrift]:
     """Drifted features first, by importance; then the closest to their thresholds."""
-    return sorted(
-        drift, key=lambda d: (not d.drifted, -d.importance if d.drifted else -d.value / d.threshold)
-    )[:n]
+    return sorted(drift, key=lambda d: (not d.drifted, -d.importance if d.drifted else -_ratio(d)))[
+        :n
+    ]
+
+
+def _ratio(d: FeatureDrift) -> float:
+    """Distance over threshold (0 where either is undefined)."""
+    return d.value / d.threshold if d.value is not None and d.threshold else 0.0
 
 
 def _shares(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -400,24 +440,24 @@ def _shares_from_quantiles(quantiles: list[float], edges: np.ndarray) -> np.ndar
     return shares
 
 
-def _skew_dict(skew: SkewReport) -> dict[str, Any]:
-    return {
-        "rows": skew.rows,
-        "passed": skew.passed,
-        "tolerance": skew.tolerance,
-        "features": [
-            {
-                "feature": f.feature,
-                "rows": f.rows,
-                "share": f.share,
-                "example_served": repr(f.example_served),
-                "example_offline": repr(f.example_offline),
-            }
+def _skew_record(skew: SkewReport) -> Skew:
+    return Skew(
+        rows=skew.rows,
+        passed=skew.passed,
+        tolerance=skew.tolerance,
+        features=[
+            SkewedFeature(
+                feature=f.feature,
+                rows=f.rows,
+                share=f.share,
+                example_served=repr(f.example_served),
+                example_offline=repr(f.example_offline),
+            )
             for f in skew.features
         ],
-        "score_mismatches": skew.score_mismatches,
-        "max_score_diff": skew.max_score_diff,
-    }
+        score_mismatches=skew.score_mismatches,
+        max_score_diff=skew.max_score_diff,
+    )
 
 
 def _skew_summary(skew: SkewReport) -> str:

@@ -63,24 +63,24 @@ def monitor_command(
     folder = output or settings.state_dir / "monitoring"
     outcome = monitor(settings, cfg, monitoring, period, folder, labels_optional=labels_optional)
     result = outcome.result
-    for v in result["versions"]:
-        perf = v["performance"]["overall"]
-        auc = "n/a" if perf["roc_auc"] is None else f"{perf['roc_auc']:.3f}"
-        test_auc = v["reference"]["test_metrics"].get("roc_auc") or float("nan")
+    for v in result.versions:
+        perf = v.performance.overall
+        auc = "n/a" if perf.roc_auc is None else f"{perf.roc_auc:.3f}"
+        test_auc = v.reference.test_metrics.get("roc_auc") or float("nan")
         console.print(
-            f"version {v['version']}: {v['rows']:,} predictions, "
-            f"{v['labels']['labelled']:,} labelled ({v['labels']['coverage']:.0%}); "
+            f"version {v.version}: {v.rows:,} predictions, "
+            f"{v.labels.labelled:,} labelled ({v.labels.coverage:.0%}); "
             f"ROC AUC {auc} (test window {test_auc:.3f}); drifted: "
-            f"{', '.join(v['drift']['drifted']) or 'none'} "
-            f"({v['drift']['drifted_importance']:.0%} of importance)"
+            f"{', '.join(v.drift.drifted) or 'none'} "
+            f"({v.drift.drifted_importance:.0%} of importance)"
         )
     console.print(
-        f"monitored {result['predictions']:,} predictions in {outcome.seconds:.1f} s -> "
+        f"monitored {result.predictions:,} predictions in {outcome.seconds:.1f} s -> "
         f"{outcome.files['report']}"
     )
     if outcome.alerts:
         for a in outcome.alerts:
-            console.print(f"[red]alert[/red] v{a['version']} {a['condition']}: {a['message']}")
+            console.print(f"[red]alert[/red] v{a.version} {a.condition}: {a.message}")
         raise typer.Exit(1)
     console.print("no alert condition holds")
 

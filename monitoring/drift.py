@@ -16,35 +16,16 @@ each window's own range) but computes no drift distance, labels or importance.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from skewless import statistics as stats
+from skewless.monitoring_result import FeatureDrift
 from skewless.reference import categorical_drift, numeric_drift
 
 from .config import Drift
-
-
-@dataclass(frozen=True)
-class FeatureDrift:
-    feature: str
-    kind: str  # numeric | categorical
-    importance: float  # share of the model's total gain
-    statistic: str  # ks | psi: what the verdict is on
-    value: float
-    threshold: float  # the configured distance, or chance for this many rows if larger
-    drifted: bool | None  # None: too few rows for a verdict
-    psi: float
-    rows: int
-    missing_rate: float
-    reference_missing_rate: float
-    unknown_rate: float | None  # categories the model never saw, share of non-null values
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def numeric_values(column: pd.Series) -> np.ndarray:

@@ -15,46 +15,48 @@ from typing import Any
 
 import pandas as pd
 
+from skewless.monitoring_result import MonitoringResult
+
 WINDOW_METRICS = ("rows", "labelled", "mean_score", "prediction_ks", "roc_auc", "log_loss",
                   "brier", "ece", "positive_rate", "drifted_importance")  # fmt: skip
 
 
-def rows_of(result: dict[str, Any]) -> pd.DataFrame:
+def rows_of(result: MonitoringResult) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
 
-    def add(version: str, window: str | None, metric: str, value: Any) -> None:
+    def add(version: str, window: str | None, metric: str, value: float | None) -> None:
         if value is not None:
             records.append(
                 {"version": version, "window_start": window, "metric": metric, "value": value}
             )
 
-    for v in result["versions"]:
-        version = v["version"]
-        overall = v["performance"]["overall"]
+    for v in result.versions:
+        version = v.version
+        overall = v.performance.overall
         for metric in ("roc_auc", "log_loss", "brier", "ece", "positive_rate"):
-            add(version, None, metric, overall[metric])
-        add(version, None, "rows", v["rows"])
-        add(version, None, "labelled", v["labels"]["labelled"])
-        add(version, None, "label_coverage", v["labels"]["coverage"])
-        add(version, None, "prediction_ks", v["prediction_drift"]["ks"])
-        add(version, None, "drifted_importance", v["drift"]["drifted_importance"])
-        add(version, None, "alerts", len(v["alerts"]))
-        if v["skew"] is not None:
-            add(version, None, "skew_failed", 0.0 if v["skew"]["passed"] else 1.0)
-        for d in v["drift"]["features"]:
-            add(version, None, f"drift.{d['feature']}", d["value"])
-        for w in v["windows"]:
+            add(version, None, metric, getattr(overall, metric))
+        add(version, None, "rows", v.rows)
+        add(version, None, "labelled", v.labels.labelled)
+        add(version, None, "label_coverage", v.labels.coverage)
+        add(version, None, "prediction_ks", v.prediction_drift.ks)
+        add(version, None, "drifted_importance", v.drift.drifted_importance)
+        add(version, None, "alerts", len(v.alerts))
+        if v.skew is not None:
+            add(version, None, "skew_failed", 0.0 if v.skew.passed else 1.0)
+        for d in v.drift.features:
+            add(version, None, f"drift.{d.feature}", d.value)
+        for w in v.windows:
             for metric in WINDOW_METRICS:
-                add(version, w["start"], metric, w.get(metric))
+                add(version, w.start, metric, getattr(w, metric))
     frame = pd.DataFrame.from_records(
         records, columns=["version", "window_start", "metric", "value"]
     )
     frame["value"] = frame["value"].astype("float64")
     frame["window_start"] = pd.to_datetime(frame["window_start"], utc=True)
-    frame.insert(0, "until", pd.Timestamp(result["until"]))
-    frame.insert(0, "since", pd.Timestamp(result["since"]))
-    frame.insert(0, "model", result["model"])
-    frame.insert(0, "monitored_at", pd.Timestamp(result["monitored_at"]))
+    frame.insert(0, "until", pd.Timestamp(result.until))
+    frame.insert(0, "since", pd.Timestamp(result.since))
+    frame.insert(0, "model", result.model)
+    frame.insert(0, "monitored_at", pd.Timestamp(result.monitored_at))
     return frame
 
 

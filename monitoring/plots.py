@@ -4,7 +4,6 @@ loads nothing from the network and shows the same in any browser (or none: it is
 from __future__ import annotations
 
 import io
-from typing import Any
 
 import matplotlib
 
@@ -13,6 +12,8 @@ matplotlib.use("Agg")  # no screen: files only (set before pyplot is imported)
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from skewless.monitoring_result import Distribution, Histogram, Window  # noqa: E402
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False})  # fmt: skip
@@ -27,19 +28,20 @@ def svg(figure: Figure) -> str:
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
-def _times(windows: list[dict[str, Any]]) -> list[np.datetime64]:
-    return [np.datetime64(w["start"][:19]) for w in windows]
+def _nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
-def drift_over_time(windows: list[dict[str, Any]], importance: dict[str, float]) -> str:
+def _times(windows: list[Window]) -> list[np.datetime64]:
+    return [np.datetime64(w.start[:19]) for w in windows]
+
+
+def drift_over_time(windows: list[Window], importance: dict[str, float]) -> str:
     """Distance / threshold per feature and window (1 = at the threshold); features ordered
     by importance, blank where a window had too few rows for a verdict."""
     features = sorted(importance, key=lambda f: -importance[f])
     ratio = np.array(
-        [
-            [np.nan if w["drift_ratio"].get(f) is None else w["drift_ratio"][f] for w in windows]
-            for f in features
-        ],
+        [[_nan(w.drift_ratio.get(f)) for w in windows] for f in features],
         dtype="float64",
     )
     figure, ax = plt.subplots(
@@ -48,14 +50,14 @@ def drift_over_time(windows: list[dict[str, Any]], importance: dict[str, float])
     image = ax.imshow(ratio, aspect="auto", cmap="RdYlGn_r", vmin=0, vmax=2, interpolation="none")
     ax.set_yticks(range(len(features)), [f"{f} ({importance[f]:.0%})" for f in features])
     step = max(1, len(windows) // 12)
-    ax.set_xticks(range(0, len(windows), step), [w["start"][:10] for w in windows][::step])
+    ax.set_xticks(range(0, len(windows), step), [w.start[:10] for w in windows][::step])
     ax.tick_params(axis="x", rotation=45)
     figure.colorbar(image, ax=ax, label="distance / threshold (red: drifted)", shrink=0.6)
     ax.set_title("Drift per feature over time (importance in brackets)")
     return svg(figure)
 
 
-def distributions(items: list[dict[str, Any]]) -> str:
+def distributions(items: list[Distribution]) -> str:
     """Reference vs current shares for the most drifted features."""
     columns = 3
     rows = max(1, -(-len(items) // columns))
@@ -63,18 +65,18 @@ def distributions(items: list[dict[str, Any]]) -> str:
         rows, columns, figsize=(12, 2.6 * rows), squeeze=False, layout="constrained"
     )
     for ax, item in zip(axes.flat, items, strict=False):
-        if item["kind"] == "numeric":
-            edges = np.asarray(item["edges"])
+        if item.kind == "numeric":
+            edges = np.asarray(item.edges)
             centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-            ax.bar(centers, item["reference"], width=width, color=REFERENCE, alpha=0.6,
+            ax.bar(centers, item.reference, width=width, color=REFERENCE, alpha=0.6,
                    label="training")  # fmt: skip
-            ax.step(centers, item["current"], where="mid", color=CURRENT, label="served")
+            ax.step(centers, item.current, where="mid", color=CURRENT, label="served")
         else:
-            x = np.arange(len(item["categories"]))
-            ax.bar(x - 0.2, item["reference"], 0.4, color=REFERENCE, label="training")
-            ax.bar(x + 0.2, item["current"], 0.4, color=CURRENT, label="served")
-            ax.set_xticks(x, item["categories"], rotation=60, fontsize=7)
-        ax.set_title(item["feature"])
+            x = np.arange(len(item.categories))
+            ax.bar(x - 0.2, item.reference, 0.4, color=REFERENCE, label="training")
+            ax.bar(x + 0.2, item.current, 0.4, color=CURRENT, label="served")
+            ax.set_xticks(x, item.categories, rotation=60, fontsize=7)
+        ax.set_title(item.feature)
         ax.set_ylabel("share")
     for ax in list(axes.flat)[len(items) :]:
         ax.axis("off")
@@ -82,13 +84,13 @@ def distributions(items: list[dict[str, Any]]) -> str:
     return svg(figure)
 
 
-def scores(histogram: dict[str, Any]) -> str:
-    edges = np.asarray(histogram["edges"])
+def scores(histogram: Histogram) -> str:
+    edges = np.asarray(histogram.edges)
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     figure, ax = plt.subplots(layout="constrained", figsize=(6, 2.8))
-    ax.bar(centers, histogram["reference"], width=width, color=REFERENCE, alpha=0.6,
+    ax.bar(centers, histogram.reference, width=width, color=REFERENCE, alpha=0.6,
            label="test window")  # fmt: skip
-    ax.step(centers, histogram["current"], where="mid", color=CURRENT, label="served")
+    ax.step(centers, histogram.current, where="mid", color=CURRENT, label="served")
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("share")
     ax.set_title("Score distribution")
@@ -96,11 +98,11 @@ def scores(histogram: dict[str, Any]) -> str:
     return svg(figure)
 
 
-def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None) -> str:
+def performance_over_time(windows: list[Window], test_auc: float | None) -> str:
     times = _times(windows)
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True, layout="constrained")
-    auc = [np.nan if w.get("roc_auc") is None else w["roc_auc"] for w in windows]
-    ece = [np.nan if w.get("ece") is None else w["ece"] for w in windows]
+    auc = [_nan(w.roc_auc) for w in windows]
+    ece = [_nan(w.ece) for w in windows]
     top.plot(times, auc, marker=".", color=CURRENT, label="served (labelled)")
     if test_auc is not None:
         top.axhline(test_auc, color=REFERENCE, linestyle="--", label="test window")
@@ -113,11 +115,11 @@ def performance_over_time(windows: list[dict[str, Any]], test_auc: float | None)
     return svg(figure)
 
 
-def labels_over_time(windows: list[dict[str, Any]]) -> str:
+def labels_over_time(windows: list[Window]) -> str:
     times = _times(windows)
     figure, ax = plt.subplots(layout="constrained", figsize=(9, 2.6))
-    rows = np.array([w["rows"] for w in windows], dtype="float64")
-    labelled = np.array([w["labelled"] for w in windows], dtype="float64")
+    rows = np.array([w.rows for w in windows], dtype="float64")
+    labelled = np.array([w.labelled for w in windows], dtype="float64")
     ax.plot(times, 100 * labelled / np.maximum(rows, 1), marker=".", color=CURRENT)
     ax.set_ylim(0, 105)
     ax.set_ylabel("labelled, %")

@@ -6,6 +6,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from skewless.monitoring_result import MonitoringResult, Paired, VersionResult
+
 from . import plots
 
 CSS = """
@@ -71,38 +73,38 @@ def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption class='muted'>{escape(caption)}</figcaption></figure>"
 
 
-def _version(v: dict[str, Any]) -> str:
-    parts = [f"<h2>Version {escape(v['version'])}</h2>"]
-    served = ", ".join(f"{n:,} as {escape(k)}" for k, n in v["served_by"].items())
-    labels = v["labels"]
+def _version(v: VersionResult) -> str:
+    parts = [f"<h2>Version {escape(v.version)}</h2>"]
+    served = ", ".join(f"{n:,} as {escape(k)}" for k, n in v.served_by.items())
+    labels = v.labels
     parts.append(
-        f"<p>{v['rows']:,} predictions ({served}) from {escape(v['first'][:16])} to "
-        f"{escape(v['last'][:16])}. Reference: {v['reference']['train_rows']:,} training rows, "
-        f"{v['reference']['test_rows']:,} test-window scores.</p>"
+        f"<p>{v.rows:,} predictions ({served}) from {escape(v.first[:16])} to "
+        f"{escape(v.last[:16])}. Reference: {v.reference.train_rows:,} training rows, "
+        f"{v.reference.test_rows:,} test-window scores.</p>"
     )
-    if v["alerts"]:
+    if v.alerts:
         items = "".join(
-            f"<li><b>{escape(a['condition'])}</b>: {escape(a['message'])}</li>" for a in v["alerts"]
+            f"<li><b>{escape(a.condition)}</b>: {escape(a.message)}</li>" for a in v.alerts
         )
         parts.append(f'<div class="alert"><b>Alerts</b><ul>{items}</ul></div>')
     else:
         parts.append('<div class="ok">No alert condition holds for this version.</div>')
 
     parts.append("<h3>Labels</h3>")
-    delay = labels["delay_hours_median"]
     parts.append(
-        f"<p>{labels['labelled']:,} of {v['rows']:,} predictions labelled "
-        f"({_pct(labels['coverage'])}); label delay median "
-        f"{_f(delay, 1)} h, 90th percentile {_f(labels['delay_hours_p90'], 1)} h.</p>"
+        f"<p>{labels.labelled:,} of {v.rows:,} predictions labelled "
+        f"({_pct(labels.coverage)}); label delay median "
+        f"{_f(labels.delay_hours_median, 1)} h, 90th percentile "
+        f"{_f(labels.delay_hours_p90, 1)} h.</p>"
     )
-    perf, test = v["performance"]["overall"], v["reference"]["test_metrics"]
+    perf, test = v.performance.overall, v.reference.test_metrics
     parts.append("<h3>Performance</h3>")
     names = ["roc_auc", "log_loss", "brier", "ece", "positive_rate"]
     parts.append(
         _table(
             ["", "labelled", *names],
             [
-                ["served", f"{int(perf['rows']):,}", *[_f(perf.get(n)) for n in names]],
+                ["served", f"{int(perf.rows or 0):,}", *[_f(getattr(perf, n)) for n in names]],
                 [
                     "test window",
                     f"{int(test.get('rows') or 0):,}",
@@ -111,20 +113,20 @@ def _version(v: dict[str, Any]) -> str:
             ],
         )
     )
-    if v["windows"]:
+    if v.windows:
         parts.append(
             _figure(
-                plots.performance_over_time(v["windows"], test.get("roc_auc")),
+                plots.performance_over_time(v.windows, test.get("roc_auc")),
                 "ROC AUC and expected calibration error per window (labelled predictions only).",
             )
         )
         parts.append(
             _figure(
-                plots.labels_over_time(v["windows"]),
+                plots.labels_over_time(v.windows),
                 "Share of each window's predictions whose label was known.",
             )
         )
-    for segment, groups in v["performance"]["segments"].items():
+    for segment, groups in v.performance.segments.items():
         shown = groups[:15]
         parts.append(f"<h4>Per {escape(segment)}</h4>")
         parts.append(
@@ -141,14 +143,14 @@ def _version(v: dict[str, Any]) -> str:
                 ],
                 [
                     [
-                        escape(g["value"]),
-                        f"{g['predictions']:,}",
-                        f"{int(g['rows']):,}",
-                        _f(g["mean_score"]),
-                        _f(g["positive_rate"]),
-                        _f(g["roc_auc"]),
-                        _f(g["log_loss"]),
-                        _f(g["ece"]),
+                        escape(g.value),
+                        f"{g.predictions:,}",
+                        f"{int(g.rows or 0):,}",
+                        _f(g.mean_score),
+                        _f(g.positive_rate),
+                        _f(g.roc_auc),
+                        _f(g.log_loss),
+                        _f(g.ece),
                     ]
                     for g in shown
                 ],
@@ -158,59 +160,59 @@ def _version(v: dict[str, Any]) -> str:
             hidden = len(groups) - len(shown)
             parts.append(f"<p class='muted'>{hidden} smaller groups in the JSON result.</p>")
 
-    pd_ = v["prediction_drift"]
+    scores = v.prediction_drift
     parts.append("<h3>Prediction drift</h3>")
     parts.append(
-        f"<p>KS distance to the test window's scores {_f(pd_['ks'])}, PSI {_f(pd_['psi'])}; "
-        f"mean served score {_f(pd_['mean_score'])}.</p>"
+        f"<p>KS distance to the test window's scores {_f(scores.ks)}, PSI {_f(scores.psi)}; "
+        f"mean served score {_f(scores.mean_score)}.</p>"
     )
     parts.append(
-        _figure(plots.scores(pd_["histogram"]), "Served scores against the test window's.")
+        _figure(plots.scores(scores.histogram), "Served scores against the test window's.")
     )
 
-    drift = v["drift"]
+    drift = v.drift
     parts.append("<h3>Data drift</h3>")
-    named = ", ".join(escape(f) for f in drift["drifted"]) or "none"
+    named = ", ".join(escape(f) for f in drift.drifted) or "none"
     parts.append(
-        f"<p>Drifted over the whole period: {named}; together {drift['drifted_importance']:.0%} of "
+        f"<p>Drifted over the whole period: {named}; together {drift.drifted_importance:.0%} of "
         "the model's importance.</p>"
     )
-    if v["windows"]:
-        importance = {d["feature"]: d["importance"] for d in drift["features"]}
+    if v.windows:
+        importance = {d.feature: d.importance for d in drift.features}
         parts.append(
             _figure(
-                plots.drift_over_time(v["windows"], importance),
+                plots.drift_over_time(v.windows, importance),
                 "Each cell: a window's distance to training divided by its threshold.",
             )
         )
-    if v["distributions"]:
+    if v.distributions:
         parts.append(
             _figure(
-                plots.distributions(v["distributions"]),
+                plots.distributions(v.distributions),
                 "Training (grey bars) against served (blue), the most drifted features first.",
             )
         )
     rows, classes = [], []
-    for d in sorted(drift["features"], key=lambda d: -d["importance"]):
+    for d in sorted(drift.features, key=lambda d: -d.importance):
         verdict = {True: "drifted", False: "", None: '<span class="muted">too few rows</span>'}[
-            d["drifted"]
+            d.drifted
         ]
         rows.append(
             [
-                escape(d["feature"]),
-                d["kind"],
-                _pct(d["importance"]),
-                d["statistic"],
-                _f(d["value"]),
-                _f(d["threshold"]),
-                _f(d["psi"]),
-                _pct(d["missing_rate"]),
-                _pct(d["reference_missing_rate"]),
-                _pct(d["unknown_rate"]),
+                escape(d.feature),
+                d.kind,
+                _pct(d.importance),
+                d.statistic,
+                _f(d.value),
+                _f(d.threshold),
+                _f(d.psi),
+                _pct(d.missing_rate),
+                _pct(d.reference_missing_rate),
+                _pct(d.unknown_rate),
                 verdict,
             ]
         )
-        classes.append("drifted" if d["drifted"] else "")
+        classes.append("drifted" if d.drifted else "")
     parts.append(
         _table(
             [
@@ -231,33 +233,39 @@ def _version(v: dict[str, Any]) -> str:
             classes=classes,
         )
     )
-    skew = v["skew"]
+    skew = v.skew
     parts.append("<h3>Training-serving skew (sample)</h3>")
     if skew is None:
         parts.append("<p class='muted'>Not run (skew_sample: 0).</p>")
     else:
-        state = "passed" if skew["passed"] else "FAILED"
+        state = "passed" if skew.passed else "FAILED"
         differing = (
-            ", ".join(f"{escape(f['feature'])} ({f['share']:.1%})" for f in skew["features"])
-            or "none"
+            ", ".join(f"{escape(f.feature)} ({f.share:.1%})" for f in skew.features) or "none"
         )
         parts.append(
-            f"<p>{skew['rows']} served predictions recomputed offline: {state}. Features that "
-            f"differ: {differing}; scores that differ: {skew['score_mismatches']}.</p>"
+            f"<p>{skew.rows} served predictions recomputed offline: {state}. Features that "
+            f"differ: {differing}; scores that differ: {skew.score_mismatches}.</p>"
         )
     return "\n".join(parts)
 
 
-def _paired(pairs: list[dict[str, Any]]) -> str:
+def _paired(pairs: list[Paired]) -> str:
     if not pairs:
         return ""
     names = ["roc_auc", "log_loss", "brier", "ece"]
     rows = []
     for p in pairs:
-        for side in ("served", "shadow"):
-            figures = p[f"{side}_metrics"]
-            rows.append([f"v{escape(p[side])} ({side})", f"{p['rows']:,}", f"{p['labelled']:,}",
-                         *[_f(figures.get(n)) for n in names], _f(p["score_ks"])])  # fmt: skip
+        sides = (("served", p.served, p.served_metrics), ("shadow", p.shadow, p.shadow_metrics))
+        for side, version, figures in sides:
+            rows.append(
+                [
+                    f"v{escape(version)} ({side})",
+                    f"{p.rows:,}",
+                    f"{p.labelled:,}",
+                    *[_f(getattr(figures, n)) for n in names],
+                    _f(p.score_ks),
+                ]
+            )
     table = _table(["version", "same requests", "labelled", *names, "score KS"], rows)
     return (
         "<h2>Two versions on the same requests</h2><p>Where a canary had the champion score "
@@ -266,26 +274,26 @@ def _paired(pairs: list[dict[str, Any]]) -> str:
     )
 
 
-def render(result: dict[str, Any]) -> str:
-    alerts = result["alerts"]
+def render(result: MonitoringResult) -> str:
+    alerts = result.alerts
     status = (
         f'<div class="alert"><b>{len(alerts)} alert(s)</b>: '
-        + "; ".join(escape(f"v{a['version']} {a['condition']}") for a in alerts)
+        + "; ".join(escape(f"v{a.version} {a.condition}") for a in alerts)
         + "</div>"
         if alerts
         else '<div class="ok">No alert condition holds.</div>'
     )
-    body = "\n".join(_version(v) for v in result["versions"]) + _paired(result.get("paired", []))
+    body = "\n".join(_version(v) for v in result.versions) + _paired(result.paired)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>skewless monitoring: {escape(result["model"])}</title>
+<title>skewless monitoring: {escape(result.model)}</title>
 <style>{CSS}</style></head>
 <body>
-<h1>Monitoring: {escape(result["model"])}</h1>
-<p>{result["predictions"]:,} predictions made from {escape(result["since"][:16])} to
-{escape(result["until"][:16])} (labels known by then), in windows of one
-{escape(result["window"])}. Monitored at {escape(result["monitored_at"][:19])} UTC from
-<code>{escape(result["prediction_log"])}</code>.</p>
+<h1>Monitoring: {escape(result.model)}</h1>
+<p>{result.predictions:,} predictions made from {escape(result.since[:16])} to
+{escape(result.until[:16])} (labels known by then), in windows of one
+{escape(result.window)}. Monitored at {escape(result.monitored_at[:19])} UTC from
+<code>{escape(result.prediction_log)}</code>.</p>
 {status}
 <details><summary>How to read this report</summary>{HOW_TO_READ}</details>
 {body}

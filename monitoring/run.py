@@ -1,7 +1,9 @@
 """`skewless monitor`, the I/O around the analysis: read the prediction log for a period, join
 the labels known by its end through Feast, fetch each served version's reference from the
-registry, run a sample of the skew check, analyse each version against its own reference,
-then write the JSON result, the HTML report and the history, each whole or not at all.
+registry, run a sample of the skew check, analyse each version against its own reference
+(`analyse`: a typed `MonitoringResult`), then write the JSON result, the HTML report and the
+history, each whole or not at all (`monitor`). The CT controller analyses without writing:
+the operator's report and history are `skewless monitor`'s alone.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import shutil
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
@@ -26,6 +26,7 @@ from skewless.errors import BadInput
 from skewless.features import ServiceSchema, service_schema
 from skewless.model_artifacts import ModelFetcher
 from skewless.model_contract import ModelContract
+from skewless.monitoring_result import Alert, MonitoringResult
 from skewless.outcomes import LABEL, join_labels, outcome_source
 from skewless.prediction_log import read_prediction_log
 from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
@@ -52,16 +53,15 @@ class Period:
 
 @dataclass(frozen=True)
 class MonitorOutcome:
-    result: dict[str, Any]
-    files: dict[str, Path]
+    result: MonitoringResult
+    files: dict[str, Path]  # none when only analysed
     seconds: float
     rows: pd.DataFrame  # the monitored predictions, with `label` and `label_known_at`
     references: dict[str, VersionReference] = field(default_factory=dict)  # by version
 
     @property
-    def alerts(self) -> list[dict[str, str]]:
-        alerts: list[dict[str, str]] = self.result["alerts"]
-        return alerts
+    def alerts(self) -> list[Alert]:
+        return self.result.alerts
 
 
 def clock(settings: Settings, config: ModelConfig) -> datetime:
@@ -116,6 +116,20 @@ def monitor(
     *,
     labels_optional: bool = False,
 ) -> MonitorOutcome:
+    """`analyse`, then the result, the report and the history written into `output`."""
+    outcome = analyse(settings, config, mcfg, period, labels_optional=labels_optional)
+    files = write_outputs(outcome.result, output)
+    return replace(outcome, files=files)
+
+
+def analyse(
+    settings: Settings,
+    config: ModelConfig,
+    mcfg: MonitoringConfig,
+    period: Period,
+    *,
+    labels_optional: bool = False,
+) -> MonitorOutcome:
     started = time.perf_counter()
     rows = served_rows(settings, config, period)
     store = fs.open_store(settings)
@@ -144,22 +158,21 @@ def monitor(
     finally:
         loader.close()
         shutil.rmtree(fetch_dir, ignore_errors=True)
-    result: dict[str, Any] = {
-        "model": config.name,
-        "monitored_at": datetime.now(UTC).isoformat(),
-        "since": (period.since or rows[TIME].min()).isoformat(),
-        "until": period.until.isoformat(),
-        "window": mcfg.window,
-        "prediction_log": str(settings.prediction_log_dir),
-        "predictions": len(rows),
-        "thresholds": mcfg.model_dump(mode="json"),
-        "versions": versions,
-        "paired": paired_comparison(rows),
-        "alerts": [{"version": v["version"], **a} for v in versions for a in v["alerts"]],
-    }
-    result["seconds"] = round(time.perf_counter() - started, 3)
-    files = write_outputs(result, output)
-    return MonitorOutcome(result, files, time.perf_counter() - started, rows, references)
+    result = MonitoringResult(
+        model=config.name,
+        monitored_at=datetime.now(UTC).isoformat(),
+        since=(period.since or rows[TIME].min()).isoformat(),
+        until=period.until.isoformat(),
+        window=mcfg.window,
+        prediction_log=str(settings.prediction_log_dir),
+        predictions=len(rows),
+        thresholds=mcfg.model_dump(mode="json"),
+        versions=versions,
+        paired=paired_comparison(rows),
+        alerts=[a.model_copy(update={"version": v.version}) for v in versions for a in v.alerts],
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return MonitorOutcome(result, {}, time.perf_counter() - started, rows, references)
 
 
 def _skew_sample(
@@ -187,30 +200,10 @@ def _version_key(version: str) -> tuple[int, str]:
     return (int(version), version) if version.isdigit() else (1 << 30, version)
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities as null: strict JSON has neither."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return None
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (pd.Timestamp, datetime)):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def write_outputs(result: dict[str, Any], output: Path) -> dict[str, Path]:
+def write_outputs(result: MonitoringResult, output: Path) -> dict[str, Path]:
     """The report and the result are made in full before anything is written; each file then
     replaces its old version atomically, and the history grows by one run's rows."""
-    result = _finite(result)
-    text = json.dumps(result, indent=2, default=_json_default, allow_nan=False)
+    text = result.to_json()
     page = report.render(result)
     output.mkdir(parents=True, exist_ok=True)
     files = {

@@ -1,5 +1,5 @@
 """Batch scoring: entity rows in, predictions out, through the same feature service (offline,
-point in time) and the same `feature_matrix` and scorer as the online path.
+point in time) and the same encoder and scorer as the online path.
 
 Chunked and resumable: chunk k is written as `part-<k>.parquet` (atomically) next to a
 manifest naming the input's sha256, the model version and hash and the chunk size; a rerun

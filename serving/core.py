@@ -2,7 +2,7 @@
 
 REST, gRPC, and through `score_rows` batch scoring, all come here: features are read through
 the model's FeatureService (`skewless.features`), turned into the model input by the same
-`feature_matrix` training used, and scored by LightGBM.
+encoder training used, and scored by LightGBM.
 """
 
 from __future__ import annotations

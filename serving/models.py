@@ -12,13 +12,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlflow.entities.model_registry import ModelVersion
-
 from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.errors import SkewlessError
 from skewless.features import ServiceSchema
 from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
-from skewless.registry import ModelRegistry
+from skewless.registry import ModelRegistry, Version
 
 from .metrics import Metrics
 
@@ -58,7 +56,7 @@ class ModelLoader(ModelFetcher):
     def _follow(
         self, alias: str, current: ServedModel | None, loaded: ServedModel | None = None
     ) -> ServedModel | None:
-        version: ModelVersion | None
+        version: Version | None
         try:
             if alias == CHAMPION and self.pinned_version is not None:
                 version = self.registry.version(self.model_name, self.pinned_version)
@@ -70,7 +68,7 @@ class ModelLoader(ModelFetcher):
         if version is None:
             # No champion: keep serving the last one. No challenger: stop routing to it.
             return current if alias == CHAMPION else None
-        identity = f"{version.version}:{version.tags.get('sha256', '')}"
+        identity = version.identity
         if current is not None and f"{current.version}:{current.sha256}" == identity:
             return current
         if identity in self.refused:

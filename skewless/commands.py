@@ -207,7 +207,30 @@ def check_skew_command(
         raise typer.Exit(1)
 
 
+def migrate_registry_command(
+    dry_run: Annotated[bool, typer.Option(help="Say what would change; change nothing.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Rewrite, once, the version tags an older skewless registered (the windows as a Python
+    literal, no `data_until`) in today's form. Readers take both forms; this makes the
+    registry say one thing."""
+    from .registry import ModelRegistry
+
+    settings = get_settings()
+    name = model_config(config, settings).name
+    rewritten = ModelRegistry.of(settings).migrate_tags(name, dry_run=dry_run)
+    verb = "would rewrite" if dry_run else "rewrote"
+    for version, tags in rewritten.items():
+        console.print(f"{name} v{version}: {verb} {', '.join(tags)}")
+    console.print(
+        f"{len(rewritten)} version(s) in an older form"
+        if rewritten
+        else f"every version of {name} is in the current form"
+    )
+
+
 def register(app: typer.Typer) -> None:
+    app.command("migrate-registry")(migrate_registry_command)
     app.command("apply")(apply_command)
     app.command("materialize")(materialize_command)
     app.command("online-features")(online_features_command)

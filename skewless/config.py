@@ -28,6 +28,20 @@ class Window(StrictModel):
         return self
 
 
+class Windows(StrictModel):
+    """A model's training windows: train, then validation, then test, in time order."""
+
+    train: Window
+    validation: Window
+    test: Window
+
+    @model_validator(mode="after")
+    def _in_time_order(self) -> Windows:
+        if not (self.train.end <= self.validation.start and self.validation.end <= self.test.start):
+            raise ValueError("windows must not overlap: train, then validation, then test")
+        return self
+
+
 class RequestExample(StrictModel):
     """A request shown in the OpenAPI schema and tried by its tests: join keys and request
     fields, as a client sends them. From configuration, so that the service starts from the

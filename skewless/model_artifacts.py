@@ -6,7 +6,6 @@ needs a running service (the service adds its metrics and hot swap on top, in se
 from __future__ import annotations
 
 import ctypes
-import math
 import shutil
 import tempfile
 import threading
@@ -18,15 +17,14 @@ from typing import TYPE_CHECKING
 import lightgbm as lgb
 import numpy as np
 
+from .encoder import FeatureEncoder, FeatureRows
 from .errors import SkewlessError
 from .hashing import sha256_file
-from .model_contract import FeatureRows, ModelContract, codes, feature_matrix
+from .model_contract import ModelContract
 
 if TYPE_CHECKING:  # annotations only: loading a model imports neither Feast nor MLflow
-    from mlflow.entities.model_registry import ModelVersion
-
     from .features import ServiceSchema
-    from .registry import ModelRegistry
+    from .registry import ModelRegistry, Version
 from .aliases import CHAMPION
 
 # A registered model's artifact folder holds these two files (written by the training pipeline).
@@ -44,15 +42,16 @@ class ModelRefused(SkewlessError):
 class SingleRowPredictor:
     """One row through LightGBM's C API "fast" single-row predict, into a preallocated input:
     ~10 µs here where `Booster.predict` on a one-row matrix costs ~40 µs (it rebuilds its
-    predictor and parameters per call). Same model, same trees, same floats: the parity tests
-    compare its scores with batch scoring's. One caller at a time (a lock; the serving loop
+    predictor and parameters per call). The row is encoded by the model's one encoder, the
+    one that builds batch scoring's matrix. One caller at a time (a lock; the serving loop
     is its only user in practice)."""
 
-    def __init__(self, booster: lgb.Booster, contract: ModelContract) -> None:
+    def __init__(self, booster: lgb.Booster, encoder: FeatureEncoder) -> None:
+        contract = encoder.contract
         if booster.num_model_per_iteration() != 1:  # the output below holds one score
             raise ModelArtifactError("not a binary or regression model: one score per row")
         self.booster = booster  # the handle below lives as long as the booster
-        self.contract = contract
+        self.encoder = encoder
         self.row = np.empty(len(contract.features), dtype="float64")
         self.out = np.empty(1, dtype="float64")
         self.out_len = ctypes.c_int64()
@@ -73,41 +72,24 @@ class SingleRowPredictor:
         )
         self.row_pointer = self.row.ctypes.data_as(ctypes.c_void_p)
         self.out_pointer = self.out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        # Per feature: numeric, or its category codes (an unseen value is missing: NaN).
-        self.encoders: list[tuple[str, dict[str, float] | None]] = [
-            (f.name, None if f.kind == "numeric" else codes(f)) for f in contract.features
-        ]
 
     def __del__(self) -> None:
         if getattr(self, "handle", None) and self.handle.value:
-            _lib().LGBM_FastConfigFree(self.handle)
+            try:
+                _lib().LGBM_FastConfigFree(self.handle)
+            except ImportError:  # the interpreter is shutting down: the process frees it
+                pass
 
     def score(self, values: Mapping[str, Sequence[object]], k: int = 0) -> float:
         """The probability for row `k` of feature columns (as `LoadedModel.score` takes)."""
         with self.lock:
-            row = self.row
-            for j, (name, categories) in enumerate(self.encoders):
-                value = values[name][k]
-                if categories is None:
-                    row[j] = _number(value)
-                else:
-                    row[j] = categories.get(value, math.nan) if isinstance(value, str) else math.nan
+            self.encoder.row(values, k, self.row)
             _check(
                 _lib().LGBM_BoosterPredictForMatSingleRowFast(
                     self.handle, self.row_pointer, ctypes.byref(self.out_len), self.out_pointer
                 )
             )
             return float(self.out[0])
-
-
-def _number(value: object) -> float:
-    """As `feature_matrix` reads a numeric feature: null and unparseable -> NaN."""
-    if value is None:
-        return math.nan
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _lib() -> ctypes.CDLL:
@@ -126,16 +108,19 @@ class LoadedModel:
     booster: lgb.Booster
     contract: ModelContract
     sha256: str
+    encoder: FeatureEncoder = field(init=False, repr=False, compare=False)
     single: SingleRowPredictor = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "single", SingleRowPredictor(self.booster, self.contract))
+        encoder = FeatureEncoder(self.contract)
+        object.__setattr__(self, "encoder", encoder)
+        object.__setattr__(self, "single", SingleRowPredictor(self.booster, encoder))
 
     def score(self, rows: FeatureRows, threads: int = 1) -> np.ndarray:
         """Probability of the positive class per row. One thread by default: on a busy
         2-core machine LightGBM's default OpenMP threads stall single-row calls by
         milliseconds. Batch jobs pass `threads=0` (every core)."""
-        matrix = feature_matrix(rows, self.contract)
+        matrix = self.encoder.matrix(rows)
         return np.asarray(self.booster.predict(matrix, num_threads=threads), dtype="float64")
 
 
@@ -241,7 +226,7 @@ class ModelFetcher:
             raise ModelRefused(f"{self.model_name} has no {alias!r} version in the registry")
         return self.load_version(found)
 
-    def load_version(self, version: ModelVersion) -> ServedModel:
+    def load_version(self, version: Version) -> ServedModel:
         folder = self.cache_dir / f"v{version.version}"
         shutil.rmtree(folder, ignore_errors=True)
         fetched = self.registry.fetch(version, folder)

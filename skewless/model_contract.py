@@ -1,20 +1,16 @@
-"""The model contract, and the ONE function that turns feature rows into the model's input.
-
-Training, online serving, batch scoring and the infra check all call `feature_matrix`; the
-contract (feature order, kinds, category lists) travels with the model, so nothing about the
-encoding is re-derived at serving time. Two copies of this function would be a skew bug.
+"""The model contract: what a model was trained on (feature service, feature order, kinds,
+category lists, threshold). It travels with the model, so nothing about the encoding is
+re-derived at serving time; `encoder.FeatureEncoder` is built from it, the one encoder every
+path calls.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Literal
 
-import numpy as np
 import pandas as pd
 
 Kind = Literal["numeric", "categorical"]
@@ -71,52 +67,3 @@ def derive_features(frame: pd.DataFrame, names: list[str]) -> tuple[FeatureSpec,
         else:
             specs.append(FeatureSpec(name, "numeric"))
     return tuple(specs)
-
-
-FeatureRows: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any]]"
-
-
-def feature_matrix(rows: FeatureRows, contract: ModelContract) -> np.ndarray:
-    """Feature rows (any extra columns, any order) -> the model input, in contract order.
-
-    `rows` is a frame (training, batch scoring) or a mapping of columns (the online path,
-    which skips building a frame). A float64 matrix: numbers as they are (null -> NaN); a
-    category as its index in the contract's list, so an unseen value is missing (NaN), never
-    a new code. LightGBM is told which columns are categorical at training time
-    (`categorical_columns`).
-    """
-    missing = [f.name for f in contract.features if f.name not in rows]
-    if missing:
-        raise KeyError(f"feature rows lack {missing}")
-    n = len(rows) if isinstance(rows, pd.DataFrame) else len(rows[contract.features[0].name])
-    matrix = np.empty((n, len(contract.features)), dtype="float64")
-    for j, spec in enumerate(contract.features):
-        values = rows[spec.name]
-        if spec.kind == "numeric":
-            matrix[:, j] = _numeric(values)
-        else:
-            categories = codes(spec)
-            matrix[:, j] = [
-                categories.get(v, np.nan) if isinstance(v, str) else np.nan for v in values
-            ]
-    return matrix
-
-
-def _numeric(values: Sequence[Any]) -> np.ndarray:
-    try:  # plain numbers and None (-> NaN): the common case, and the fast one
-        return np.asarray(values, dtype="float64")
-    except (TypeError, ValueError):  # strings, pandas NA: coerced, unparseable -> NaN
-        series = values if isinstance(values, pd.Series) else pd.Series(list(values))
-        numbers: np.ndarray = pd.to_numeric(series, errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan
-        )
-        return numbers
-
-
-def categorical_columns(contract: ModelContract) -> list[str]:
-    return [f.name for f in contract.features if f.kind == "categorical"]
-
-
-@lru_cache(maxsize=256)
-def codes(spec: FeatureSpec) -> dict[str, float]:
-    return {category: float(i) for i, category in enumerate(spec.categories)}

@@ -14,6 +14,11 @@ champion before, so it needs no new gate.
 Failures are explicit: only MLflow's "does not exist" means absence (`None`, `[]`); any other
 error (a locked or read-only database, ...) is a `RegistryUnavailable` that stops the action
 with nothing changed, never an empty answer that a caller would act on.
+
+The adapter owns its client: MLflow's client, its entities and its exceptions never leave this
+module (an import-linter contract keeps every other module from importing mlflow). Runs are
+recorded, tagged and searched through the methods below; versions come back as `Version`,
+their pipeline tags typed as `VersionTags` (`skewless/records.py`).
 """
 
 from __future__ import annotations
@@ -27,14 +32,14 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from mlflow.entities import Run
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -44,6 +49,7 @@ from sqlalchemy.pool import NullPool
 
 from .aliases import CHAMPION
 from .errors import BadInput, SkewlessError
+from .records import DATA_UNTIL, GateVerdict, VersionTags
 from .settings import Settings
 
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
@@ -57,7 +63,8 @@ HISTORY_TAG = "skewless.champion_history"  # older registries: JSON list, oldest
 TEXT_CAP = 1500  # characters of a move's `why`, `gate` and `by` kept in its record
 TAG_LIMIT = 4900  # serialized characters of one move (MLflow's column: 5,000)
 CANARY_TAG = "skewless.canary_share"
-# The gate's verdict on a version (written by loadtests/records.py, read by move_champion).
+# The gate's verdict on a version (written by loadtests/records.py, read by move_champion):
+# the artifact path of its report, whose verdict is a `GateVerdict`.
 GATE_STATUS, GATE_SHA256, GATE_REPORT = "gate.status", "gate.sha256", "gate.report"
 # The advisory lock that serializes champion moves on a shared database (any 64-bit number
 # the project owns: the first 8 bytes of sha256("skewless champion moves")).
@@ -66,8 +73,10 @@ LOCK_KEY = int.from_bytes(
 )
 LOCK_WAIT = "60s"  # a promoter waits this long for another's move, then stops: unavailable
 UNGATED = "ungated: the first champion of a registry that had none"
+BATCH = 100  # entities per MLflow log_batch: its limit for tags and parameters
 REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError)
-# OSError: the artifact store (local files)
+# OSError: the artifact store (local files). Only this module catches them: every other one
+# sees `RegistryUnavailable`.
 STORE_ERRORS: tuple[type[Exception], ...] = (*REGISTRY_ERRORS, OSError)
 
 T = TypeVar("T")
@@ -96,24 +105,39 @@ class RegistryUnavailable(SkewlessError):
     nothing was changed."""
 
 
-def run_of(version: ModelVersion) -> str:
+@dataclass(frozen=True)
+class Version:
+    """A registered model version as the project reads it."""
+
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str]  # every tag, as stored: the pipeline's and the release steps'
+
+    @property
+    def record(self) -> VersionTags:
+        """The pipeline's tags, typed."""
+        return VersionTags.from_tags(self.tags)
+
+    @property
+    def identity(self) -> str:
+        """Version and artifact hash: what changes when a different model is behind it."""
+        return f"{self.version}:{self.tags.get('sha256', '')}"
+
+
+def _version(found: ModelVersion) -> Version:
+    return Version(str(found.name), str(found.version), str(found.run_id or ""), dict(found.tags))
+
+
+def run_of(version: Version) -> str:
     """The run that produced a version (every version registered here has one)."""
     if not version.run_id:
         raise RegistryError(f"{version.name} version {version.version} has no run")
-    return str(version.run_id)
+    return version.run_id
 
 
-def trained_until(tags: dict[str, str]) -> datetime | None:
-    """The end of the data a version learned from (its validation window's end: early
-    stopping and the refit saw it), from the `windows` tag its pipeline registered; None for a
-    version without one."""
-    import ast
-
-    try:
-        windows = ast.literal_eval(tags.get("windows", ""))
-        return datetime.fromisoformat(str(windows["validation"]["end"]).replace("Z", "+00:00"))
-    except (ValueError, SyntaxError, KeyError, TypeError):
-        return None
+def _number(version: str) -> tuple[int, str]:
+    return (int(version), version) if version.isdigit() else (1 << 30, version)
 
 
 def _absent(exc: Exception) -> bool:
@@ -201,7 +225,8 @@ class ModelRegistry:
             )
         self.uri = uri or f"sqlite:///{state_dir / 'mlflow.db'}"
         self.artifact_root = artifact_root
-        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        # MLflow's client: used by this module alone (its errors are translated here).
+        self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         self._engine: Engine | None = None  # for the database's lock (PostgreSQL)
 
     @classmethod
@@ -230,12 +255,81 @@ class ModelRegistry:
                 return None
             raise _unavailable(exc, doing) from exc
 
-    def run(self, run_id: str) -> Run | None:
-        """An MLflow run, or None when there is no such run."""
-        return self._call_or_none(f"reading run {run_id}", lambda: self.client.get_run(run_id))
+    # --- runs: the pipeline's, the release steps', the controller's ---------------------
+    def run_exists(self, run_id: str) -> bool:
+        found = self._call_or_none(f"reading run {run_id}", lambda: self._client.get_run(run_id))
+        return found is not None
+
+    def start_run(
+        self, experiment_id: str, name: str | None = None, tags: Mapping[str, str] | None = None
+    ) -> str:
+        """A new run (its id); `end_run` finishes it."""
+        run = self.call(
+            "starting a run",
+            lambda: self._client.create_run(experiment_id, run_name=name, tags=dict(tags or {})),
+        )
+        return str(run.info.run_id)
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.call(f"ending run {run_id}", lambda: self._client.set_terminated(run_id, status))
+
+    def experiment_of(self, run_id: str) -> str:
+        run = self.call(f"reading run {run_id}", lambda: self._client.get_run(run_id))
+        return str(run.info.experiment_id)
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        run = self.call(f"reading run {run_id}", lambda: self._client.get_run(run_id))
+        return dict(run.data.tags)
+
+    def record_run(
+        self,
+        run_id: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Tags, metrics and parameters of a run, in as few writes as MLflow takes (it
+        accepts at most 100 tags and parameters per batch)."""
+        stamp = int(datetime.now(UTC).timestamp() * 1000)
+        entities: list[RunTag | Metric | Param] = [
+            *(RunTag(k, str(v)) for k, v in (tags or {}).items()),
+            *(Metric(k, float(v), stamp, 0) for k, v in (metrics or {}).items()),
+            *(Param(k, str(v)) for k, v in (params or {}).items()),
+        ]
+        for start in range(0, len(entities), BATCH):
+            chunk = entities[start : start + BATCH]
+            run_tags = [e for e in chunk if isinstance(e, RunTag)]
+            run_metrics = [e for e in chunk if isinstance(e, Metric)]
+            run_params = [e for e in chunk if isinstance(e, Param)]
+            self.call(
+                f"recording run {run_id}",
+                lambda: self._client.log_batch(run_id, run_metrics, run_params, run_tags),  # noqa: B023 -- called at once
+            )
+
+    def log_artifact(self, run_id: str, path: Path, folder: str | None = None) -> None:
+        self.call(
+            f"storing {path.name}", lambda: self._client.log_artifact(run_id, str(path), folder)
+        )
+
+    def log_json(self, run_id: str, data: Mapping[str, Any], name: str) -> None:
+        self.call(f"storing {name}", lambda: self._client.log_dict(run_id, dict(data), name))
+
+    def read_artifact(self, run_id: str, path: str) -> str:
+        """One artifact file's text."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.call(
+                f"reading {path}", lambda: self._client.download_artifacts(run_id, path, tmp)
+            )
+            return Path(local).read_text()
+
+    def artifact_folders(self, run_id: str, folder: str) -> list[str]:
+        """The folders under `folder` in a run's artifacts (their paths), sorted."""
+        listed = self.call(f"listing {folder}", lambda: self._client.list_artifacts(run_id, folder))
+        return sorted(f.path for f in listed if f.is_dir)
 
     def experiment_id(self, name: str) -> str:
-        found = self.call("reading experiments", lambda: self.client.get_experiment_by_name(name))
+        found = self.call("reading experiments", lambda: self._client.get_experiment_by_name(name))
         if found is not None:
             return str(found.experiment_id)
         if self.artifact_root:
@@ -244,13 +338,14 @@ class ModelRegistry:
             location = (self.state_dir / "artifacts" / name).resolve().as_uri()
         return self.call(
             "creating an experiment",
-            lambda: self.client.create_experiment(name, artifact_location=location),
+            lambda: self._client.create_experiment(name, artifact_location=location),
         )
 
-    def by_alias(self, model_name: str, alias: str) -> ModelVersion | None:
+    # --- versions ------------------------------------------------------------------------
+    def by_alias(self, model_name: str, alias: str) -> Version | None:
         """The version `alias` points at; None when the model or the alias does not exist."""
         model = self._call_or_none(
-            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+            f"reading {model_name}", lambda: self._client.get_registered_model(model_name)
         )
         if model is None or alias not in (model.aliases or {}):
             return None
@@ -258,16 +353,16 @@ class ModelRegistry:
         # Read by number: an alias removed meanwhile does not make this read fail.
         found = self._call_or_none(
             f"reading {model_name}@{alias}",
-            lambda: self.client.get_model_version(model_name, version),
+            lambda: self._client.get_model_version(model_name, version),
         )
-        return found
+        return None if found is None else _version(found)
 
-    def fetch(self, version: ModelVersion, into: Path) -> RegisteredModel:
+    def fetch(self, version: Version, into: Path) -> RegisteredModel:
         into.mkdir(parents=True, exist_ok=True)
         run_id = run_of(version)
         local = self.call(
             f"downloading version {version.version}",
-            lambda: self.client.download_artifacts(run_id, MODEL_DIR, str(into)),
+            lambda: self._client.download_artifacts(run_id, MODEL_DIR, str(into)),
         )
         return RegisteredModel(
             version.name,
@@ -277,47 +372,76 @@ class ModelRegistry:
             Path(local),
         )
 
-    def versions(self, model_name: str) -> list[ModelVersion]:
+    def versions(self, model_name: str) -> list[Version]:
+        """Every version of a model, oldest first."""
         found = self._call_or_none(
             f"listing {model_name} versions",
-            lambda: list(self.client.search_model_versions(f"name='{model_name}'")),
+            lambda: list(self._client.search_model_versions(f"name='{model_name}'")),
         )
-        return found or []
+        return sorted((_version(v) for v in found or []), key=lambda v: _number(v.version))
 
-    def version_of_run(self, model_name: str, run_id: str) -> ModelVersion | None:
+    def version_of_run(self, model_name: str, run_id: str) -> Version | None:
         return next((v for v in self.versions(model_name) if v.run_id == run_id), None)
 
-    def register(self, model_name: str, run_id: str, tags: dict[str, str]) -> ModelVersion:
+    def register(self, model_name: str, run_id: str, record: VersionTags) -> Version:
         doing = f"registering {model_name}"
-        if self._call_or_none(doing, lambda: self.client.get_registered_model(model_name)) is None:
-            self.call(doing, lambda: self.client.create_registered_model(model_name))
+        if self._call_or_none(doing, lambda: self._client.get_registered_model(model_name)) is None:
+            self.call(doing, lambda: self._client.create_registered_model(model_name))
         source = f"runs:/{run_id}/{MODEL_DIR}"
-        return self.call(
+        tags = record.to_tags()
+        created = self.call(
             doing,
-            lambda: self.client.create_model_version(model_name, source, run_id=run_id, tags=tags),
+            lambda: self._client.create_model_version(model_name, source, run_id=run_id, tags=tags),
         )
+        return _version(created)
+
+    def tag_version(self, model_name: str, version: str, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.call(
+                f"tagging version {version}",
+                lambda: self._client.set_model_version_tag(model_name, version, key, value),  # noqa: B023 -- called at once
+            )
 
     def set_alias(self, model_name: str, alias: str, version: str) -> None:
         self.call(
             f"setting {alias}",
-            lambda: self.client.set_registered_model_alias(model_name, alias, version),
+            lambda: self._client.set_registered_model_alias(model_name, alias, version),
         )
 
-    def version(self, model_name: str, version: str) -> ModelVersion:
+    def version(self, model_name: str, version: str) -> Version:
         found = self._call_or_none(
             f"reading {model_name} version {version}",
-            lambda: self.client.get_model_version(model_name, version),
+            lambda: self._client.get_model_version(model_name, version),
         )
         if found is None:
             raise RegistryError(f"{model_name} has no version {version}")
-        return found
+        return _version(found)
 
     def delete_alias(self, model_name: str, alias: str) -> None:
         if self.by_alias(model_name, alias) is not None:
             self.call(
                 f"removing {alias}",
-                lambda: self.client.delete_registered_model_alias(model_name, alias),
+                lambda: self._client.delete_registered_model_alias(model_name, alias),
             )
+
+    def migrate_tags(self, model_name: str, *, dry_run: bool = False) -> dict[str, list[str]]:
+        """Rewrite, once, the tags of versions registered before `VersionTags` in their
+        current form (the windows as JSON, `data_until` set from the test window's end); the
+        readers take either form, so this only makes the registry say one thing. Returns the
+        tags rewritten per version."""
+        rewritten: dict[str, list[str]] = {}
+        for found in self.versions(model_name):
+            record = found.record
+            if not record.legacy:
+                continue
+            current = record.to_tags()
+            if record.data_until is None and record.trained_until is not None:
+                current[DATA_UNTIL] = record.trained_until.isoformat()
+            changed = {k: current[k] for k in record.legacy if k in current}
+            rewritten[found.version] = sorted(changed)
+            if not dry_run:
+                self.tag_version(model_name, found.version, changed)
+        return rewritten
 
     # --- champion moves, recorded -------------------------------------------------------
     @contextmanager
@@ -348,7 +472,7 @@ class ModelRegistry:
     def champion_history(self, model_name: str) -> list[ChampionMove]:
         model = self._call_or_none(
             f"reading {model_name}'s champion history",
-            lambda: self.client.get_registered_model(model_name),
+            lambda: self._client.get_registered_model(model_name),
         )
         if model is None:
             return []
@@ -364,21 +488,21 @@ class ModelRegistry:
                 False,
                 f"version {version} has no gate report: run `skewless gate --candidate {version}`",
             )
-        with tempfile.TemporaryDirectory() as tmp:
-            local = self.call(
-                f"reading version {version}'s gate report",
-                lambda: self.client.download_artifacts(run_of(found), artifact, tmp),
+        try:
+            verdict = GateVerdict.from_report(
+                json.loads(self.read_artifact(run_of(found), artifact))
             )
-            report = json.loads(Path(local).read_text())
-        sha256 = found.tags.get("sha256", "")
-        if not report.get("passed"):
+        except ValueError as exc:
+            return False, f"version {version}'s gate report {artifact} is unreadable: {exc}"
+        sha256 = found.record.sha256
+        if not verdict.passed:
             return False, f"version {version}'s last gate failed ({artifact})"
-        if report.get("version") != version or report.get("sha256") != sha256 or not sha256:
+        if not verdict.covers(version, sha256):
             return False, (
-                f"version {version}'s gate report is for version {report.get('version')} with "
-                f"sha256 {str(report.get('sha256'))[:12]}, not this artifact ({sha256[:12]})"
+                f"version {version}'s gate report is for version {verdict.version} with "
+                f"sha256 {verdict.sha256[:12]}, not this artifact ({sha256[:12]})"
             )
-        return True, f"gate passed at {report.get('finished_at')} ({artifact})"
+        return True, f"gate passed at {verdict.finished_at} ({artifact})"
 
     def move_champion(
         self, model_name: str, version: str | int, *, action: str, by: str, why: str
@@ -429,14 +553,14 @@ class ModelRegistry:
         # record's side, and a failed first write leaves both untouched. The number is taken
         # under the lock, so two promoters never write the same one.
         model = self.call(
-            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+            f"reading {model_name}", lambda: self._client.get_registered_model(model_name)
         )
         numbered = _move_tags(model.tags)
         last = int(numbered[-1].removeprefix(MOVE_TAG_PREFIX)) if numbered else 0
         key = move_tag(last + 1)  # after the highest: a deleted tag is never overwritten
         self.call(
             "recording the champion move",
-            lambda: self.client.set_registered_model_tag(model_name, key, record_of(move)),
+            lambda: self._client.set_registered_model_tag(model_name, key, record_of(move)),
         )
         try:
             self.set_alias(model_name, CHAMPION, version)
@@ -447,7 +571,7 @@ class ModelRegistry:
 
     def _unrecord(self, model_name: str, key: str) -> None:
         try:
-            self.client.delete_registered_model_tag(model_name, key)
+            self._client.delete_registered_model_tag(model_name, key)
         except STORE_ERRORS:
             logging.getLogger("skewless").error(
                 "could not undo the champion record of %s after a failed alias write", model_name
@@ -478,7 +602,7 @@ class ModelRegistry:
         stops counting at its deadline."""
         model = self._call_or_none(
             f"reading {model_name}'s canary share",
-            lambda: self.client.get_registered_model(model_name),
+            lambda: self._client.get_registered_model(model_name),
         )
         value = None if model is None else model.tags.get(CANARY_TAG)
         if value is None:
@@ -495,7 +619,7 @@ class ModelRegistry:
             if self._has_canary_tag(model_name):
                 self.call(
                     "ending the canary share",
-                    lambda: self.client.delete_registered_model_tag(model_name, CANARY_TAG),
+                    lambda: self._client.delete_registered_model_tag(model_name, CANARY_TAG),
                 )
         else:
             if until is None:
@@ -503,11 +627,11 @@ class ModelRegistry:
             value = json.dumps({"share": share, "until": until.isoformat()})
             self.call(
                 "setting the canary share",
-                lambda: self.client.set_registered_model_tag(model_name, CANARY_TAG, value),
+                lambda: self._client.set_registered_model_tag(model_name, CANARY_TAG, value),
             )
 
     def _has_canary_tag(self, model_name: str) -> bool:
         model = self._call_or_none(
-            f"reading {model_name}", lambda: self.client.get_registered_model(model_name)
+            f"reading {model_name}", lambda: self._client.get_registered_model(model_name)
         )
         return model is not None and CANARY_TAG in model.tags

@@ -7,22 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from pydantic import AwareDatetime, Field, PositiveInt, model_validator
+from pydantic import AwareDatetime, Field, PositiveInt
 
-from skewless.config import ModelConfig, Outcomes, Window, load_model_config
+from skewless.config import ModelConfig, Outcomes, Window, Windows, load_model_config
 from skewless.strict_yaml import ConfigError, StrictModel, validate_as
-
-
-class Windows(StrictModel):
-    train: Window
-    validation: Window
-    test: Window
-
-    @model_validator(mode="after")
-    def _in_time_order(self) -> Windows:
-        if not (self.train.end <= self.validation.start and self.validation.end <= self.test.start):
-            raise ValueError("windows must not overlap: train, then validation, then test")
-        return self
 
 
 class DataValidation(StrictModel):

@@ -1,10 +1,11 @@
 """What every pipeline step is given (`StepContext`) and the shape of what it returns.
 
-A step is a typed function `(context, earlier outputs) -> output dataclass`; it reads the
-artifacts it needs from the run folder and writes its own there, listing them with their
+A step is a typed function `(context, the step before's output) -> output dataclass`: it
+takes the data it works on from its input (the extract's dataset, the split's frames, the
+trained model) and writes its own artifacts into the run folder, listing them with their
 sha256 in `files` (what resume verifies and what later steps' input keys hash). Each output
-class can be read back from the run folder (`load`), so a reused step hands the next one the
-same typed value as a step that ran.
+class can be read back from the run folder (`load`, through a `RunFolder` that reads each file
+at most once), so a reused step hands the next one the same typed value as a step that ran.
 """
 
 from __future__ import annotations
@@ -16,10 +17,9 @@ from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
-from mlflow.entities.model_registry import ModelVersion
 
 from skewless.aliases import CHAMPION
-from skewless.registry import ModelRegistry, RegisteredModel
+from skewless.registry import ModelRegistry, RegisteredModel, Version
 
 from .config import PipelineConfig
 
@@ -50,16 +50,16 @@ class StepContext:
         return self.run_dir / name
 
     def log_metric(self, key: str, value: float) -> None:
-        self.registry.client.log_metric(self.child_run_id, key, value)
+        self.registry.record_run(self.child_run_id, metrics={key: value})
 
-    def champion_version(self) -> ModelVersion | None:
+    def champion_version(self) -> Version | None:
         """The champion to compare with: only one trained on the same feature service."""
         version = self.registry.by_alias(self.config.model_name, CHAMPION)
-        if version is None or version.tags.get("feature_service") != self.config.feature_service:
+        if version is None or version.record.feature_service != self.config.feature_service:
             return None
         return version
 
-    def champion(self, version: ModelVersion | None = None) -> RegisteredModel | None:
+    def champion(self, version: Version | None = None) -> RegisteredModel | None:
         """The champion's artifacts (not this run's own model, on a resumed registration);
         `version`: the champion already read, so that both come from one read of the alias."""
         version = version or self.champion_version()
@@ -70,7 +70,20 @@ class StepContext:
 
 def champion_identity(context: StepContext) -> str | None:
     version = context.champion_version()
-    return None if version is None else f"{version.version}:{version.tags.get('sha256')}"
+    return None if version is None else version.identity
+
+
+class RunFolder:
+    """A run's folder, read back on resume: each frame at most once, whoever asks."""
+
+    def __init__(self, path: Path, config: PipelineConfig) -> None:
+        self.path, self.config = path, config
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    def frame(self, name: str) -> pd.DataFrame:
+        if name not in self._frames:
+            self._frames[name] = pd.read_parquet(self.path / name)
+        return self._frames[name]
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,6 @@ class StepOutput:
     files: dict[str, str]  # artifact name in the run folder -> sha256
 
     @classmethod
-    def load(cls, run_dir: Path, files: dict[str, str]) -> Any:
+    def load(cls, run: RunFolder, files: dict[str, str]) -> Any:
         """The output of a reused step, read back from its verified files."""
         return cls(files)

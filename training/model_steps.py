@@ -1,6 +1,6 @@
-"""Steps 4-6 of the pipeline: train, evaluate, bless. Each reads the run folder's artifacts
-and writes its own (see `context.py`); the logic lives in `train.py`, `evaluate.py` and
-`bless.py`."""
+"""Steps 4-6 of the pipeline: train, evaluate, bless. Each takes the frames and the model the
+steps before handed on and writes its own artifacts (see `context.py`); the logic lives in
+`train.py`, `evaluate.py` and `bless.py`."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from skewless.encoder import FeatureEncoder
 from skewless.features import ENTITY_TIMESTAMP, service_schema
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import load_model
-from skewless.model_contract import ModelContract, derive_features, feature_matrix
+from skewless.model_artifacts import LoadedModel, load_model
+from skewless.model_contract import ModelContract, derive_features
 from skewless.reference import REFERENCE_FILE, derive_schema, model_reference
-from skewless.registry import trained_until
 
 from . import bless as blessing
 from .artifacts import read_json, write_json, write_text
-from .context import StepContext, StepOutput
+from .context import RunFolder, StepContext, StepOutput
+from .data_steps import PARTS, Splits
 from .evaluate import baseline_scores, evaluate
+from .split import Split
 from .train import train
+
+TEST_SCORES = "training_test_scores.npy"
 
 
 def _threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -33,10 +37,25 @@ def _threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(candidates[int(np.argmax(f1))])
 
 
-def train_step(context: StepContext, split: StepOutput) -> StepOutput:
+@dataclass(frozen=True)
+class Trained(StepOutput):
+    parts: Split
+    model: LoadedModel  # the written artifact, loaded as the service loads it
+    test_scores: np.ndarray  # the in-memory booster's scores on the test rows
+
+    @classmethod
+    def load(cls, run: RunFolder, files: dict[str, str]) -> Trained:
+        parts = Split(*(run.frame(f"{name}.parquet") for name in PARTS))
+        return cls(files, parts, _model(run.path), np.load(run.path / TEST_SCORES))
+
+
+def _model(run_dir: Path) -> LoadedModel:
+    return load_model(run_dir / "model.txt", run_dir / "contract.json", None)
+
+
+def train_step(context: StepContext, splits: Splits) -> Trained:
     config = context.config
-    train_rows = pd.read_parquet(context.path("train.parquet"))
-    validation_rows = pd.read_parquet(context.path("validation.parquet"))
+    train_rows, validation_rows = splits.parts.train, splits.parts.validation
     schema = service_schema(context.store, config.feature_service)
     service = context.store.get_feature_service(config.feature_service)
     contract = ModelContract(
@@ -50,18 +69,17 @@ def train_step(context: StepContext, split: StepOutput) -> StepOutput:
     # Chosen on validation scores of the model before any refit, which never saw them.
     labels = validation_rows[config.label].to_numpy()
     contract = replace(contract, threshold=_threshold(labels, model.validation_scores))
-    client = context.registry.client
-    for k, v in model.params.items():
-        client.log_param(context.child_run_id, k, v)
-    context.log_metric("validation_auc", model.validation_auc)
-    context.log_metric("best_iteration", model.best_iteration)
+    context.registry.record_run(
+        context.child_run_id,
+        params=model.params,
+        metrics={"validation_auc": model.validation_auc, "best_iteration": model.best_iteration},
+    )
     model_art = write_text(model.booster.model_to_string(), context.path("model.txt"))
     # Scores of the in-memory booster training produced: what the infra check must match.
-    test_rows = pd.read_parquet(context.path("test.parquet"))
-    np.save(
-        context.path("training_test_scores.npy"),
-        model.booster.predict(feature_matrix(test_rows, contract)),
+    test_scores = np.asarray(
+        model.booster.predict(FeatureEncoder(contract).matrix(splits.parts.test)), dtype="float64"
     )
+    np.save(context.path(TEST_SCORES), test_scores)
     contract_art = write_text(contract.to_json(), context.path("contract.json"))
     training_art = write_json(
         {
@@ -73,14 +91,13 @@ def train_step(context: StepContext, split: StepOutput) -> StepOutput:
         },
         context.path("training.json"),
     )
-    return StepOutput(
-        {
-            "model.txt": model_art.sha256,
-            "contract.json": contract_art.sha256,
-            "training.json": training_art.sha256,
-            "training_test_scores.npy": sha256_file(context.path("training_test_scores.npy")),
-        }
-    )
+    files = {
+        "model.txt": model_art.sha256,
+        "contract.json": contract_art.sha256,
+        "training.json": training_art.sha256,
+        TEST_SCORES: sha256_file(context.path(TEST_SCORES)),
+    }
+    return Trained(files, splits.parts, _model(context.run_dir), test_scores)
 
 
 @dataclass(frozen=True)
@@ -88,15 +105,14 @@ class Evaluated(StepOutput):
     evaluation: dict[str, Any]
 
     @classmethod
-    def load(cls, run_dir: Path, files: dict[str, str]) -> Evaluated:
-        return cls(files, read_json(run_dir / "evaluation.json"))
+    def load(cls, run: RunFolder, files: dict[str, str]) -> Evaluated:
+        return cls(files, read_json(run.path / "evaluation.json"))
 
 
-def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
+def evaluate_step(context: StepContext, trained: Trained) -> Evaluated:
     config = context.config
-    train_rows = pd.read_parquet(context.path("train.parquet"))
-    test_rows = pd.read_parquet(context.path("test.parquet")).reset_index(drop=True)
-    model = load_model(context.path("model.txt"), context.path("contract.json"), None)
+    train_rows, test_rows = trained.parts.train, trained.parts.test
+    model = trained.model
     scores = model.score(test_rows)
     evaluation: dict[str, Any] = {
         "candidate": evaluate(test_rows, scores, config.label, config.segments),
@@ -116,7 +132,7 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
         )
         # Judged only where neither learned: a rolling retrain's test window can overlap the
         # champion's own training data, where the champion looks better than it is.
-        seen_until = trained_until(version.tags) if version is not None else None
+        seen_until = version.record.fitted_until if version is not None else None
         fair = (
             np.ones(len(test_rows), dtype=bool)
             if seen_until is None
@@ -146,7 +162,7 @@ def evaluate_step(context: StepContext, trained: StepOutput) -> Evaluated:
                 **evaluation["candidate"]["overall"],
                 "ece": evaluation["candidate"]["calibration"]["expected_calibration_error"],
             },
-            derive_schema(test_rows, list(read_json(context.path("schema.json"))["columns"])),
+            derive_schema(test_rows, model.contract.feature_names),
         ),
         context.path(REFERENCE_FILE),
     )
@@ -171,17 +187,17 @@ class Blessed(StepOutput):
         return bool(self.verdict["blessed"])
 
     @classmethod
-    def load(cls, run_dir: Path, files: dict[str, str]) -> Blessed:
-        return cls(files, read_json(run_dir / "verdict.json"))
+    def load(cls, run: RunFolder, files: dict[str, str]) -> Blessed:
+        return cls(files, read_json(run.path / "verdict.json"))
 
 
-def bless_step(context: StepContext, evaluated: Evaluated) -> Blessed:
+def bless_step(context: StepContext, trained: Trained, evaluated: Evaluated) -> Blessed:
     cfg, ev = context.config.blessing, evaluated.evaluation
-    test_rows = pd.read_parquet(context.path("test.parquet")).reset_index(drop=True)
+    test_rows = trained.parts.test
     sample_index = np.random.default_rng(0).choice(
         len(test_rows), min(cfg.infra_sample_rows, len(test_rows)), replace=False
     )
-    expected = np.load(context.path("training_test_scores.npy"))[sample_index]
+    expected = trained.test_scores[sample_index]
     checks = [
         blessing.compare_to_baseline(ev["candidate"], ev["baseline"], cfg),
         *blessing.compare_to_champion(
@@ -201,11 +217,9 @@ def bless_step(context: StepContext, evaluated: Evaluated) -> Blessed:
         ),
     ]
     verdict = blessing.verdict(checks)
-    for check in checks:
-        context.registry.client.set_tag(
-            context.child_run_id,
-            f"check.{check.name}",
-            f"{'PASS' if check.passed else 'FAIL'}: {check.detail}",
-        )
+    context.registry.record_run(
+        context.child_run_id,
+        tags={f"check.{c.name}": f"{'PASS' if c.passed else 'FAIL'}: {c.detail}" for c in checks},
+    )
     art = write_json(verdict, context.path("verdict.json"))
     return Blessed({"verdict.json": art.sha256}, verdict)

@@ -30,14 +30,15 @@ from .context import (
     ExtractFn,
     Hook,
     Progress,
+    RunFolder,
     StepContext,
     StepOutput,
     champion_identity,
     no_hook,
 )
-from .data_steps import extract_step, split_step, validate_step
+from .data_steps import Extracted, Splits, Validated, extract_step, split_step, validate_step
 from .extract import extract
-from .model_steps import Blessed, Evaluated, bless_step, evaluate_step, train_step
+from .model_steps import Blessed, Evaluated, Trained, bless_step, evaluate_step, train_step
 from .register import Registered, register_step
 from .state import RunState, input_key
 from .validate_data import DataValidationError
@@ -52,10 +53,10 @@ class Step(Generic[Out]):
     compares_with_champion: bool = False  # the champion is one of its inputs too
 
 
-EXTRACT = Step("extract", StepOutput)
-VALIDATE = Step("validate_data", StepOutput, compares_with_champion=True)
-SPLIT = Step("split", StepOutput)
-TRAIN = Step("train", StepOutput)
+EXTRACT = Step("extract", Extracted)
+VALIDATE = Step("validate_data", Validated, compares_with_champion=True)
+SPLIT = Step("split", Splits)
+TRAIN = Step("train", Trained)
 EVALUATE = Step("evaluate", Evaluated, compares_with_champion=True)
 BLESS = Step("bless", Blessed, compares_with_champion=True)
 REGISTER = Step("register", Registered, compares_with_champion=True)
@@ -94,18 +95,16 @@ class Pipeline:
         self.store = fs.open_store(settings)
 
     def run(self, resume: str | None = None) -> RunResult:
-        client = self.registry.client
+        registry = self.registry
         if resume:
             run_id = resume
-            if self.registry.run(run_id) is None:
+            if not registry.run_exists(run_id):
                 raise BadInput(f"--resume: no pipeline run {run_id!r} in {self.settings.state_dir}")
             self.progress(f"resuming run {run_id}")
         else:
-            experiment = self.registry.experiment_id(self.config.model_name)
-            run_id = client.create_run(
-                experiment, run_name="ct-pipeline", tags={"skewless.kind": "pipeline"}
-            ).info.run_id
-            client.log_dict(run_id, self.config.model_dump(mode="json"), "config.json")
+            experiment = registry.experiment_id(self.config.model_name)
+            run_id = registry.start_run(experiment, "ct-pipeline", {"skewless.kind": "pipeline"})
+            registry.log_json(run_id, self.config.model_dump(mode="json"), "config.json")
         run_dir = self.settings.state_dir / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
         self.progress(f"pipeline run {run_id} -> {run_dir}")
@@ -116,13 +115,13 @@ class Pipeline:
         try:
             result = self._steps(context, RunState.load(run_dir / "state.json"))
         except DataValidationError as exc:
-            client.set_tag(run_id, "skewless.stopped", str(exc)[:4000])
-            client.set_terminated(run_id, "FAILED")
+            registry.record_run(run_id, tags={"skewless.stopped": str(exc)[:4000]})
+            registry.end_run(run_id, "FAILED")
             raise
         except BaseException:
-            client.set_terminated(run_id, "FAILED")
+            registry.end_run(run_id, "FAILED")
             raise
-        client.set_terminated(run_id, "FINISHED")
+        registry.end_run(run_id)
         return result
 
     def _steps(self, context: StepContext, state: RunState) -> RunResult:
@@ -133,7 +132,7 @@ class Pipeline:
         split = run(SPLIT, lambda c: split_step(c, validated))
         trained = run(TRAIN, lambda c: train_step(c, split))
         evaluated = run(EVALUATE, lambda c: evaluate_step(c, trained))
-        blessed = run(BLESS, lambda c: bless_step(c, evaluated))
+        blessed = run(BLESS, lambda c: bless_step(c, trained, evaluated))
         registered = run(
             REGISTER, lambda c: register_step(c, evaluated, blessed, self.settings.repo_path)
         )
@@ -148,6 +147,7 @@ class _Runner:
 
     def __init__(self, context: StepContext, state: RunState, result: RunResult) -> None:
         self.context, self.state, self.result = context, state, result
+        self.folder = RunFolder(context.run_dir, context.config)  # what resume reads back
         self.upstream: dict[str, str] = {}  # every artifact written so far -> sha256
 
     def __call__(self, step: Step[Out], body: Callable[[StepContext], Out]) -> Out:
@@ -155,39 +155,42 @@ class _Runner:
         champion = champion_identity(context) if step.compares_with_champion else None
         config = context.config.model_dump(mode="json")
         key = input_key(step.name, config, self.upstream, champion)
-        client = context.registry.client
-        parent = client.get_run(context.run_id)
-        child = client.create_run(
-            parent.info.experiment_id,
-            run_name=step.name,
-            tags={
+        registry = context.registry
+        cid = registry.start_run(
+            registry.experiment_of(context.run_id),
+            step.name,
+            {
                 "mlflow.parentRunId": context.run_id,
                 "skewless.step": step.name,
                 "skewless.executor": f"{os.uname().nodename}:{os.getpid()}",
             },
         )
-        cid = child.info.run_id
         started = time.perf_counter()
         output: Out
         if self.state.reusable(step.name, key):
-            output = step.output.load(context.run_dir, self.state.outputs(step.name))
+            output = step.output.load(self.folder, self.state.outputs(step.name))
             self.result.reused.append(step.name)
-            client.set_tag(cid, "skewless.reused", "true")
+            registry.record_run(cid, tags={"skewless.reused": "true"})
             context.progress(f"{step.name}: reused (inputs unchanged, outputs verified by sha256)")
         else:
             context.progress(f"{step.name}: running")
             try:
                 output = body(replace(context, child_run_id=cid))
             except BaseException:
-                client.set_terminated(cid, "FAILED")
+                registry.end_run(cid, "FAILED")
                 raise
             self.state.record(step.name, key, output.files, time.perf_counter() - started)
         seconds = time.perf_counter() - started
         self.result.seconds[step.name] = seconds
-        for name, sha in output.files.items():
-            client.set_tag(cid, f"artifact.{name}", f"{context.path(name)} sha256={sha}")
-        client.log_metric(cid, "duration_s", seconds)
-        client.set_terminated(cid, "FINISHED")
+        registry.record_run(
+            cid,
+            tags={
+                f"artifact.{n}": f"{context.path(n)} sha256={sha}"
+                for n, sha in output.files.items()
+            },
+            metrics={"duration_s": seconds},
+        )
+        registry.end_run(cid)
         context.progress(f"{step.name}: done in {seconds:.1f} s")
         self.upstream = {**self.upstream, **output.files}
         context.hook(step.name)

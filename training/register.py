@@ -15,11 +15,12 @@ from pathlib import Path
 
 from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.hashing import sha256_file
+from skewless.records import VersionTags
 from skewless.reference import REFERENCE_FILE
 from skewless.registry import MODEL_DIR, operator
 
 from .artifacts import read_json, write_json
-from .context import StepContext, StepOutput
+from .context import RunFolder, StepContext, StepOutput
 from .model_steps import Blessed, Evaluated
 
 REGISTERED_ARTIFACTS = (
@@ -40,8 +41,8 @@ class Registered(StepOutput):
     aliases: list[str]
 
     @classmethod
-    def load(cls, run_dir: Path, files: dict[str, str]) -> Registered:
-        registration = read_json(run_dir / "registration.json")
+    def load(cls, run: RunFolder, files: dict[str, str]) -> Registered:
+        registration = read_json(run.path / "registration.json")
         return cls(files, registration["version"], registration["aliases"])
 
 
@@ -69,19 +70,19 @@ def register_step(
     version = registry.version_of_run(name, context.run_id)  # resumed after registering
     if version is None:
         for artifact in REGISTERED_ARTIFACTS:
-            registry.client.log_artifact(context.run_id, str(context.path(artifact)), MODEL_DIR)
-        tags = {
-            "sha256": sha256_file(context.path("model.txt")),
-            "blessed": str(blessed.blessed).lower(),
-            "feature_service": config.feature_service,
-            "windows": str(config.windows.model_dump(mode="json")),
-            "git_commit": _git_commit(),
-            "feast_registry_sha256": sha256_file(_feast_registry_file(context, repo_path)),
-            "test_roc_auc": f"{evaluated.evaluation['candidate']['overall']['roc_auc']:.5f}",
+            registry.log_artifact(context.run_id, context.path(artifact), MODEL_DIR)
+        record = VersionTags(
+            sha256=sha256_file(context.path("model.txt")),
+            blessed=blessed.blessed,
+            feature_service=config.feature_service,
+            windows=config.windows,
+            git_commit=_git_commit(),
+            feast_registry_sha256=sha256_file(_feast_registry_file(context, repo_path)),
+            test_roc_auc=evaluated.evaluation["candidate"]["overall"]["roc_auc"],
             # The moment its labels were taken at: new data is what became known after it.
-            "data_until": (config.as_of or config.windows.test.end).isoformat(),
-        }
-        version = registry.register(name, context.run_id, tags)
+            data_until=config.as_of or config.windows.test.end,
+        )
+        version = registry.register(name, context.run_id, record)
         context.hook("register:registered")
     aliases = []
     if blessed.blessed:

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from skewless.config import Window
-
-from .config import Windows
+from skewless.config import Window, Windows
 
 
 @dataclass(frozen=True)
@@ -20,7 +18,8 @@ class Split:
 
 def _in(frame: pd.DataFrame, window: Window) -> pd.DataFrame:
     ts = frame["event_timestamp"]
-    return frame[(ts >= pd.Timestamp(window.start)) & (ts < pd.Timestamp(window.end))]
+    inside = frame[(ts >= pd.Timestamp(window.start)) & (ts < pd.Timestamp(window.end))]
+    return inside.reset_index(drop=True)  # as its own table: rows numbered from 0
 
 
 def split(dataset: pd.DataFrame, windows: Windows) -> Split:

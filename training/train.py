@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from skewless.model_contract import ModelContract, categorical_columns, feature_matrix
+from skewless.encoder import FeatureEncoder, categorical_columns
+from skewless.model_contract import ModelContract
 
 from .config import Training
 
@@ -64,8 +65,9 @@ def train(
     contract: ModelContract,
     config: Training,
 ) -> TrainedModel:
-    x_train, y_train = feature_matrix(train_rows, contract), train_rows[contract.label]
-    x_val, y_val = feature_matrix(validation_rows, contract), validation_rows[contract.label]
+    encoder = FeatureEncoder(contract)
+    x_train, y_train = encoder.matrix(train_rows), train_rows[contract.label]
+    x_val, y_val = encoder.matrix(validation_rows), validation_rows[contract.label]
     best: TrainedModel | None = None
     trials: list[dict[str, Any]] = []
     for params in candidate_params(config):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from monitoring.backtest import Backtest, markdown
 from monitoring.config import load_monitoring_config
-from monitoring.ct_config import CTConfig
+from monitoring.ct.backtest import Backtest, markdown
+from monitoring.ct.config import CTConfig
 from skewless.config import load_model_config
 
 from .monitoring_setup import MonitoringWorld

@@ -11,10 +11,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from monitoring.controller import decisions, pipeline_lock, request_retrain, tick
-from monitoring.ct_config import CTConfig, DistributionChange
+from monitoring.ct.config import CTConfig, DistributionChange
+from monitoring.ct.controller import tick
+from monitoring.ct.decisions import decisions
+from monitoring.ct.lock import pipeline_lock
+from monitoring.ct.requests import request_retrain
 from skewless.aliases import CHAMPION
 from skewless.config import load_model_config
+from skewless.monitoring_result import MonitoringResult
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
@@ -44,6 +48,11 @@ def _own_state(world: MonitoringWorld, tmp_path: Path) -> Settings:
     return world.with_log("september", state_dir=tmp_path / "state")
 
 
+def _files(folder: Path) -> dict[str, float]:
+    """Every file under a folder, with its modification time."""
+    return {str(p): p.stat().st_mtime for p in folder.rglob("*") if p.is_file()}
+
+
 def _tick(world: MonitoringWorld, settings: Settings, ct: CTConfig, runner: Commands):  # type: ignore[no-untyped-def]
     config = load_model_config(world.config_file(0))
     return tick(settings, config, ct, SEPT_16, runner=runner)
@@ -57,6 +66,7 @@ def test_drift_triggers_a_retrain_as_of_now_and_a_failed_pipeline_leaves_the_cha
     assert champion is not None and str(champion.version) == "1"
     failing = Commands(status=1)
     ct = CTConfig(drift=DistributionChange(drifted_importance=0.2), performance=None)
+    operators = _files(settings.state_dir / "monitoring")
     decision = _tick(monitoring_world, settings, ct, failing)
     assert decision.action == "retrain", decision.reason
     assert "drift:" in decision.reason
@@ -65,12 +75,23 @@ def test_drift_triggers_a_retrain_as_of_now_and_a_failed_pipeline_leaves_the_cha
     # ... and acts on this controller's repository and state, not the environment's defaults
     assert failing.env["SKEWLESS_REPO_PATH"] == str(settings.repo_path)
     assert failing.env["SKEWLESS_STATE_DIR"] == str(settings.state_dir)
-    assert "the pipeline stopped (exit 1): the champion stays" in decision.outcome["result"]
-    assert decision.outcome["champion_before"] == decision.outcome["champion_after"] == "1"
-    recorded = decisions(settings)[-1]
-    assert recorded["action"] == "retrain"
-    drift = next(v for v in recorded["verdicts"] if v["trigger"] == "drift")
-    assert drift["fired"] and drift["figures"]["drifted_importance"] >= 0.2
+    assert decision.outcome is not None
+    assert "the pipeline stopped (exit 1): the champion stays" in decision.outcome.result
+    assert decision.outcome.champion_before == decision.outcome.champion_after == "1"
+    recorded = decisions(settings)[-1]  # what was decided is what is read back
+    assert (recorded.action, recorded.reason, recorded.outcome) == (
+        decision.action,
+        decision.reason,
+        decision.outcome,
+    )
+    # The tick kept the analysis it judged by under ct/, and never wrote the operator's report
+    # or history (`skewless monitor`'s alone).
+    evidence = Path(decision.notes["monitoring"])
+    assert evidence.parent == settings.state_dir / "ct" / "evidence" and evidence.exists()
+    assert MonitoringResult.from_json(evidence.read_text()).version("1") is not None
+    assert _files(settings.state_dir / "monitoring") == operators
+    drift = next(v for v in recorded.verdicts if v.trigger == "drift")
+    assert drift.fired and drift.figures["drifted_importance"] >= 0.2
 
 
 def test_nothing_fires_below_the_thresholds_and_the_cooldown_holds_a_firing_trigger(
@@ -94,7 +115,7 @@ def test_nothing_fires_below_the_thresholds_and_the_cooldown_holds_a_firing_trig
 HOLDER = """
 import sys, time
 from pathlib import Path
-from monitoring.controller import pipeline_lock
+from monitoring.ct.lock import pipeline_lock
 from skewless.settings import Settings
 with pipeline_lock(Settings(state_dir=Path(sys.argv[1]))) as held:
     print("held" if held else "refused", flush=True)
@@ -147,9 +168,9 @@ def test_drift_is_measured_since_the_champion_was_made_unless_told_training(
         ct = CTConfig(drift=DistributionChange(drifted_importance=1.0, against=against),
                       performance=None, lookback_days=15)  # fmt: skip
         decision = tick(settings, config, ct, march_16, runner=runner)
-        assert decision.outcome["drift_against"] == against
-        drift = next(v for v in decision.verdicts if v["trigger"] == "drift")
-        figures[against] = drift["figures"]["drifted_importance"]
+        assert decision.notes["drift_against"] == against
+        drift = next(v for v in decision.verdicts if v.trigger == "drift")
+        figures[against] = drift.figures["drifted_importance"]
     assert figures["training"] < 0.05  # its own training fortnight
     assert figures["recent"] > figures["training"]  # another reference, another figure
     reference = json.loads(

@@ -26,8 +26,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from monitoring.controller import Decision, decisions, request_retrain, tick
-from monitoring.ct_config import CTConfig, Degradation
+from monitoring.ct.config import CTConfig, Degradation
+from monitoring.ct.controller import tick
+from monitoring.ct.decisions import Decision, decisions
+from monitoring.ct.requests import request_retrain
 from serving.process import ServiceProcess
 from serving.schemas import rest_body
 from skewless import feature_store as fs
@@ -263,17 +265,19 @@ def test_a_candidate_that_fails_the_gate_leaves_the_champion_and_says_why(
                      AS_OF + timedelta(minutes=40))  # fmt: skip
     assert decision.action == "retrain" and "asked by the on-call" in decision.reason
     outcome = decision.outcome
-    assert outcome["train_exit"] == 0 and outcome["deploy_exit"] == 1, outcome
-    candidate = outcome["version"]
-    assert candidate != before
-    assert outcome["champion_before"] == outcome["champion_after"] == before
+    assert outcome is not None
+    assert outcome.train_exit == 0 and outcome.deploy_exit == 1, outcome
+    candidate = outcome.version
+    assert candidate is not None and candidate != before
+    assert outcome.champion_before == outcome.champion_after == before
     assert loop_world.champion() == before and _served_version(service) == before
     # The record names the failed check and its figure, not just "deploy failed".
-    assert outcome["release"].startswith("the gate failed (server p50"), outcome["release"]
-    assert "0.001" in outcome["release"]
-    recorded = decisions(loop_world.settings)[-1]
-    assert recorded["outcome"]["release"] == outcome["release"]
-    assert "the champion stays" in recorded["outcome"]["result"]
+    assert outcome.release is not None
+    assert outcome.release.startswith("the gate failed (server p50"), outcome.release
+    assert "0.001" in outcome.release
+    recorded = decisions(loop_world.settings)[-1].outcome
+    assert recorded is not None and recorded.release == outcome.release
+    assert "the champion stays" in recorded.result
     tags = loop_world.registry().version("departure_delay", candidate).tags
     assert tags["gate.status"] == "failed"
 
@@ -292,14 +296,15 @@ def test_planted_degradation_is_retrained_gated_canaried_and_promoted_under_a_li
                          AS_OF + timedelta(hours=1))  # fmt: skip
         time.sleep(2 * poll + 1)  # what the stream sees after the promotion
     assert planted >= 300
-    performance = next(v for v in decision.verdicts if v["trigger"] == "performance")
-    assert performance["fired"], performance
-    assert performance["figures"]["recent_auc"] < 0.5  # the planted outcomes, seen
+    performance = next(v for v in decision.verdicts if v.trigger == "performance")
+    assert performance.fired, performance
+    assert performance.figures["recent_auc"] < 0.5  # the planted outcomes, seen
     assert decision.action == "retrain"
     outcome = decision.outcome
-    new = outcome.get("version")
-    assert outcome["champion_after"] == new != before, outcome
-    assert "promoted through gate and canary" in outcome["result"]
+    assert outcome is not None
+    new = outcome.version
+    assert outcome.champion_after == new != before, outcome
+    assert "promoted through gate and canary" in outcome.result
 
     answers = stream.answers
     failed = [a for a in answers if a["status"] != 200]

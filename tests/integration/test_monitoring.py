@@ -25,6 +25,7 @@ from skewless import feature_store as fs
 from skewless.config import load_model_config
 from skewless.errors import BadInput
 from skewless.feature_store import file_source_path
+from skewless.monitoring_result import FeatureDrift, MonitoringResult, VersionResult
 from skewless.outcomes import join_labels, outcome_source
 from skewless.prediction_log import FEATURE, read_prediction_log
 
@@ -43,12 +44,14 @@ def _monitor(world: MonitoringWorld, log: str, output: Path, skew_sample: int = 
     return monitor(settings, config, mcfg, period, output)
 
 
-def _version(result: dict[str, Any], version: str) -> dict[str, Any]:
-    return next(v for v in result["versions"] if v["version"] == version)
+def _version(result: MonitoringResult, version: str) -> VersionResult:
+    found = result.version(version)
+    assert found is not None, [v.version for v in result.versions]
+    return found
 
 
-def _drift(version: dict[str, Any], feature: str) -> dict[str, Any]:
-    return next(d for d in version["drift"]["features"] if d["feature"] == feature)
+def _drift(version: VersionResult, feature: str) -> FeatureDrift:
+    return next(d for d in version.drift.features if d.feature == feature)
 
 
 def _planted_log(world: MonitoringWorld, feature: str, folder: Path) -> Path:
@@ -71,13 +74,13 @@ def test_a_planted_drift_is_flagged_and_named_and_the_real_log_is_not(
 ) -> None:
     plain = _monitor(monitoring_world, "march", tmp_path / "plain")
     v1 = _version(plain.result, "1")
-    importance = {d["feature"]: d["importance"] for d in v1["drift"]["features"]}
-    numeric = [d["feature"] for d in v1["drift"]["features"] if d["kind"] == "numeric"]
+    importance = {d.feature: d.importance for d in v1.drift.features}
+    numeric = [d.feature for d in v1.drift.features if d.kind == "numeric"]
     top = max(numeric, key=lambda f: importance[f])
     assert importance[top] > 0.1, importance  # the model leans on it
     # v1 serving its own training fortnight: nothing drifted, no alarm.
-    assert v1["drift"]["drifted"] == [], v1["drift"]["drifted"]
-    assert not [a for a in v1["alerts"] if a["condition"] == "data_drift"]
+    assert v1.drift.drifted == [], v1.drift.drifted
+    assert not [a for a in v1.alerts if a.condition == "data_drift"]
 
     monitoring_world.logs["planted"] = _planted_log(monitoring_world, top, tmp_path / "log")
     mcfg_alerts = load_monitoring_config(monitoring_world.config).alerts.model_copy(
@@ -85,11 +88,11 @@ def test_a_planted_drift_is_flagged_and_named_and_the_real_log_is_not(
     )
     planted = _monitor(monitoring_world, "planted", tmp_path / "planted", alerts=mcfg_alerts)
     v1p = _version(planted.result, "1")
-    assert v1p["drift"]["drifted"] == [top]
-    assert _drift(v1p, top)["drifted"] is True
-    data_drift = [a for a in v1p["alerts"] if a["condition"] == "data_drift"]
-    assert data_drift and top in data_drift[0]["message"]
-    assert v1p["distributions"][0]["feature"] == top  # plotted first
+    assert v1p.drift.drifted == [top]
+    assert _drift(v1p, top).drifted is True
+    data_drift = [a for a in v1p.alerts if a.condition == "data_drift"]
+    assert data_drift and top in data_drift[0].message
+    assert v1p.distributions[0].feature == top  # plotted first
 
 
 def test_drift_in_a_feature_the_model_barely_uses_is_reported_but_does_not_alert(
@@ -97,19 +100,17 @@ def test_drift_in_a_feature_the_model_barely_uses_is_reported_but_does_not_alert
 ) -> None:
     plain = _monitor(monitoring_world, "march", tmp_path / "plain")
     v1 = _version(plain.result, "1")
-    numeric = [
-        d for d in v1["drift"]["features"] if d["kind"] == "numeric" and d["missing_rate"] < 0.5
-    ]
-    unused = min(numeric, key=lambda d: d["importance"])
-    assert unused["importance"] < 0.01, unused
+    numeric = [d for d in v1.drift.features if d.kind == "numeric" and d.missing_rate < 0.5]
+    unused = min(numeric, key=lambda d: d.importance)
+    assert unused.importance < 0.01, unused
     monitoring_world.logs["unused"] = _planted_log(
-        monitoring_world, unused["feature"], tmp_path / "log"
+        monitoring_world, unused.feature, tmp_path / "log"
     )
     planted = _monitor(monitoring_world, "unused", tmp_path / "planted")
     v1p = _version(planted.result, "1")
-    assert unused["feature"] in v1p["drift"]["drifted"]  # reported
-    assert v1p["drift"]["drifted_importance"] < 0.3
-    assert not [a for a in v1p["alerts"] if a["condition"] == "data_drift"]
+    assert unused.feature in v1p.drift.drifted  # reported
+    assert v1p.drift.drifted_importance < 0.3
+    assert not [a for a in v1p.alerts if a.condition == "data_drift"]
 
 
 def test_a_label_known_one_second_after_the_monitoring_time_is_not_used(
@@ -141,23 +142,23 @@ def test_performance_equals_scikit_learn_on_the_same_joined_rows(
     known = outcomes[outcomes["event_timestamp"] <= pd.Timestamp(UNTIL)]
     joined = log.merge(known, left_on="request_id", right_on="flight_id", how="inner")
     y, p = joined["departed_late"].to_numpy(), joined["probability"].to_numpy()
-    overall = v1["performance"]["overall"]
-    assert overall["rows"] == len(joined) == v1["labels"]["labelled"]
-    assert overall["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-    assert overall["log_loss"] == pytest.approx(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)), abs=1e-12)
-    assert overall["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
-    assert overall["positive_rate"] == pytest.approx(y.mean(), abs=1e-12)
+    overall = v1.performance.overall
+    assert overall.rows == len(joined) == v1.labels.labelled
+    assert overall.roc_auc == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert overall.log_loss == pytest.approx(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7)), abs=1e-12)
+    assert overall.brier == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+    assert overall.positive_rate == pytest.approx(y.mean(), abs=1e-12)
     bins = np.clip(np.floor(p * 10).astype(int), 0, 9)
     ece = sum(
         (bins == b).mean() * abs(p[bins == b].mean() - y[bins == b].mean())
         for b in range(10)
         if (bins == b).any()
     )
-    assert overall["ece"] == pytest.approx(ece, abs=1e-12)
-    jfk = next(g for g in v1["performance"]["segments"]["origin"] if g["value"] == "JFK")
+    assert overall.ece == pytest.approx(ece, abs=1e-12)
+    jfk = next(g for g in v1.performance.segments["origin"] if g.value == "JFK")
     mask = joined["entity.origin"] == "JFK"
-    assert jfk["roc_auc"] == pytest.approx(roc_auc_score(y[mask], p[mask]), abs=1e-12)
-    assert jfk["predictions"] == int((log["entity.origin"] == "JFK").sum())
+    assert jfk.roc_auc == pytest.approx(roc_auc_score(y[mask], p[mask]), abs=1e-12)
+    assert jfk.predictions == int((log["entity.origin"] == "JFK").sum())
 
 
 def test_each_version_is_compared_with_its_own_reference(
@@ -167,11 +168,11 @@ def test_each_version_is_compared_with_its_own_reference(
     September's weather is drift for v1 and none for v2."""
     outcome = _monitor(monitoring_world, "september", tmp_path / "out")
     v1, v2 = _version(outcome.result, "1"), _version(outcome.result, "2")
-    assert v1["rows"] == v2["rows"] > 5000
-    assert _drift(v1, "weather_temp")["drifted"] is True
-    assert _drift(v2, "weather_temp")["drifted"] is False
-    assert v2["drift"]["drifted"] == []
-    assert v1["reference"]["test_metrics"] != v2["reference"]["test_metrics"]
+    assert v1.rows == v2.rows > 5000
+    assert _drift(v1, "weather_temp").drifted is True
+    assert _drift(v2, "weather_temp").drifted is False
+    assert v2.drift.drifted == []
+    assert v1.reference.test_metrics != v2.reference.test_metrics
 
 
 def _cli(
@@ -200,12 +201,13 @@ def test_the_command_writes_a_report_that_a_browser_renders(
     assert done.returncode in (0, 1), done.stderr
     assert "Traceback" not in done.stderr
     assert re.search(r"monitored [\d,]+ predictions", done.stdout), done.stdout
-    result = pd.read_json(output / RESULT_FILE, typ="series")
-    assert result["predictions"] > 5000
+    result = MonitoringResult.from_json((output / RESULT_FILE).read_text())
+    assert result.predictions > 5000
     history = pd.read_parquet(output / HISTORY_FILE)
     assert {"roc_auc", "drifted_importance", "label_coverage"} <= set(history["metric"])
     assert history["window_start"].dropna().dt.tz is not None
-    assert result["versions"][0]["skew"]["passed"] is True  # replayed = recomputed
+    skew = result.versions[0].skew
+    assert skew is not None and skew.passed is True  # replayed = recomputed
 
     page = output / REPORT_FILE
     html = page.read_text()
@@ -325,6 +327,6 @@ def test_labels_optional_reports_drift_before_any_label_is_known(
         tmp_path / "out", labels_optional=True,
     )  # fmt: skip
     v1 = _version(outcome.result, "1")
-    assert v1["labels"]["labelled"] == 0 and v1["labels"]["coverage"] == 0.0
-    assert v1["performance"]["overall"]["roc_auc"] is None
-    assert v1["rows"] > 0 and (tmp_path / "out" / REPORT_FILE).exists()
+    assert v1.labels.labelled == 0 and v1.labels.coverage == 0.0
+    assert v1.performance.overall.roc_auc is None
+    assert v1.rows > 0 and (tmp_path / "out" / REPORT_FILE).exists()

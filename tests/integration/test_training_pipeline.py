@@ -95,8 +95,9 @@ def first_run(
 
 
 def test_training_converges_without_nan(real_repo: Settings, config: PipelineConfig) -> None:
+    from skewless.encoder import FeatureEncoder
     from skewless.features import service_schema
-    from skewless.model_contract import ModelContract, derive_features, feature_matrix
+    from skewless.model_contract import ModelContract, derive_features
 
     store = fs.open_store(real_repo)
     parts = split(extract(store, config), config.windows)
@@ -111,7 +112,7 @@ def test_training_converges_without_nan(real_repo: Settings, config: PipelineCon
         config.training.model_copy(update={"search_budget": 1}),
     )
     assert model.history[0] > min(model.history) + 0.01  # validation loss went down
-    scores = model.booster.predict(feature_matrix(parts.test, contract))
+    scores = model.booster.predict(FeatureEncoder(contract).matrix(parts.test))
     assert np.isfinite(scores).all() and 0 < scores.min() < scores.max() < 1
 
 

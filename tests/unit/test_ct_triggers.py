@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitoring import triggers
-from monitoring.cron import Cron, CronError
-from monitoring.ct_config import CTConfig, NewData
+from monitoring.ct import triggers
+from monitoring.ct.config import CTConfig, NewData
+from monitoring.ct.cron import Cron, CronError
 from skewless.strict_yaml import ConfigError, validate_as
 
 NOW = datetime(2013, 9, 1, 4, 0, tzinfo=UTC)

@@ -15,15 +15,16 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from loadtests import server_metrics as sm
 from loadtests.canary import CanaryReport, _judge, ks_distance, psi
 from loadtests.config import CONFIG_DIR, load_canary_config, load_gate_config
-from loadtests.gate import Check, GateReport
+from loadtests.gate import GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
 from loadtests.report import render_html
 from skewless.aliases import CHAMPION
 from skewless.features import ServiceSchema
+from skewless.records import CheckResult
 from skewless.registry import ModelRegistry, RegistryError
 from skewless.statistics import ks_critical
 from skewless.strict_yaml import ConfigError
-from tests.registry_state import record_passed_gate, register_versions
+from tests.registry_state import mlflow_client, record_passed_gate, register_versions
 
 
 class Scraped:
@@ -112,7 +113,7 @@ def test_unknown_entities_replace_every_join_key_of_about_the_share():
 
 def test_the_report_page_says_the_verdict_and_plots_both_views():
     report = GateReport("m", "2", "abc", True, {}, "/tmp/x", "t0", "t1")
-    report.checks = [Check("load", "server p99", False, "30 ms (budget 25 ms)")]
+    report.checks = [CheckResult("server p99", False, "30 ms (budget 25 ms)", "load")]
     report.server = {
         "requests": 10, "errors": 0, "error_ratio": 0.0,
         "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 30.0}, "per_endpoint_ms": {},
@@ -156,7 +157,7 @@ def test_champion_moves_are_recorded_and_rollback_walks_back(tmp_path: Path):
 
 def test_the_canary_share_is_a_tag_that_comes_and_goes(tmp_path: Path):
     registry = ModelRegistry(tmp_path)
-    registry.client.create_registered_model("m")
+    mlflow_client(registry).create_registered_model("m")
     assert registry.canary_share("m") is None
     soon = datetime.now(UTC) + timedelta(minutes=5)
     registry.set_canary_share("m", 0.25, until=soon)
@@ -215,7 +216,7 @@ def test_the_canary_judges_each_threshold(challenger: tuple, failing: list[str])
         **_role_samples("challenger", *challenger),
     }
     _judge(report, config, delta, progress=lambda _: None)
-    assert [c["name"] for c in report.checks if not c["passed"]] == failing
+    assert [c.name for c in report.checks if not c.passed] == failing
     assert report.passed == (not failing)
 
 
@@ -244,5 +245,5 @@ def test_the_canary_compares_scores_on_the_same_rows_when_the_service_pairs_them
     }
     _judge(report, config, delta, progress=lambda _: None)
     assert report.score_paired
-    failed = [c["name"] for c in report.checks if not c["passed"]]
+    failed = [c.name for c in report.checks if not c.passed]
     assert failed == (["score distribution"] if shifted else [])

@@ -130,11 +130,11 @@ def test_two_versions_are_compared_on_the_same_requests_only() -> None:
     rows["feature_time"] = pd.Timestamp("2013-07-01T12:00:00Z")
     rows.loc[:9, "label"] = np.nan  # ten not yet known
     (pair,) = paired_comparison(rows)
-    assert (pair["served"], pair["shadow"], pair["rows"], pair["labelled"]) == ("2", "1", n, n - 10)
+    assert (pair.served, pair.shadow, pair.rows, pair.labelled) == ("2", "1", n, n - 10)
     known = ~np.isnan(rows["label"].to_numpy()[:n])
     y = labels[known]
-    assert pair["served_metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, challenger[known]))
-    assert pair["shadow_metrics"]["roc_auc"] == pytest.approx(roc_auc_score(y, champion[known]))
+    assert pair.served_metrics.roc_auc == pytest.approx(roc_auc_score(y, challenger[known]))
+    assert pair.shadow_metrics.roc_auc == pytest.approx(roc_auc_score(y, champion[known]))
 
 
 def test_labels_known_between_count_after_exclusive_until_inclusive() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from skewless.aliases import CHAMPION
+from skewless.records import VersionTags
 from skewless.registry import (
     HISTORY_TAG,
     TEXT_CAP,
@@ -30,7 +31,7 @@ from skewless.registry import (
     move_tag,
     record_of,
 )
-from tests.registry_state import record_passed_gate, register_versions
+from tests.registry_state import mlflow_client, record_passed_gate, register_versions
 
 NAME = "m"
 
@@ -103,9 +104,9 @@ def test_the_first_champion_is_recorded_as_ungated_and_later_ones_need_the_gate(
     moved = registry.move_champion(NAME, v2, action="promote", by="t", why="gated")
     assert moved.gate.startswith("gate passed")
     # A passed gate for another artifact does not count.
-    registry.client.set_model_version_tag(NAME, v3, "sha256", "f" * 64)
+    registry.tag_version(NAME, v3, {"sha256": "f" * 64})
     record_passed_gate(registry, NAME, v3)
-    registry.client.set_model_version_tag(NAME, v3, "sha256", "e" * 64)
+    registry.tag_version(NAME, v3, {"sha256": "e" * 64})
     with pytest.raises(PromotionRefused, match="not this artifact"):
         registry.move_champion(NAME, v3, action="promote", by="t", why="other bytes")
     assert snapshot(registry)[0] == v2
@@ -142,10 +143,10 @@ def test_a_store_failing_mid_rollback_changes_nothing(
 def test_a_store_failing_mid_register_registers_nothing(
     registry: ModelRegistry, tmp_path: Path
 ) -> None:
-    run = registry.client.create_run(registry.experiment_id(NAME))
+    run_id = registry.start_run(registry.experiment_id(NAME))
     before = [v.version for v in registry.versions(NAME)]
     with failing_writes(tmp_path, "model_versions"), pytest.raises(RegistryUnavailable):
-        registry.register(NAME, run.info.run_id, {"sha256": "0" * 64})
+        registry.register(NAME, run_id, VersionTags(sha256="0" * 64))
     assert [v.version for v in registry.versions(NAME)] == before
 
 
@@ -170,8 +171,9 @@ def test_an_older_registrys_history_list_is_read_and_continued(registry: ModelRe
     start of the history, new moves follow it, and rollback walks back across both."""
     first = registry.champion_history(NAME)
     assert len(first) == 1
-    registry.client.delete_registered_model_tag(NAME, move_tag(1))
-    registry.client.set_registered_model_tag(NAME, HISTORY_TAG, json.dumps([asdict(first[0])]))
+    client = mlflow_client(registry)
+    client.delete_registered_model_tag(NAME, move_tag(1))
+    client.set_registered_model_tag(NAME, HISTORY_TAG, json.dumps([asdict(first[0])]))
     assert registry.champion_history(NAME) == first
     registry.move_champion(NAME, "2", action="promote", by="t", why="x" * 5000)
     history = registry.champion_history(NAME)

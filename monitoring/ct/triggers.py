@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from .config import CTConfig
 from .cron import Cron
-from .ct_config import CTConfig
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,10 @@ from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
-from .analysis import TIME, VersionAnalysis, VersionReference
-from .config import MonitoringConfig
-from .ct_config import CTConfig, Degradation, DistributionChange, NewData
+from ..analysis import TIME, VersionAnalysis, VersionReference
+from ..config import MonitoringConfig
+from .config import CTConfig, Degradation, DistributionChange, NewData
+from .evidence import Champion, labelled_since, recent_auc
 from .triggers import Evidence, evaluate, ready_at
 
 POLICIES = ("static", "monthly", "weekly", "new-data", "performance", "drift", "combined")
@@ -87,8 +88,7 @@ class Model:
     version: str
     loaded: LoadedModel
     analysis: VersionAnalysis  # the drift trigger's, against `ct.drift.against`
-    data_until: datetime
-    test_auc: float | None
+    facts: Champion  # its registered test AUC and what it was trained until
 
 
 @dataclass
@@ -169,15 +169,12 @@ class Backtest:
                 json.loads((folder / REFERENCE_FILE).read_text()),
                 ModelContract.load(folder / "contract.json"),
             )
-            until = found.tags.get("data_until")
-            auc = found.tags.get("test_roc_auc")
             against = self.ct.drift.against if self.ct.drift else "recent"
             self.models[version] = Model(
                 version,
                 load_artifacts(folder, fetched.sha256),
                 VersionAnalysis(reference.against(against), self.monitoring),
-                datetime.fromisoformat(until) if until else self.start,
-                float(auc) if auc else None,
+                Champion.of(found),
             )
         return self.models[version]
 
@@ -255,13 +252,9 @@ class Backtest:
         known = (frame[KNOWN_AT] <= pd.Timestamp(now)).to_numpy() & mine
         labelled = frame.loc[known, [TIME, LABEL]].assign(probability=run.scores[known])
         cfg = run.config
-        recent_auc, recent_n = None, 0
+        auc, recent_n = None, 0
         if cfg.performance is not None:
-            tail = labelled.sort_values(TIME).tail(cfg.performance.last_labelled)
-            recent_n = len(tail)
-            if recent_n:
-                recent_auc = metrics(tail[LABEL].to_numpy(dtype="float64"),
-                                     tail["probability"].to_numpy())["roc_auc"]  # fmt: skip
+            auc, recent_n = recent_auc(labelled, cfg.performance.last_labelled)
         weighted: float | None = None
         drifted: list[str] = []
         if cfg.drift is not None:
@@ -271,13 +264,18 @@ class Backtest:
                 weighted, drifted = model.analysis.drift_summary(frame.loc[window])
         new = None
         if cfg.new_data is not None:
-            new = self.known.between(model.data_until, now)
+            new = labelled_since(self.known, model.facts, now)
         evidence = Evidence(
-            now=now, last_tick=run.last_tick, champion=model.version,
-            champion_test_auc=model.test_auc, labelled_since_training=new,
-            recent_auc=recent_auc, recent_labelled=recent_n,
-            drifted_importance=weighted, drifted=drifted,
-        )  # fmt: skip
+            now=now,
+            last_tick=run.last_tick,
+            champion=model.version,
+            champion_test_auc=model.facts.test_auc,
+            labelled_since_training=new,
+            recent_auc=auc,
+            recent_labelled=recent_n,
+            drifted_importance=weighted,
+            drifted=drifted,
+        )
         run.last_tick = now
         fired = [v for v in evaluate(evidence, cfg) if v.fired]
         if not fired or now >= self.end:  # a model made after the period would serve nothing
@@ -308,7 +306,7 @@ class Backtest:
                    if str(v.version) not in before]  # fmt: skip
             if status != 0 or not new:
                 self.retrains[now] = (None, seconds, f"pipeline stopped (exit {status})")
-            elif new[0].tags.get("blessed") != "true":
+            elif not new[0].record.blessed:
                 self.retrains[now] = (None, seconds, f"v{new[0].version} not blessed")
             else:
                 self.retrains[now] = (str(new[0].version), seconds, f"v{new[0].version} adopted")
@@ -367,7 +365,7 @@ def markdown(result: dict[str, Any]) -> str:
 def plot(result: dict[str, Any], path: Path) -> Path:
     """Left: each policy's ROC AUC per month minus the static model's (the months differ far
     more from each other than the policies do). Right: mean gain against retrains spent."""
-    from .plots import svg  # noqa: I001  (first: it selects the file-only backend)
+    from ..plots import svg  # noqa: I001  (first: it selects the file-only backend)
 
     import matplotlib.pyplot as plt
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from skewless.commands import ConfigOption, console, model_config, parse_time
 from skewless.settings import get_settings
+
+if TYPE_CHECKING:
+    from .decisions import Decision
 
 app = typer.Typer(
     help="The continuous-training controller: triggers -> retrain -> gate -> canary -> promote.",
@@ -19,20 +22,20 @@ app = typer.Typer(
 
 
 def _context(config: Any) -> tuple[Any, Any, Any]:
-    from .ct_config import load_ct_config
+    from .config import load_ct_config
 
     settings = get_settings()
     cfg = model_config(config, settings)
     return settings, cfg, load_ct_config(cfg)
 
 
-def _print(decision: Any) -> None:
+def _print(decision: Decision) -> None:
     console.print(f"{decision.at}: [bold]{decision.action}[/bold]: {decision.reason}")
     for v in decision.verdicts:
-        mark = "[red]fired[/red]" if v["fired"] else "-"
-        console.print(f"  {v['trigger']:<12} {mark} {v['reason']}")
-    if decision.outcome.get("result"):
-        console.print(f"  result: {decision.outcome['result']}")
+        mark = "[red]fired[/red]" if v.fired else "-"
+        console.print(f"  {v.trigger:<12} {mark} {v.reason}")
+    if decision.outcome is not None:
+        console.print(f"  result: {decision.outcome.result}")
 
 
 @app.command("tick")
@@ -43,8 +46,8 @@ def tick_command(
     config: ConfigOption = None,
 ) -> None:
     """One evaluation of every trigger, and the action it calls for; recorded. Cron-able."""
+    from ..run import clock
     from .controller import tick
-    from .run import clock
 
     settings, cfg, ct = _context(config)
     moment = parse_time(now, "--now") if now else clock(settings, cfg)
@@ -59,8 +62,8 @@ def run_command_(
     """Tick every `ct.tick_seconds` (wall clock) until stopped. SIGTERM stops it between
     ticks, never in the middle of one; Ctrl-C at a terminal also reaches a running pipeline
     (its process group), which then stops as it would alone."""
+    from ..run import clock
     from .controller import tick
-    from .run import clock
 
     settings, cfg, ct = _context(config)
     if settings.serve_clock == "replay":
@@ -97,13 +100,14 @@ def status_command(
     config: ConfigOption = None,
 ) -> None:
     """The last decisions and why, newest last; and who holds the pipeline lock."""
-    from .controller import decisions, lock_holder
+    from .decisions import decisions
+    from .lock import lock_holder
 
     settings, _, _ = _context(config)
     for d in decisions(settings)[-last:]:
-        fired = ", ".join(v["trigger"] for v in d["verdicts"] if v["fired"]) or "none"
-        result = d["outcome"].get("result", "")
-        console.print(f"{d['at']}  {d['action']:<8} fired: {fired}  {d['reason']}  {result}")
+        fired = ", ".join(d.fired) or "none"
+        result = "" if d.outcome is None else d.outcome.result
+        console.print(f"{d.at}  {d.action:<8} fired: {fired}  {d.reason}  {result}")
     holder = lock_holder(settings)  # read, never taken: a tick starting now is not refused
     console.print(
         f"pipeline lock: held by {holder} (pid, since)" if holder else "pipeline lock: free"
@@ -116,7 +120,7 @@ def trigger_command(
     config: ConfigOption = None,
 ) -> None:
     """Ask for a retrain: the next tick acts on it, whatever the cooldown."""
-    from .controller import request_retrain
+    from .requests import request_retrain
 
     settings, _, _ = _context(config)
     path = request_retrain(settings, why)
@@ -148,8 +152,8 @@ def backtest_command(
     from datetime import timedelta
     from pathlib import Path
 
+    from ..config import load_monitoring_config
     from .backtest import POLICIES, Backtest, markdown, plot
-    from .config import load_monitoring_config
 
     settings, cfg, ct = _context(config)
     folder = Path(output) if output else settings.state_dir / "backtest"
