@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
+from itertools import repeat
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -78,7 +79,7 @@ class FeatureEncoder:
                 matrix[:, j] = _numbers(values, n)
             else:
                 matrix[:, j] = np.fromiter(
-                    (category(v, categories) for v in values), dtype="float64", count=n
+                    map(category, values, repeat(categories)), dtype="float64", count=n
                 )
         return matrix
 
@@ -88,7 +89,7 @@ def _numbers(values: Sequence[Any], n: int) -> np.ndarray:
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         # Plain numbers already (NaN for null): `number` is the identity on each of them.
         return np.asarray(values, dtype="float64")
-    return np.fromiter((number(v) for v in values), dtype="float64", count=n)
+    return np.fromiter(map(number, values), dtype="float64", count=n)
 
 
 def categorical_columns(contract: ModelContract) -> list[str]:

@@ -153,8 +153,11 @@ class StepVerdict:
         return failed
 
     def to_report(self) -> dict[str, Any]:
-        return {"checks": [asdict(c) for c in self.checks], "stopped": self.stopped,
-                "passed": self.passed}  # fmt: skip
+        return {
+            "checks": [asdict(c) for c in self.checks],
+            "stopped": self.stopped,
+            "passed": self.passed,
+        }
 
     @classmethod
     def from_report(cls, raw: Mapping[str, Any]) -> StepVerdict:
@@ -171,8 +174,13 @@ class GateVerdict(StepVerdict):
     finished_at: str = ""
 
     def to_report(self) -> dict[str, Any]:
-        return {**super().to_report(), "model_name": self.model_name, "version": self.version,
-                "sha256": self.sha256, "finished_at": self.finished_at}  # fmt: skip
+        return {
+            **super().to_report(),
+            "model_name": self.model_name,
+            "version": self.version,
+            "sha256": self.sha256,
+            "finished_at": self.finished_at,
+        }
 
     @classmethod
     def from_report(cls, raw: Mapping[str, Any]) -> GateVerdict:
@@ -194,6 +202,6 @@ def _checks(raw: Mapping[str, Any]) -> tuple[CheckResult, ...]:
     return tuple(
         CheckResult(
             str(c.get("name")), bool(c.get("passed")), str(c.get("detail")), str(c.get("stage", ""))
-        )  # fmt: skip
+        )
         for c in raw.get("checks", [])
     )

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -33,6 +33,7 @@ from skewless.hashing import sha256_file
 from skewless.model_artifacts import MODEL_FILE
 from skewless.registry import MODEL_DIR, ModelRegistry, PromotionRefused, RegistryError
 from skewless.settings import Settings
+from tests.registry_state import mlflow_client
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
 
@@ -99,7 +100,7 @@ def _register_unfit_copy(registry: ModelRegistry, name: str, folder: Path) -> No
     contract alike (a consistent artifact, sha256 recorded), to one the feature service does
     not have."""
     v1 = registry.version(name, "1")
-    local = Path(registry.client.download_artifacts(v1.run_id, MODEL_DIR, str(folder / "v1")))
+    local = registry.fetch(v1, folder / "v1").artifacts
     contract = json.loads((local / "contract.json").read_text())
     first = contract["features"][0]["name"]
     contract["features"][0]["name"] = "no_such_feature"
@@ -112,12 +113,12 @@ def _register_unfit_copy(registry: ModelRegistry, name: str, folder: Path) -> No
         for line in model
     ]
     (local / MODEL_FILE).write_text("".join(model))
-    run = registry.client.create_run(registry.experiment_id("unfit-copies"))
+    run_id = registry.start_run(registry.experiment_id("unfit-copies"))
     for path in local.iterdir():
-        registry.client.log_artifact(run.info.run_id, str(path), MODEL_DIR)
-    registry.client.set_terminated(run.info.run_id)
-    tags = {**v1.tags, "blessed": "true", "sha256": sha256_file(local / MODEL_FILE)}
-    version = registry.register(name, run.info.run_id, tags)
+        registry.log_artifact(run_id, path, MODEL_DIR)
+    registry.end_run(run_id)
+    record = replace(v1.record, blessed=True, sha256=sha256_file(local / MODEL_FILE))
+    version = registry.register(name, run_id, record)
     assert str(version.version) == "3"
 
 
@@ -147,7 +148,7 @@ def test_a_healthy_candidate_passes_the_gate(world: DeployWorld, healthy_gate: G
     version = world.registry.version(world.name, "2")
     assert version.tags["gate.status"] == "passed"
     assert version.tags["gate.sha256"] == version.tags["sha256"]
-    run = world.registry.client.get_run(version.run_id)
+    run = mlflow_client(world.registry).get_run(version.run_id)
     assert run.data.tags["skewless.gate.verdict"] == "passed"
     assert "gate_server_p99_ms" in run.data.metrics
 
@@ -226,7 +227,7 @@ def test_promote_refuses_a_version_without_a_passed_gate(world: DeployWorld):
         promote(world.settings, "3", by="test", why="try")  # its gate failed at preflight
     # A blessed version never gated at all: a fourth copy of the unfit contract's run.
     v3 = world.registry.version(world.name, "3")
-    v4 = world.registry.register(world.name, v3.run_id, {**v3.tags, "gate.report": ""})
+    v4 = world.registry.register(world.name, v3.run_id, v3.record)  # its tags, no gate
     with pytest.raises(PromotionRefused, match="no gate report"):
         promote(world.settings, str(v4.version), by="test", why="try")
     done = subprocess.run(
@@ -286,9 +287,9 @@ def test_promote_then_rollback_are_served_within_the_poll_interval(
         ("1", "rollback", "bob@test"),
     ]
     assert history[-1].why == "p99 regression seen by on-call" and history[-1].at
-    v2_run = world.registry.client.get_run(world.registry.version(world.name, "2").run_id)
-    assert v2_run.data.tags["skewless.promote.verdict"] == "promoted"
-    assert v2_run.data.tags["skewless.rollback.verdict"] == "rolled back"
+    v2_tags = world.registry.run_tags(world.registry.version(world.name, "2").run_id)
+    assert v2_tags["skewless.promote.verdict"] == "promoted"
+    assert v2_tags["skewless.rollback.verdict"] == "rolled back"
 
 
 def test_deploy_takes_the_challenger_through_gate_canary_and_promotion(
@@ -320,7 +321,7 @@ def test_deploy_takes_the_challenger_through_gate_canary_and_promotion(
     # hold different entities, they differed by KS 0.087.
     assert report.score_paired and report.score_ks < 0.02, report.score_ks
     assert world.champion() == "2"
-    tags = world.registry.client.get_run(world.registry.version(world.name, "2").run_id).data.tags
+    tags = world.registry.run_tags(world.registry.version(world.name, "2").run_id)
     assert tags["skewless.gate.verdict"] == "passed"
     assert tags["skewless.canary.verdict"] == "promoted"
     assert tags["skewless.deploy.verdict"] == "promoted"

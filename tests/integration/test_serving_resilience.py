@@ -30,6 +30,7 @@ from skewless.aliases import CHAMPION
 from skewless.hashing import sha256_file
 from skewless.model_artifacts import CONTRACT_FILE, MODEL_FILE
 from skewless.prediction_log import FEATURE, read_prediction_log
+from skewless.records import VersionTags
 from skewless.registry import MODEL_DIR, ModelRegistry
 
 from .serving_setup import ServingWorld
@@ -193,7 +194,10 @@ def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
     body = tmp_path / "body.json"
     row = serving_world.requests(1).iloc[0]
     body.write_text(json.dumps(rest_body(row, serving_world.schema)))
-    budget_ms = 50.0  # what an admitted request may take, queue included, on a shared 2-core box
+    # What an admitted request may take, queue included, on a shared 2-core box: 50 ms held
+    # until the host ran at a third of its speed (the code before issue 23 took 73 ms there);
+    # without shedding, admitted requests wait for seconds.
+    budget_ms = 100.0
     with serving_world.service("overload", max_in_flight=8) as service:
         assert service.process is not None
         if PINNED:  # the event loop's thread (the process's first), not its helpers
@@ -287,9 +291,8 @@ def _register_copy(
     registry = ModelRegistry(world.settings.state_dir)
     champion = registry.by_alias(world.config.name, CHAMPION)
     assert champion is not None
-    version = registry.register(
-        world.config.name, run_id or champion.run_id, {**champion.tags, **(tags or {})}
-    )
+    record = VersionTags.from_tags({**champion.tags, **(tags or {})})
+    version = registry.register(world.config.name, run_id or champion.run_id, record)
     return str(version.version)
 
 
@@ -335,9 +338,8 @@ def _corrupt_artifact(world: ServingWorld, tmp_path: Path) -> str:
     bad = tmp_path / "bad"
     shutil.copytree(champion.artifacts, bad)
     (bad / MODEL_FILE).write_text("tree\nthis is not a LightGBM model\n")
-    run = registry.client.create_run(registry.experiment_id("corrupt-models"))
-    registry.client.log_artifacts(run.info.run_id, str(bad), MODEL_DIR)
-    return _register_copy(world, {"sha256": sha256_file(bad / MODEL_FILE)}, run.info.run_id)
+    run_id = _run_with(registry, bad)
+    return _register_copy(world, {"sha256": sha256_file(bad / MODEL_FILE)}, run_id)
 
 
 def _wrong_feature_service(world: ServingWorld, tmp_path: Path) -> str:
@@ -347,9 +349,15 @@ def _wrong_feature_service(world: ServingWorld, tmp_path: Path) -> str:
     shutil.copytree(champion.artifacts, other)
     contract = (other / CONTRACT_FILE).read_text()
     (other / CONTRACT_FILE).write_text(contract.replace('"delay_model_v1"', '"delay_model_v9"'))
-    run = registry.client.create_run(registry.experiment_id("corrupt-models"))
-    registry.client.log_artifacts(run.info.run_id, str(other), MODEL_DIR)
-    return _register_copy(world, None, run.info.run_id)
+    return _register_copy(world, None, _run_with(registry, other))
+
+
+def _run_with(registry: ModelRegistry, model_folder: Path) -> str:
+    """A run of its own holding these model files."""
+    run_id = registry.start_run(registry.experiment_id("corrupt-models"))
+    for path in model_folder.iterdir():
+        registry.log_artifact(run_id, path, MODEL_DIR)
+    return run_id
 
 
 @pytest.mark.parametrize("kind", ["sha256 mismatch", "not a model", "other feature service"])

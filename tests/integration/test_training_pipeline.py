@@ -19,6 +19,7 @@ from skewless.hashing import sha256_file
 from skewless.model_artifacts import ModelArtifactError, load_model
 from skewless.registry import UNGATED, ModelRegistry
 from skewless.settings import PROJECT_ROOT, Settings
+from tests.registry_state import mlflow_client
 from training.config import PipelineConfig, load_pipeline_config
 from training.extract import extract
 from training.pipeline import STEPS, Pipeline
@@ -124,8 +125,9 @@ def test_every_step_produces_its_artifact_with_lineage(first_run) -> None:
         for name, sha in record["outputs"].items():
             assert sha256_file(result.run_dir / name) == sha, (step, name)
     registry = ModelRegistry(settings.state_dir)
-    children = registry.client.search_runs(
-        [registry.client.get_run(result.run_id).info.experiment_id],
+    client = mlflow_client(registry)
+    children = client.search_runs(
+        [registry.experiment_of(result.run_id)],
         filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'",
     )
     assert sorted(c.data.tags["skewless.step"] for c in children) == sorted(STEPS)
@@ -176,7 +178,7 @@ def test_schema_skew_stops_before_training_and_leaves_the_registry(
 ) -> None:
     settings, _ = first_run
     registry = ModelRegistry(settings.state_dir)
-    before = [(v.version, v.aliases) for v in registry.versions("departure_delay_test")]
+    before = _registry_state(registry)
     pipeline = Pipeline(settings, config, extract_fn=corrupt(kind), progress=lambda _: None)
     with pytest.raises(DataValidationError) as stopped:
         pipeline.run()
@@ -189,8 +191,17 @@ def test_schema_skew_stops_before_training_and_leaves_the_registry(
     assert any(expected in p for p in stopped.value.report.problems), stopped.value.report.problems
     runs = sorted((settings.state_dir / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
     assert not (runs[-1] / "train.parquet").exists() and not (runs[-1] / "model.txt").exists()
-    after = [(v.version, v.aliases) for v in registry.versions("departure_delay_test")]
-    assert after == before
+    assert _registry_state(registry) == before
+
+
+def _registry_state(registry: ModelRegistry) -> tuple[object, ...]:
+    """Every version with its tags, and where the aliases point."""
+    name = "departure_delay_test"
+    aliases = [registry.by_alias(name, alias) for alias in (CHAMPION, CHALLENGER)]
+    return (
+        [(v.version, v.tags) for v in registry.versions(name)],
+        [None if a is None else a.version for a in aliases],
+    )
 
 
 def test_a_worse_model_is_recorded_but_not_blessed_nor_aliased(
