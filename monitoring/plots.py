@@ -28,6 +28,11 @@ def svg(figure: Figure) -> str:
     return text[text.index("<svg") :]  # inline: no XML declaration or doctype
 
 
+def _floats(values: list[float | None]) -> np.ndarray:
+    """Figures as an array, an undefined one (None) as NaN."""
+    return np.asarray(values, dtype="float64")
+
+
 def _nan(value: float | None) -> float:
     return np.nan if value is None else value
 
@@ -66,15 +71,15 @@ def distributions(items: list[Distribution]) -> str:
     )
     for ax, item in zip(axes.flat, items, strict=False):
         if item.kind == "numeric":
-            edges = np.asarray(item.edges)
+            edges = _floats(item.edges)
             centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-            ax.bar(centers, item.reference, width=width, color=REFERENCE, alpha=0.6,
+            ax.bar(centers, _floats(item.reference), width=width, color=REFERENCE, alpha=0.6,
                    label="training")  # fmt: skip
-            ax.step(centers, item.current, where="mid", color=CURRENT, label="served")
+            ax.step(centers, _floats(item.current), where="mid", color=CURRENT, label="served")
         else:
             x = np.arange(len(item.categories))
-            ax.bar(x - 0.2, item.reference, 0.4, color=REFERENCE, label="training")
-            ax.bar(x + 0.2, item.current, 0.4, color=CURRENT, label="served")
+            ax.bar(x - 0.2, _floats(item.reference), 0.4, color=REFERENCE, label="training")
+            ax.bar(x + 0.2, _floats(item.current), 0.4, color=CURRENT, label="served")
             ax.set_xticks(x, item.categories, rotation=60, fontsize=7)
         ax.set_title(item.feature)
         ax.set_ylabel("share")
@@ -85,12 +90,12 @@ def distributions(items: list[Distribution]) -> str:
 
 
 def scores(histogram: Histogram) -> str:
-    edges = np.asarray(histogram.edges)
+    edges = _floats(histogram.edges)
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     figure, ax = plt.subplots(layout="constrained", figsize=(6, 2.8))
-    ax.bar(centers, histogram.reference, width=width, color=REFERENCE, alpha=0.6,
+    ax.bar(centers, _floats(histogram.reference), width=width, color=REFERENCE, alpha=0.6,
            label="test window")  # fmt: skip
-    ax.step(centers, histogram.current, where="mid", color=CURRENT, label="served")
+    ax.step(centers, _floats(histogram.current), where="mid", color=CURRENT, label="served")
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("share")
     ax.set_title("Score distribution")

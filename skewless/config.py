@@ -78,7 +78,7 @@ class ModelConfig(StrictModel):
     # Room sections, validated by their rooms (training/config.py, monitoring/config.py).
     pipeline: dict[str, Any] = Field(default_factory=dict)
     monitoring: dict[str, Any] = Field(default_factory=dict)
-    ct: dict[str, Any] = Field(default_factory=dict)  # the CT controller (monitoring/ct_config.py)
+    ct: dict[str, Any] = Field(default_factory=dict)  # the CT controller (monitoring/ct/config.py)
     source: Path | None = Field(default=None, exclude=True)  # the file it was read from
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from .model_contract import FeatureSpec, ModelContract
 
 MISSING = math.nan  # what LightGBM reads as a missing value
+TEXT = (str, bytes)
 
 FeatureRows: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any]]"
 
@@ -72,6 +73,9 @@ class FeatureEncoder:
         if missing:
             raise KeyError(f"feature rows lack {missing}")
         n = len(rows) if isinstance(rows, pd.DataFrame) else len(rows[self.names[0]])
+        uneven = [name for name in self.names if len(rows[name]) != n]
+        if uneven:
+            raise ValueError(f"feature columns {uneven} do not hold {n} rows")
         matrix = np.empty((n, len(self.columns)), dtype="float64")
         for j, (name, categories) in enumerate(self.columns):
             values = rows[name]
@@ -85,10 +89,19 @@ class FeatureEncoder:
 
 
 def _numbers(values: Sequence[Any], n: int) -> np.ndarray:
+    """`number` of each value. Two shortcuts give exactly what it gives, per value, and
+    `tests/unit/test_encoder.py` holds them to it: a numpy bool/int/float column is numbers
+    already; numpy converts numbers and None as `float()` does (None as NaN), everything but
+    text (which it parses by rules of its own) and what it cannot convert (pandas NA: then
+    one value at a time)."""
     dtype = getattr(values, "dtype", None)
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
-        # Plain numbers already (NaN for null): `number` is the identity on each of them.
         return np.asarray(values, dtype="float64")
+    if not any(map(isinstance, values, repeat(TEXT))):
+        try:
+            return np.asarray(values, dtype="float64")
+        except (TypeError, ValueError):
+            pass
     return np.fromiter(map(number, values), dtype="float64", count=n)
 
 

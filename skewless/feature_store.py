@@ -14,6 +14,7 @@ import yaml
 from feast import FeatureStore
 from feast.infra.offline_stores.file_source import FileSource
 from feast.repo_config import load_repo_config
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import ModelConfig
 from .errors import BadInput, SkewlessError
@@ -71,7 +72,11 @@ def open_store(settings: Settings) -> FeatureStore:
         # fallback should the ASOF plug-in (skewless.asof_offline_store) misbehave.
         config.offline_config = {"type": "duckdb"}
         config._offline_store = None
-    return FeatureStore(repo_path=str(settings.repo_path), config=config)
+    try:
+        return FeatureStore(repo_path=str(settings.repo_path), config=config)
+    except SQLAlchemyError as exc:  # Feast's SQL registry (feast_registry_uri) opens it here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FeatureRepoError(f"the Feast registry failed to open: {first}") from exc
 
 
 def feast_command(settings: Settings, *args: str) -> list[str]:

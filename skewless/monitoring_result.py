@@ -14,16 +14,24 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
+def _finite(value: Any) -> Any:
+    """NaN or an infinity, at any depth, as None: an undefined figure, as JSON writes it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
     def _nan_is_none(cls, value: Any) -> Any:
-        """NaN or an infinity is an undefined figure: None, as JSON writes it."""
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        return value
+        return _finite(value)
 
 
 class Figures(Record):
@@ -60,9 +68,9 @@ class Drift(Record):
 
 
 class Histogram(Record):
-    edges: list[float]
-    reference: list[float]
-    current: list[float]
+    edges: list[float | None]
+    reference: list[float | None]
+    current: list[float | None]
 
 
 class PredictionDrift(Record):
@@ -78,10 +86,10 @@ class Distribution(Record):
 
     feature: str
     kind: str
-    edges: list[float] = []
+    edges: list[float | None] = []
     categories: list[str] = []
-    reference: list[float]
-    current: list[float]
+    reference: list[float | None]
+    current: list[float | None]
 
 
 class Segment(Figures):

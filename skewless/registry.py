@@ -225,8 +225,13 @@ class ModelRegistry:
             )
         self.uri = uri or f"sqlite:///{state_dir / 'mlflow.db'}"
         self.artifact_root = artifact_root
-        # MLflow's client: used by this module alone (its errors are translated here).
-        self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        # MLflow's client: used by this module alone (its errors are translated here). Made
+        # here, it opens the store: a locked file, a server that does not answer or a schema
+        # older than this MLflow fails now, as one line.
+        self._client = self.call(
+            "opening the registry",
+            lambda: MlflowClient(tracking_uri=self.uri, registry_uri=self.uri),
+        )
         self._engine: Engine | None = None  # for the database's lock (PostgreSQL)
 
     @classmethod
@@ -318,10 +323,10 @@ class ModelRegistry:
     def read_artifact(self, run_id: str, path: str) -> str:
         """One artifact file's text."""
         with tempfile.TemporaryDirectory() as tmp:
-            local = self.call(
-                f"reading {path}", lambda: self._client.download_artifacts(run_id, path, tmp)
+            return self.call(
+                f"reading {path}",
+                lambda: Path(self._client.download_artifacts(run_id, path, tmp)).read_text(),
             )
-            return Path(local).read_text()
 
     def artifact_folders(self, run_id: str, folder: str) -> list[str]:
         """The folders under `folder` in a run's artifacts (their paths), sorted."""

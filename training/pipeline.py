@@ -128,7 +128,8 @@ class Pipeline:
         result = RunResult(context.run_id, context.run_dir)
         run = _Runner(context, state, result)
         extracted = run(EXTRACT, lambda c: extract_step(c))
-        validated = run(VALIDATE, lambda c: validate_step(c, extracted))
+        validated = run(VALIDATE, functools.partial(validate_step, extracted=extracted))
+        del extracted  # the parts hold its rows from here on: the whole dataset is let go
         split = run(SPLIT, lambda c: split_step(c, validated))
         trained = run(TRAIN, lambda c: train_step(c, split))
         evaluated = run(EVALUATE, lambda c: evaluate_step(c, trained))

@@ -19,7 +19,6 @@ from skewless.config import ModelConfig
 from skewless.registry import ModelRegistry
 from skewless.settings import Settings
 
-from ..config import load_monitoring_config
 from . import decisions, requests
 from .acting import Runner, retrain
 from .config import CTConfig
@@ -66,7 +65,6 @@ def _decide(
         settings,
         config,
         ct,
-        load_monitoring_config(config),
         now,
         champion=champion,
         requests=[r.why for r in asked],

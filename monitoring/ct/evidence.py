@@ -15,6 +15,8 @@ touched by it.
 from __future__ import annotations
 
 import math
+import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from skewless.registry import Version
 from skewless.settings import Settings
 
 from ..analysis import TIME, VersionAnalysis
-from ..config import MonitoringConfig
+from ..config import load_monitoring_config
 from ..run import Period, analyse
 from .config import CTConfig
 from .lock import ct_dir
@@ -77,7 +79,6 @@ def gather(
     settings: Settings,
     config: ModelConfig,
     ct: CTConfig,
-    mcfg: MonitoringConfig,
     now: datetime,
     *,
     champion: Version | None,
@@ -93,7 +94,8 @@ def gather(
         known = known_times(outcome_source(fs.open_store(settings), config))
         labelled_new = labelled_since(known, facts, now)
     auc, labelled_n, weighted, drifted = None, 0, None, []
-    try:
+    try:  # a bad `monitoring:` section is no evidence, as no log is: the other triggers judge
+        mcfg = load_monitoring_config(config)
         period = Period(now - timedelta(days=ct.lookback_days), now)
         outcome = analyse(settings, config, mcfg, period, labels_optional=True)
         notes["monitoring"] = str(_keep(settings, outcome.result.to_json(), now))
@@ -132,10 +134,14 @@ def _keep(settings: Settings, text: str, now: datetime) -> Path:
     `KEPT_EVIDENCE` are removed."""
     folder = ct_dir(settings) / "evidence"
     folder.mkdir(exist_ok=True)
-    path = folder / f"monitoring-{now.strftime('%Y%m%dT%H%M%S')}.json"
+    # Named by the moment judged and the tick itself: ticks at the same moment (a replay's
+    # fixed clock, `--now` twice) keep their own evidence.
+    stamp = f"{now.strftime('%Y%m%dT%H%M%S')}-{time.time_ns()}-{uuid.uuid4().hex[:6]}"
+    path = folder / f"monitoring-{stamp}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(text)
     tmp.replace(path)
-    for old in sorted(folder.glob("monitoring-*.json"))[:-KEPT_EVIDENCE]:
+    kept = sorted(folder.glob("monitoring-*.json"), key=lambda p: p.stat().st_mtime)
+    for old in kept[:-KEPT_EVIDENCE]:
         old.unlink(missing_ok=True)
     return path

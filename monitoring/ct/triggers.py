@@ -2,8 +2,9 @@
 reasons and figures, so that every decision can be recorded with why it was taken and
 tested on evidence just above and just below its threshold.
 
-Evidence is gathered by the controller (`controller.py`): the champion's registered figures,
-the labels known since its training, monitoring's result over the lookback, the schedule.
+Evidence is gathered by `evidence.py` (for a tick; the backtest assembles it from the same
+functions): the champion's registered figures, the labels known since its training,
+monitoring's result over the lookback, the schedule.
 """
 
 from __future__ import annotations

@@ -137,3 +137,44 @@ def test_a_rule_changed_in_the_one_place_moves_online_and_batch_alike(
     assert {4, 5, 7, 8} <= set(changed)
     # ...and rows the planted rules do not touch did not.
     assert moved_online[0] == online[0] and moved_online[9] == online[9]
+
+
+def test_the_matrix_shortcuts_give_what_the_rule_gives_each_value() -> None:
+    """The matrix takes numpy's conversion where it equals `number` value by value (numeric
+    dtypes; lists of numbers and None): should `number` ever change for plain numbers, this
+    fails until the shortcuts follow it, so online and batch cannot part."""
+    from decimal import Decimal
+
+    rng = np.random.default_rng(23)
+    kinds = [
+        lambda: float(rng.normal() * 10.0 ** rng.integers(-3, 12)),
+        lambda: int(rng.integers(-(10**12), 10**12)),
+        lambda: bool(rng.integers(0, 2)),
+        lambda: None,
+        lambda: float("nan"),
+        lambda: float(rng.choice([np.inf, -np.inf])),
+        lambda: np.float32(rng.normal()),
+        lambda: np.int64(rng.integers(-100, 100)),
+        lambda: Decimal("1.25"),
+        lambda: 2**60 + 1,  # beyond a float's 53 bits: rounded the same way both ways
+    ]
+    text = [lambda: "7.5", lambda: " 3 ", lambda: "1_000", lambda: "abc", lambda: pd.NA]
+    for trial in range(200):
+        pool = kinds if trial % 2 else kinds + text  # half the lists hold no text at all
+        values = [pool[rng.integers(0, len(pool))]() for _ in range(int(rng.integers(1, 40)))]
+        expected = np.array([encoder.number(v) for v in values], dtype="float64")
+        contract = ModelContract("m", "s", "1", "y", (FeatureSpec("speed", "numeric"),))
+        enc = FeatureEncoder(contract)
+        got = enc.matrix({"speed": values})[:, 0]
+        np.testing.assert_array_equal(got, expected, err_msg=repr(values))
+        series = pd.Series(values, dtype="object")
+        np.testing.assert_array_equal(enc.matrix(pd.DataFrame({"speed": series}))[:, 0], expected)
+    floats = rng.normal(size=1000) * 10.0 ** rng.integers(-5, 15, size=1000)
+    floats[::7] = np.nan
+    by_dtype = FeatureEncoder(CONTRACT).matrix({"speed": floats, "colour": ["red"] * 1000})
+    np.testing.assert_array_equal(by_dtype[:, 0], [encoder.number(v) for v in floats])
+
+
+def test_columns_of_different_lengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="do not hold 1 rows"):
+        FeatureEncoder(CONTRACT).matrix({"speed": [1.0], "colour": ["red", "blue"]})
