@@ -97,7 +97,7 @@ def _numbers(values: Sequence[Any], n: int) -> np.ndarray:
     dtype = getattr(values, "dtype", None)
     if isinstance(dtype, np.dtype) and dtype.kind in "biuf":
         return np.asarray(values, dtype="float64")
-    if not any(map(isinstance, values, repeat(TEXT))):
+    if not any(issubclass(kind, TEXT) for kind in set(map(type, values))):
         try:
             return np.asarray(values, dtype="float64")
         except (TypeError, ValueError):
