@@ -21,11 +21,11 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from serving.batch import read_scores, score_file  # noqa: E402
-from skewless import feature_store as fs  # noqa: E402
-from skewless.config import load_model_config  # noqa: E402
-from skewless.features import service_schema  # noqa: E402
-from skewless.model_artifacts import ModelFetcher  # noqa: E402
-from skewless.registry import ModelRegistry  # noqa: E402
+from skewless.features import store as feature_store  # noqa: E402
+from skewless.features.service import service_schema  # noqa: E402
+from skewless.models.artifacts import ModelFetcher  # noqa: E402
+from skewless.models.configuration import load_model_config  # noqa: E402
+from skewless.registry.adapter import ModelRegistry  # noqa: E402
 from skewless.settings import Settings  # noqa: E402
 
 
@@ -36,9 +36,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
-    rows = pd.read_parquet(fs.file_source_path(store, config.entity_source))
+    rows = pd.read_parquet(feature_store.file_source_path(store, config.entity_source))
     if args.rows:
         rows = rows.head(args.rows)
     loader = ModelFetcher(

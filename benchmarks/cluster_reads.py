@@ -25,10 +25,10 @@ import numpy as np
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from skewless import feature_store as fs
-from skewless.config import load_model_config
-from skewless.features import read_online, service_schema
-from skewless.online_readers import RedisClusterFeatureReader, RedisFeatureReader
+from skewless.features import store as feature_store
+from skewless.features.service import read_online, service_schema
+from skewless.models.configuration import load_model_config
+from skewless.online.readers import RedisClusterFeatureReader, RedisFeatureReader
 from skewless.settings import get_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -63,12 +63,12 @@ def main() -> None:
                     update={"online_store": store, "redis_connection": connection}
                 )
                 started = time.perf_counter()
-                fs.apply(settings)
-                stores[name] = fs.open_store(settings)
-                fs.materialize(stores[name], config.as_of)
+                feature_store.apply(settings)
+                stores[name] = feature_store.open_store(settings)
+                feature_store.materialize(stores[name], config.as_of)
                 print(f"{name}: materialized in {time.perf_counter() - started:.0f} s", flush=True)
             schema = service_schema(stores["one Redis"], config.feature_service)
-            rows = fs.recent_entity_rows(stores["one Redis"], config, schema, args.calls)
+            rows = feature_store.recent_entity_rows(stores["one Redis"], config, schema, args.calls)
             records = [
                 {k: v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for k, v in r.items()}
                 for r in rows[list(schema.inputs)].to_dict(orient="records")

@@ -22,7 +22,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feature_repo.tables.build import build_tables  # noqa: E402
-from skewless import feature_store as fs  # noqa: E402
+from skewless.features import store as feature_store  # noqa: E402
 from tests.repos import copy_feature_repo, settings_for  # noqa: E402
 
 AS_OF = datetime(2013, 12, 30, 23, tzinfo=UTC)
@@ -44,17 +44,17 @@ def one_run(root: Path, redis: str) -> tuple[dict[str, float], dict[str, int]]:
         rows.update(build_tables(sqlite.data_dir, 60, force=True, progress=lambda _: None).rows)
 
     seconds["build tables"] = timed(build)
-    seconds["feast apply (sqlite)"] = timed(lambda: fs.apply(sqlite))
+    seconds["feast apply (sqlite)"] = timed(lambda: feature_store.apply(sqlite))
     seconds["materialize full year (sqlite)"] = timed(
-        lambda: fs.materialize(fs.open_store(sqlite), AS_OF)
+        lambda: feature_store.materialize(feature_store.open_store(sqlite), AS_OF)
     )
-    fs.apply(redis_settings)
+    feature_store.apply(redis_settings)
     seconds["materialize full year (redis)"] = timed(
-        lambda: fs.materialize(fs.open_store(redis_settings), AS_OF)
+        lambda: feature_store.materialize(feature_store.open_store(redis_settings), AS_OF)
     )
-    fs.open_store(redis_settings).teardown()
-    store = fs.open_store(sqlite)
-    requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
+    feature_store.open_store(redis_settings).teardown()
+    store = feature_store.open_store(sqlite)
+    requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
     service = store.get_feature_service("delay_model_v1")
     seconds["historical, whole year (336,776 rows)"] = timed(
         lambda: store.get_historical_features(entity_df=requests, features=service).to_df()

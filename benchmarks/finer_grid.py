@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from feature_repo.tables import aggregates, build  # noqa: E402
-from skewless import feature_store as fs  # noqa: E402
+from skewless.features import store as feature_store  # noqa: E402
 from tests.repos import copy_feature_repo, settings_for  # noqa: E402
 
 TABLE = "origin_departures_recent"
@@ -43,7 +43,7 @@ def build_repo(target: Path, minutes: int) -> tuple[Path, int]:
     )
     settings = settings_for(repo, "sqlite", "unused")
     result = build.build_tables(settings.data_dir, 60, force=True, progress=lambda _: None)
-    fs.apply(settings)
+    feature_store.apply(settings)
     return repo, result.rows[TABLE]
 
 

@@ -28,9 +28,9 @@ from loadtests.gate import LATENCY  # noqa: E402
 from loadtests.locust_run import LoadPlan, LocustRun  # noqa: E402
 from loadtests.payloads import replay_payloads, write_payloads  # noqa: E402
 from serving.process import ServiceProcess  # noqa: E402
-from skewless import feature_store as fs  # noqa: E402
-from skewless.config import load_model_config  # noqa: E402
-from skewless.features import service_schema  # noqa: E402
+from skewless.features import store as feature_store  # noqa: E402
+from skewless.features.service import service_schema  # noqa: E402
+from skewless.models.configuration import load_model_config  # noqa: E402
 from skewless.settings import Settings  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def main() -> None:
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
     settings = Settings()
     config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     items, _ = replay_payloads(store, config, schema, 2000, 0.05, seed=7)
     out = Path(tempfile.mkdtemp(prefix="gate-views-"))

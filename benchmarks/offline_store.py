@@ -43,11 +43,11 @@ def peak_mb(who: int = resource.RUSAGE_SELF) -> float:
 
 
 def child_historical(repo: Path, store_kind: str) -> dict[str, Any]:
-    from skewless import feature_store as fs
+    from skewless.features import store as feature_store
     from skewless.settings import Settings
 
-    store = fs.open_store(Settings(repo_path=repo, offline_store=store_kind))
-    requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
+    store = feature_store.open_store(Settings(repo_path=repo, offline_store=store_kind))
+    requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
     service = store.get_feature_service("delay_model_v1")
     # Warm-up, not timed: DuckDB's and the page cache's cold start.
     store.get_historical_features(entity_df=requests.head(1000), features=service).to_df()
@@ -59,16 +59,18 @@ def child_historical(repo: Path, store_kind: str) -> dict[str, Any]:
 
 
 def child_extract(repo: Path, store_kind: str) -> dict[str, Any]:
-    from skewless import feature_store as fs
+    from skewless.features import store as feature_store
     from skewless.settings import Settings
     from training.config import load_pipeline_config
     from training.extract import extract
 
     settings = Settings(repo_path=repo, offline_store=store_kind)
     config = load_pipeline_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     store.get_historical_features(
-        entity_df=pd.read_parquet(fs.file_source_path(store, "flight_requests")).head(1000),
+        entity_df=pd.read_parquet(feature_store.file_source_path(store, "flight_requests")).head(
+            1000
+        ),
         features=store.get_feature_service(config.feature_service),
     ).to_df()
     started = time.perf_counter()
@@ -130,7 +132,7 @@ def run_child(what: str, repo: Path, store: str) -> dict[str, Any]:
 
 def scaled_repo(source: Path, target: Path, scale: int) -> Path:
     """The feature repository with every table `scale` times over, shifted per copy."""
-    from skewless import feature_store as fs
+    from skewless.features import store as feature_store
     from tests.repos import copy_feature_repo, settings_for
 
     repo = copy_feature_repo(target)
@@ -149,7 +151,7 @@ def scaled_repo(source: Path, target: Path, scale: int) -> Path:
             copies.append(copy)
         pd.concat(copies, ignore_index=True).to_parquet(repo / "data" / table.name, index=False)
     shutil.copy(source / "data" / "tables.json", repo / "data" / "tables.json")
-    fs.apply(settings_for(repo, "sqlite", "unused"))
+    feature_store.apply(settings_for(repo, "sqlite", "unused"))
     return repo
 
 

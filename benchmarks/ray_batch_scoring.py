@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from serving.batch import read_scores, score_file  # noqa: E402
-from skewless import feature_store as fs  # noqa: E402
-from skewless.config import load_model_config  # noqa: E402
-from skewless.features import service_schema  # noqa: E402
-from skewless.model_artifacts import ModelFetcher  # noqa: E402
-from skewless.registry import ModelRegistry  # noqa: E402
+from skewless.features import store as feature_store  # noqa: E402
+from skewless.features.service import service_schema  # noqa: E402
+from skewless.models.artifacts import ModelFetcher  # noqa: E402
+from skewless.models.configuration import load_model_config  # noqa: E402
+from skewless.registry.adapter import ModelRegistry  # noqa: E402
 from skewless.settings import Settings  # noqa: E402
 from tests.ray_cluster import RayCluster  # noqa: E402
 from tests.repos import copy_feature_repo  # noqa: E402
@@ -79,8 +79,10 @@ def main() -> None:
             check=True, stdout=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1],
         )  # fmt: skip
         settings = base.model_copy(update={"repo_path": repo, "online_store": "sqlite"})
-        fs.apply(settings)
-        rows_path = fs.file_source_path(fs.open_store(settings), config.entity_source)
+        feature_store.apply(settings)
+        rows_path = feature_store.file_source_path(
+            feature_store.open_store(settings), config.entity_source
+        )
         n = len(pd.read_parquet(rows_path, columns=["flight_id"]))
         print(f"{args.copies} copies of the year: {n:,} rows, scaled and applied in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
@@ -95,7 +97,7 @@ def main() -> None:
             on_ray = settings.model_copy(
                 update={"batch_engine": "ray", "ray_address": cluster.address, "ray_workers": 2}
             )
-            store = fs.open_store(settings)
+            store = feature_store.open_store(settings)
             schema = service_schema(store, config.feature_service)
             fetcher = ModelFetcher(
                 ModelRegistry.of(settings), config.name, schema, folder / "model"

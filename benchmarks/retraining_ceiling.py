@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from skewless import feature_store as fs
-from skewless.config import load_model_config
-from skewless.features import ENTITY_TIMESTAMP, historical_features, service_schema
+from skewless.features import store as feature_store
+from skewless.features.service import ENTITY_TIMESTAMP, historical_features, service_schema
+from skewless.models.configuration import load_model_config
 from skewless.settings import get_settings
 
 PARAMS = {"objective": "binary", "learning_rate": 0.03, "num_leaves": 31,
@@ -40,9 +40,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
-    rows = pd.read_parquet(fs.file_source_path(store, config.entity_source))
+    rows = pd.read_parquet(feature_store.file_source_path(store, config.entity_source))
     rows = rows.sort_values(ENTITY_TIMESTAMP, kind="stable").reset_index(drop=True)
     features = historical_features(store, schema.name, rows)[list(schema.features)]
     for name in features.columns:

@@ -43,9 +43,9 @@ from serving.grpc_face import grpc_instance  # noqa: E402
 from serving.process import ServiceProcess, free_port  # noqa: E402
 from serving.protos import prediction_pb2 as pb  # noqa: E402
 from serving.schemas import rest_body  # noqa: E402
-from skewless import feature_store as fs  # noqa: E402
-from skewless.config import load_model_config  # noqa: E402
-from skewless.features import service_schema  # noqa: E402
+from skewless.features import store as feature_store  # noqa: E402
+from skewless.features.service import service_schema  # noqa: E402
+from skewless.models.configuration import load_model_config  # noqa: E402
 from skewless.settings import Settings  # noqa: E402
 
 ROWS = 2000
@@ -65,9 +65,9 @@ def pin(pid: int, core: int) -> None:
 
 def payloads(settings: Settings) -> tuple[list[bytes], list[pb.PredictRequest], list[bytes]]:
     config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
-    rows = fs.recent_entity_rows(store, config, schema, ROWS)
+    rows = feature_store.recent_entity_rows(store, config, schema, ROWS)
     rest, grpc_requests, feast = [], [], []
     for _, row in rows.iterrows():
         rest.append(json.dumps(rest_body(row, schema)).encode())
@@ -202,10 +202,10 @@ def start_feast(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     # Feast's defaults, but for --max-requests: its default (1,000) restarts the worker
     # every second at these rates, which would measure restarts, not serving.
-    command = fs.feast_command(
+    command = feature_store.feast_command(
         settings, "serve", "-p", str(port), "--no-access-log", "--max-requests", "10000000"
     )
-    process = subprocess.Popen(command, env=fs.feast_environment(settings),
+    process = subprocess.Popen(command, env=feature_store.feast_environment(settings),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     for _ in range(300):
         try:
@@ -304,8 +304,10 @@ def main() -> None:
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
     settings = Settings()
     if not args.no_materialize:
-        fs.apply(settings)
-        fs.materialize(fs.open_store(settings), load_model_config(settings.config).as_of)
+        feature_store.apply(settings)
+        feature_store.materialize(
+            feature_store.open_store(settings), load_model_config(settings.config).as_of
+        )
     rest, grpc_requests, feast = payloads(settings)
     message = grpc_requests[0].SerializeToString()
     os.sched_setaffinity(0, {1})  # this process and its load generators: core 1

@@ -23,13 +23,13 @@ import numpy as np
 
 from serving.core import PAIRED
 from serving.process import ServiceProcess
-from skewless import feature_store as fs
-from skewless import statistics as stats
-from skewless.aliases import CHALLENGER, CHAMPION
-from skewless.config import load_model_config
-from skewless.features import service_schema
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.configuration import load_model_config
+from skewless.quality import statistics
 from skewless.records import CheckResult, StepVerdict
-from skewless.registry import ModelRegistry, PromotionRefused, RegistryError
+from skewless.registry.adapter import ModelRegistry, PromotionRefused, RegistryError
+from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import Settings
 
 from . import server_metrics as sm
@@ -165,7 +165,7 @@ def _replay(
     settings: Settings, config: CanaryConfig, service: ServiceProcess, out_dir: Path
 ) -> LocustRun:
     model_config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, model_config.feature_service)
     items, _ = replay_payloads(store, model_config, schema, REPLAY_ROWS, 0.0, seed=0)
     path = write_payloads(items, out_dir / "payloads.jsonl")
@@ -199,7 +199,7 @@ def _judge(
     against = paired if report.score_paired else scores["champion"]
     report.score_psi = psi(against, scores["challenger"])
     report.score_ks = ks_distance(against, scores["challenger"])
-    report.score_ks_critical = stats.ks_critical(
+    report.score_ks_critical = statistics.ks_critical(
         against.total, scores["challenger"].total, t.score_alpha
     )
 
@@ -238,14 +238,14 @@ def ks_distance(a: sm.Histogram, b: sm.Histogram) -> float:
     """KS distance at the bucket bounds (a lower bound of the exact statistic)."""
     if not a.total or not b.total:
         return 1.0
-    return stats.ks_distance(np.asarray(a.counts) / a.total, np.asarray(b.counts) / b.total)
+    return statistics.ks_distance(np.asarray(a.counts) / a.total, np.asarray(b.counts) / b.total)
 
 
 def psi(expected: sm.Histogram, actual: sm.Histogram) -> float:
     """Population stability index over the score buckets."""
     if not expected.total or not actual.total:
         return math.inf
-    return stats.psi(_shares(expected), _shares(actual))
+    return statistics.psi(_shares(expected), _shares(actual))
 
 
 def _shares(h: sm.Histogram) -> list[float]:

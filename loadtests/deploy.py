@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from skewless.aliases import CHALLENGER, CHAMPION
-from skewless.config import load_model_config
-from skewless.registry import ModelRegistry, RegistryError
+from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry, RegistryError
+from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import Settings
 
 from .canary import CanaryReport, run_canary

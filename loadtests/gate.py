@@ -34,15 +34,15 @@ from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
 from serving.schemas import rest_body
-from skewless import feature_store as fs
-from skewless.config import load_model_config
-from skewless.features import service_schema
-from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
-from skewless.prediction_log import read_prediction_log
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
+from skewless.models.configuration import load_model_config
+from skewless.quality.prediction_log import read_prediction_log
+from skewless.quality.skew import check_skew
 from skewless.records import CheckResult, GateVerdict
-from skewless.registry import ModelRegistry
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
-from skewless.skew import check_skew
 
 from . import server_metrics as sm
 from .config import GateConfig
@@ -129,7 +129,7 @@ class Gate:
     # --- the stages ----------------------------------------------------------------------
     def run(self) -> GateReport:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        store = fs.open_store(self.settings)
+        store = feature_store.open_store(self.settings)
         schema = service_schema(store, self.model_config.feature_service)
         loader = ModelFetcher(
             self.registry, self.model_config.name, schema, self.out_dir / "models"
@@ -208,7 +208,7 @@ class Gate:
         assert self.service is not None
         n = self.config.golden.requests
         self.progress(f"contract: {n} golden requests over REST and gRPC, then batch scoring")
-        rows = fs.recent_entity_rows(store, self.model_config, schema, n)
+        rows = feature_store.recent_entity_rows(store, self.model_config, schema, n)
         feature_time = self._feature_time()
         rest, rest_errors = _golden_rest(self.service.url, rows, schema, self.report.version)
         grpc_scores, grpc_errors = _golden_grpc(self.service.grpc_target, rows, schema)

@@ -20,9 +20,9 @@ from google.protobuf.json_format import MessageToDict
 from serving.grpc_face import grpc_instance
 from serving.protos import prediction_pb2 as pb
 from serving.schemas import rest_body
-from skewless.config import ModelConfig
-from skewless.feature_store import recent_entity_rows
-from skewless.features import ServiceSchema
+from skewless.features.service import ServiceSchema
+from skewless.features.store import recent_entity_rows
+from skewless.models.configuration import ModelConfig
 
 UNKNOWN = "unknown-"  # prefix of made-up string keys
 

@@ -5,9 +5,9 @@ poll (hot swap)."""
 
 from __future__ import annotations
 
-from skewless.aliases import CHALLENGER
-from skewless.config import load_model_config
-from skewless.registry import ChampionMove, ModelRegistry, PromotionRefused
+from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ChampionMove, ModelRegistry, PromotionRefused
+from skewless.registry.aliases import CHALLENGER
 from skewless.settings import Settings
 
 from .records import record_step

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from skewless.model_contract import ModelContract
-from skewless.monitoring_result import (
+from skewless.features.outcomes import KNOWN_AT, LABEL
+from skewless.models.contract import ModelContract
+from skewless.quality.metrics import calibration, metrics
+from skewless.quality.monitoring_result import (
     Alert,
     Distribution,
     Drift,
@@ -34,10 +36,8 @@ from skewless.monitoring_result import (
     VersionResult,
     Window,
 )
-from skewless.outcomes import KNOWN_AT, LABEL
-from skewless.prediction_log import ENTITY, FEATURE, REQUEST
-from skewless.quality import calibration, metrics
-from skewless.skew import SkewReport
+from skewless.quality.prediction_log import ENTITY, FEATURE, REQUEST
+from skewless.quality.skew import SkewReport
 
 from .config import MonitoringConfig, WindowSize
 from .drift import feature_drift, numeric_values, score_drift

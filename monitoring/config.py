@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveInt
 
-from skewless.config import ModelConfig
+from skewless.models.configuration import ModelConfig
 from skewless.strict_yaml import StrictModel, validate_as
 
 WindowSize = Literal["hour", "day", "week"]

@@ -1,6 +1,6 @@
 """Drift of served inputs and scores against a model version's own reference.
 
-Statistics by hand over the reference the pipeline registers (`skewless/reference.py`: 101
+Statistics by hand over the reference the pipeline registers (`skewless/quality/reference.py`: 101
 quantiles or category shares per feature), because that reference is what data validation
 already measures with: Kolmogorov-Smirnov distance for numbers, PSI for categories. A verdict
 needs both a distance above its threshold and a distance beyond chance for the window's size
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from skewless import statistics as stats
-from skewless.monitoring_result import FeatureDrift
-from skewless.reference import categorical_drift, numeric_drift
+from skewless.quality import statistics
+from skewless.quality.monitoring_result import FeatureDrift
+from skewless.quality.reference import categorical_drift, numeric_drift
 
 from .config import Drift
 
@@ -54,7 +54,7 @@ def feature_drift(
         figures = numeric_drift(array, ref)
         value, base = figures["ks"], config.numeric_ks
         reference_present = reference_rows * (1 - float(ref["null_rate"]))
-        chance = stats.ks_critical(present, reference_present, config.alpha)
+        chance = statistics.ks_critical(present, reference_present, config.alpha)
         statistic, unknown = "ks", None
     else:
         series = pd.Series(values) if not isinstance(values, pd.Series) else values
@@ -65,7 +65,7 @@ def feature_drift(
         value, base = figures["psi"], config.categorical_psi
         bins = len(set(ref["frequencies"]) | set(present_values.unique()))
         reference_present = reference_rows * (1 - float(ref["null_rate"]))
-        chance = stats.psi_critical(bins, present, reference_present, config.alpha)
+        chance = statistics.psi_critical(bins, present, reference_present, config.alpha)
         statistic = "psi"
         unknown = float((~present_values.isin(categories)).mean()) if present else 0.0
     threshold = max(base, chance)

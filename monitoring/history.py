@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from skewless.monitoring_result import MonitoringResult
+from skewless.quality.monitoring_result import MonitoringResult
 
 WINDOW_METRICS = ("rows", "labelled", "mean_score", "prediction_ks", "roc_auc", "log_loss",
                   "brier", "ece", "positive_rate", "drifted_importance")  # fmt: skip

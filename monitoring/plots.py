@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from skewless.monitoring_result import Distribution, Histogram, Window  # noqa: E402
+from skewless.quality.monitoring_result import Distribution, Histogram, Window  # noqa: E402
 
 plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
                      "axes.spines.right": False})  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from skewless.monitoring_result import MonitoringResult, Paired, VersionResult
+from skewless.quality.monitoring_result import MonitoringResult, Paired, VersionResult
 
 from . import plots
 

@@ -20,19 +20,19 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureStore
 
-from skewless import feature_store as fs
-from skewless.config import ModelConfig
 from skewless.errors import BadInput
-from skewless.features import ServiceSchema, service_schema
-from skewless.model_artifacts import ModelFetcher
-from skewless.model_contract import ModelContract
-from skewless.monitoring_result import Alert, MonitoringResult
-from skewless.outcomes import LABEL, join_labels, outcome_source
-from skewless.prediction_log import read_prediction_log
-from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.features.outcomes import LABEL, join_labels, outcome_source
+from skewless.features.service import ServiceSchema, service_schema
+from skewless.models.artifacts import ModelFetcher
+from skewless.models.configuration import ModelConfig
+from skewless.models.contract import ModelContract
+from skewless.quality.monitoring_result import Alert, MonitoringResult
+from skewless.quality.prediction_log import read_prediction_log
+from skewless.quality.reference import REFERENCE_FILE, SCHEMA_FILE
+from skewless.quality.skew import SkewReport, check_skew
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
-from skewless.skew import SkewReport, check_skew
 
 from . import history, report
 from .analysis import TIME, VersionAnalysis, VersionReference, paired_comparison
@@ -132,7 +132,7 @@ def analyse(
 ) -> MonitorOutcome:
     started = time.perf_counter()
     rows = served_rows(settings, config, period)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     source = outcome_source(store, config)
     joined = join_labels(store, source, rows["request_id"], period.until)
     rows = rows.assign(**{c: joined[c] for c in joined.columns})

@@ -26,12 +26,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from feast import FeatureStore
 
-from skewless import feature_store as fs
 from skewless.errors import BadInput, SkewlessError
-from skewless.features import ENTITY_TIMESTAMP, ServiceSchema, historical_features
+from skewless.features import store as feature_store
+from skewless.features.service import ENTITY_TIMESTAMP, ServiceSchema, historical_features
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import ServedModel, ShippedModel
-from skewless.ray_batch import WorkerStats, for_workers, map_blocks, worker_stats
+from skewless.models.artifacts import ServedModel, ShippedModel
+from skewless.offline.ray_batch import WorkerStats, for_workers, map_blocks, worker_stats
 from skewless.settings import Settings
 
 TIMESTAMP = ENTITY_TIMESTAMP
@@ -244,7 +244,7 @@ class _ChunkScorer:
         parts: list[Path],
         source: tuple[Path, int, int] | None,
     ) -> None:
-        self.store = fs.open_store(settings)
+        self.store = feature_store.open_store(settings)
         self.schema = schema
         self.source = (
             source  # (a parquet input, rows per chunk, its rows), or None: rows come along

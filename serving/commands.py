@@ -47,13 +47,13 @@ def score_command(
     The input needs `event_timestamp` (the moment features are taken as of), the feature
     service's join keys and request fields; other columns are carried through. Rerunning
     with the same arguments resumes after the last chunk written."""
-    from skewless import feature_store as fs
-    from skewless.features import service_schema
+    from skewless.features import store as feature_store
+    from skewless.features.service import service_schema
 
     from .batch import score_file
 
     settings = get_settings()
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, model_config(None, settings).feature_service)
     loader = model_fetcher(settings, schema)
     try:
@@ -95,8 +95,8 @@ def replay_command(
     `skewless monitor` on a replayed data set."""
     import datetime as dt
 
-    from skewless import feature_store as fs
-    from skewless.features import service_schema
+    from skewless.features import store as feature_store
+    from skewless.features.service import service_schema
 
     from .replay import replay
 
@@ -106,7 +106,7 @@ def replay_command(
     start = parse_time(since, "--since") if since else end - dt.timedelta(days=30)
     if start >= end:
         raise BadInput(f"--since {start} is not before --until {end}")
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, cfg.feature_service)
     loader = model_fetcher(settings, schema)
     try:

@@ -1,7 +1,7 @@
 """The predictor core: the one code path from entity keys and request fields to a prediction.
 
 REST, gRPC, and through `score_rows` batch scoring, all come here: features are read through
-the model's FeatureService (`skewless.features`), turned into the model input by the same
+the model's FeatureService (`skewless.features.service`), turned into the model input by the same
 encoder training used, and scored by LightGBM.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
 
-from skewless.features import OnlineRead, ServiceSchema
-from skewless.model_artifacts import ServedModel
-from skewless.prediction_log import LogRecord
+from skewless.features.service import OnlineRead, ServiceSchema
+from skewless.models.artifacts import ServedModel
+from skewless.quality.prediction_log import LogRecord
 
 from .breaker import CircuitBreaker
 from .errors import ModelFailed, NotReady, OnlineStoreUnavailable

@@ -8,9 +8,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from skewless import feature_store as fs
-from skewless.config import load_model_config
-from skewless.features import service_schema
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.configuration import load_model_config
 from skewless.settings import Settings
 
 from .grpc_face import grpc_instance
@@ -22,9 +22,9 @@ from .schemas import rest_body
 
 def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
     config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
-    rows = fs.recent_entity_rows(store, config, schema, n)
+    rows = feature_store.recent_entity_rows(store, config, schema, n)
     console.print(f"starting the prediction service ({settings.online_store} online store)")
     with ServiceProcess(log_path=settings.state_dir / "quickstart-serve.log") as service:
         table = Table(

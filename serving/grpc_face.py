@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from skewless.features import ServiceSchema
+from skewless.features.service import ServiceSchema
 
 from .core import Instance, Prediction
 from .errors import InvalidInput, PayloadTooLarge, ServingError

@@ -1,5 +1,5 @@
 """The prediction log's parts: records turned into Arrow tables and written as parquet, in the
-layout and columns that `skewless/prediction_log.py` defines (where its reader lives).
+layout and columns that `skewless/quality/prediction_log.py` defines (where its reader lives).
 
 Used by the log's sink process (`serving/log_sink.py`), which writes what the service served,
 and by the replay (`serving/replay.py`), which writes what it would have served.
@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from skewless.prediction_log import ENTITY, FEATURE, REQUEST, LogRecord, part_folder
+from skewless.quality.prediction_log import ENTITY, FEATURE, REQUEST, LogRecord, part_folder
 
 log = logging.getLogger("skewless.serving")
 

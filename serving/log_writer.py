@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from skewless.prediction_log import LogRecord
+from skewless.quality.prediction_log import LogRecord
 
 from .log_sink import HEADER, sink_settings
 from .metrics import Metrics

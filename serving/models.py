@@ -12,11 +12,11 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.errors import SkewlessError
-from skewless.features import ServiceSchema
-from skewless.model_artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
-from skewless.registry import ModelRegistry, Version
+from skewless.features.service import ServiceSchema
+from skewless.models.artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
+from skewless.registry.adapter import ModelRegistry, Version
+from skewless.registry.aliases import CHALLENGER, CHAMPION
 
 from .metrics import Metrics
 

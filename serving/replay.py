@@ -23,12 +23,12 @@ import pandas as pd
 import pyarrow as pa
 from feast import FeatureStore
 
-from skewless.config import ModelConfig
 from skewless.errors import BadInput
-from skewless.feature_store import file_source_path
-from skewless.features import ENTITY_TIMESTAMP, ServiceSchema, historical_features
-from skewless.model_artifacts import ServedModel
-from skewless.prediction_log import COLUMNS, ENTITY, FEATURE, REQUEST
+from skewless.features.service import ENTITY_TIMESTAMP, ServiceSchema, historical_features
+from skewless.features.store import file_source_path
+from skewless.models.artifacts import ServedModel
+from skewless.models.configuration import ModelConfig
+from skewless.quality.prediction_log import COLUMNS, ENTITY, FEATURE, REQUEST
 
 from .batch import score_features
 from .log_parts import write_part
@@ -56,7 +56,7 @@ def log_table(
     rows: pd.DataFrame, features: pd.DataFrame, scored: pd.DataFrame, schema: ServiceSchema,
     config: ModelConfig,
 ) -> pa.Table:  # fmt: skip
-    """The prediction log's columns (skewless/prediction_log.py) for scored entity rows."""
+    """The prediction log's columns (skewless/quality/prediction_log.py) for scored entity rows."""
     stamp = rows[ENTITY_TIMESTAMP].reset_index(drop=True)
     frame = pd.DataFrame(
         {

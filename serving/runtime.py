@@ -15,17 +15,17 @@ import redis
 from feast import FeatureStore
 from redis.cluster import ClusterNode, RedisCluster
 
-from skewless import feature_store as fs
-from skewless.config import ModelConfig, load_model_config
 from skewless.errors import SkewlessError
-from skewless.features import ServiceSchema, read_online, service_schema
-from skewless.online_readers import (
+from skewless.features import store as feature_store
+from skewless.features.service import ServiceSchema, read_online, service_schema
+from skewless.models.configuration import ModelConfig, load_model_config
+from skewless.online.readers import (
     RedisClusterFeatureReader,
     RedisFeatureReader,
     SqliteFeatureReader,
     UnsupportedService,
 )
-from skewless.registry import ModelRegistry
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
 from .breaker import CircuitBreaker
@@ -123,7 +123,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = request_path_settings(settings)
         self.config: ModelConfig = load_model_config(settings.config)
-        self.store: FeatureStore = fs.open_store(self.settings)
+        self.store: FeatureStore = feature_store.open_store(self.settings)
         self.schema: ServiceSchema = service_schema(self.store, self.config.feature_service)
         self.metrics = Metrics(settings.metrics_dir)
         self.slots = ModelSlots()

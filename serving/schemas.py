@@ -24,7 +24,7 @@ from pydantic import (
     create_model,
 )
 
-from skewless.features import ServiceSchema, ValueKind
+from skewless.features.service import ServiceSchema, ValueKind
 
 from .errors import InvalidInput
 

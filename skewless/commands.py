@@ -17,21 +17,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from . import feature_store as fs
-from .config import ModelConfig, load_model_config
-from .errors import BadInput
-from .features import (
+from skewless.errors import BadInput
+from skewless.features import store as feature_store
+from skewless.features.service import (
     ENTITY_TIMESTAMP,
     ServiceSchema,
     historical_features,
     online_features,
     service_schema,
 )
-from .model_artifacts import ModelFetcher
-from .prediction_log import read_prediction_log
-from .ray_batch import materialize_for
-from .registry import ModelRegistry
-from .settings import Settings, get_settings
+from skewless.models.artifacts import ModelFetcher
+from skewless.models.configuration import ModelConfig, load_model_config
+from skewless.offline.ray_batch import materialize_for
+from skewless.quality.prediction_log import read_prediction_log
+from skewless.registry.adapter import ModelRegistry
+from skewless.settings import Settings, get_settings
 
 console = Console(soft_wrap=True)  # long lines stay whole: logs and tests grep them
 
@@ -66,7 +66,7 @@ def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:
 def apply_command() -> None:
     """Register the feature definitions (`feast apply` on the configured online store)."""
     settings = get_settings()
-    console.print(fs.apply(settings).strip())
+    console.print(feature_store.apply(settings).strip())
 
 
 def materialize_command(
@@ -82,7 +82,7 @@ def materialize_command(
     settings = get_settings()
     until = parse_time(end, "--end") if end else model_config(config, settings).as_of
     t0 = time.perf_counter()
-    materialize_for(settings, fs.open_store(settings), until, incremental=incremental)
+    materialize_for(settings, feature_store.open_store(settings), until, incremental=incremental)
     console.print(
         f"materialized up to {until.isoformat()} into {settings.online_store} "
         f"in {time.perf_counter() - t0:.1f} s"
@@ -98,11 +98,11 @@ def online_features_command(
     """Print the online features of one real entity row, as the prediction service reads them."""
     settings = get_settings()
     cfg = model_config(config, settings)
-    store = fs.open_store(settings)
-    rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    store = feature_store.open_store(settings)
+    rows = pd.read_parquet(feature_store.file_source_path(store, cfg.entity_source))
     schema = service_schema(store, cfg.feature_service)
     if entity_id is None:
-        row = fs.recent_entity_rows(store, cfg, schema, 1)
+        row = feature_store.recent_entity_rows(store, cfg, schema, 1)
     else:
         row = rows[rows[cfg.entity_id] == entity_id]
     if row.empty:
@@ -136,8 +136,8 @@ def extract_command(
     hi = pd.Timestamp(parse_time(end, "--end") if end else cfg.extract.end)  # type: ignore[union-attr]
     if lo >= hi:
         raise BadInput(f"--start {lo} is not before --end {hi}")
-    store = fs.open_store(settings)
-    rows = pd.read_parquet(fs.file_source_path(store, cfg.entity_source))
+    store = feature_store.open_store(settings)
+    rows = pd.read_parquet(feature_store.file_source_path(store, cfg.entity_source))
     rows = rows[(rows[ENTITY_TIMESTAMP] >= lo) & (rows[ENTITY_TIMESTAMP] < hi)]
     t0 = time.perf_counter()
     extract = historical_features(store, cfg.feature_service, rows)
@@ -175,7 +175,7 @@ def check_skew_command(
     """Recompute served features offline at each request's time and compare value by value
     and score by score. Exits 1 when a feature or the scores differ on more than
     `tolerance` of the sample."""
-    from .skew import check_skew
+    from skewless.quality.skew import check_skew
 
     settings = get_settings()
     served = read_prediction_log(log_dir or settings.prediction_log_dir)
@@ -183,7 +183,7 @@ def check_skew_command(
         raise BadInput(
             f"--log: the prediction log {log_dir or settings.prediction_log_dir} is empty"
         )
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, model_config(None, settings).feature_service)
     loader = model_fetcher(settings, schema)
     try:
@@ -214,7 +214,7 @@ def migrate_registry_command(
     """Rewrite, once, the version tags an older skewless registered (the windows as a Python
     literal, no `data_until`) in today's form. Readers take both forms; this makes the
     registry say one thing."""
-    from .registry import ModelRegistry
+    from skewless.registry.adapter import ModelRegistry
 
     settings = get_settings()
     name = model_config(config, settings).name

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .config import Windows
+from skewless.models.configuration import Windows
 
 # The tag names: one place.
 SHA256, BLESSED, FEATURE_SERVICE, WINDOWS = "sha256", "blessed", "feature_service", "windows"

@@ -38,14 +38,14 @@ class Settings(BaseSettings):
     offline_store: Literal["asof", "duckdb"] = Field(
         default="asof",
         description="asof: the offline store the yaml names (the ASOF plug-in, "
-        "skewless.asof_offline_store); duckdb: Feast's stock DuckDB store, for comparison "
+        "skewless.offline.asof_store); duckdb: Feast's stock DuckDB store, for comparison "
         "and as a fallback.",
     )
     batch_engine: Literal["local", "ray"] = Field(
         default="local",
         description="local: batch work (historical retrieval, batch scoring) in this "
         "process; ray: on a Ray cluster (ray_address), Ray Data over the same offline store, "
-        "the same rows out (skewless.ray_batch).",
+        "the same rows out (skewless.offline.ray_batch).",
     )
     ray_address: str | None = Field(
         default=None,
@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     direct_online_reader: bool = Field(
         default=True,
         description="Read the online store (Redis or SQLite) directly "
-        "(skewless.online_readers) instead of through the Feast SDK; proved equal by parity "
+        "(skewless.online.readers) instead of through the Feast SDK; proved equal by parity "
         "tests, several times faster per call.",
     )
     max_batch_size: PositiveInt = Field(default=256, description="Instances per batch request.")

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import BadInput
+from skewless.errors import BadInput
 
 
 class StrictModel(BaseModel):

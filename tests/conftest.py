@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from skewless import feature_store as fs
+from skewless.features import store as feature_store
 from skewless.settings import Settings
 
 from .repos import copy_feature_repo, settings_for
@@ -46,7 +46,7 @@ def real_repo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     repo = copy_feature_repo(tmp_path_factory.mktemp("feature_repo"))
     settings = settings_for(repo, "sqlite", "unused")
     build_tables(settings.data_dir, LEAD_TIME_MINUTES, progress=lambda _: None)
-    fs.apply(settings)
+    feature_store.apply(settings)
     return settings
 
 
@@ -54,6 +54,6 @@ def real_repo(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def real_repo_redis(real_repo: Settings, redis_connection: str) -> Iterator[Settings]:
     """The same repository and tables, registered for the Redis online store."""
     settings = settings_for(real_repo.repo_path, "redis", redis_connection)
-    fs.apply(settings)
+    feature_store.apply(settings)
     yield settings
-    fs.open_store(settings).teardown()  # removes this test project's keys from Redis
+    feature_store.open_store(settings).teardown()  # removes this test project's keys from Redis

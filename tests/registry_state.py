@@ -13,7 +13,7 @@ from loadtests.gate import GateReport
 from loadtests.records import record_gate
 from loadtests.report import write_report
 from skewless.records import CheckResult, VersionTags
-from skewless.registry import ModelRegistry
+from skewless.registry.adapter import ModelRegistry
 
 
 def mlflow_client(registry: ModelRegistry) -> MlflowClient:

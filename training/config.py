@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import AwareDatetime, Field, PositiveInt
 
-from skewless.config import ModelConfig, Outcomes, Window, Windows, load_model_config
+from skewless.models.configuration import ModelConfig, Outcomes, Window, Windows, load_model_config
 from skewless.strict_yaml import ConfigError, StrictModel, validate_as
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from skewless.aliases import CHAMPION
-from skewless.registry import ModelRegistry, RegisteredModel, Version
+from skewless.registry.adapter import ModelRegistry, RegisteredModel, Version
+from skewless.registry.aliases import CHAMPION
 
 from .config import PipelineConfig
 

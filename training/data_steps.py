@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from skewless.features import service_schema
-from skewless.reference import derive_schema
+from skewless.features.service import service_schema
+from skewless.quality.reference import derive_schema
 
 from .artifacts import read_json, write_frame, write_json
 from .context import RunFolder, StepContext, StepOutput

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from skewless.quality import calibration, metrics
+from skewless.quality.metrics import calibration, metrics
 
 
 def evaluate(

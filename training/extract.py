@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pandas as pd
 from feast import FeatureStore
 
-from skewless.feature_store import file_source_path
-from skewless.features import historical_features
-from skewless.outcomes import KNOWN_AT, LABEL, join_labels, outcome_source
+from skewless.features.outcomes import KNOWN_AT, LABEL, join_labels, outcome_source
+from skewless.features.service import historical_features
+from skewless.features.store import file_source_path
 
 from .config import PipelineConfig
 

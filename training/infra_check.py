@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from skewless.model_artifacts import load_model
+from skewless.models.artifacts import load_model
 
 
 def main(argv: list[str]) -> int:

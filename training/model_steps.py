@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from skewless.encoder import FeatureEncoder
-from skewless.features import ENTITY_TIMESTAMP, service_schema
+from skewless.features.service import ENTITY_TIMESTAMP, service_schema
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import LoadedModel, load_model
-from skewless.model_contract import ModelContract, derive_features
-from skewless.reference import REFERENCE_FILE, derive_schema, model_reference
+from skewless.models.artifacts import LoadedModel, load_model
+from skewless.models.contract import ModelContract, derive_features
+from skewless.models.encoder import FeatureEncoder
+from skewless.quality.reference import REFERENCE_FILE, derive_schema, model_reference
 
 from . import bless as blessing
 from .artifacts import read_json, write_json, write_text
@@ -153,7 +153,7 @@ def evaluate_step(context: StepContext, trained: Trained) -> Evaluated:
                 else evaluate(rows, scores[fair], config.label, config.segments)
             )
     np.save(context.path("test_scores.npy"), scores)
-    # What monitoring compares this version's served traffic with (skewless/reference.py).
+    # What monitoring compares this version's served traffic with (skewless/quality/reference.py).
     write_json(
         model_reference(
             model.booster,

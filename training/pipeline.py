@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from skewless import feature_store as fs
 from skewless.errors import BadInput
-from skewless.ray_batch import historical_features_for
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.offline.ray_batch import historical_features_for
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
 from .config import PipelineConfig
@@ -92,7 +92,7 @@ class Pipeline:
         self.extract_fn = extract_fn or functools.partial(extract, retrieve=retrieve)
         self.progress, self.hook = progress, hook
         self.registry = ModelRegistry.of(settings)
-        self.store = fs.open_store(settings)
+        self.store = feature_store.open_store(settings)
 
     def run(self, resume: str | None = None) -> RunResult:
         registry = self.registry

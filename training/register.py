@@ -13,11 +13,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.hashing import sha256_file
+from skewless.quality.reference import REFERENCE_FILE
 from skewless.records import VersionTags
-from skewless.reference import REFERENCE_FILE
-from skewless.registry import MODEL_DIR, operator
+from skewless.registry.adapter import MODEL_DIR, operator
+from skewless.registry.aliases import CHALLENGER, CHAMPION
 
 from .artifacts import read_json, write_json
 from .context import RunFolder, StepContext, StepOutput

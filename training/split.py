@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from skewless.config import Window, Windows
+from skewless.models.configuration import Window, Windows
 
 
 @dataclass(frozen=True)

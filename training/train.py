@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from skewless.encoder import FeatureEncoder, categorical_columns
-from skewless.model_contract import ModelContract
+from skewless.models.contract import ModelContract
+from skewless.models.encoder import FeatureEncoder, categorical_columns
 
 from .config import Training
 

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from skewless.errors import CheckFailed
-from skewless.model_contract import is_categorical
-from skewless.reference import categorical_drift, numeric_drift
+from skewless.models.contract import is_categorical
+from skewless.quality.reference import categorical_drift, numeric_drift
 
 from .config import DataValidation
 

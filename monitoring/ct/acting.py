@@ -12,11 +12,11 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from skewless.aliases import CHAMPION
-from skewless.config import ModelConfig
 from skewless.errors import SkewlessError
+from skewless.models.configuration import ModelConfig
 from skewless.records import GateVerdict, StepVerdict
-from skewless.registry import GATE_REPORT, ModelRegistry, Version
+from skewless.registry.adapter import GATE_REPORT, ModelRegistry, Version
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings
 
 from .config import CTConfig

@@ -34,19 +34,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from skewless import feature_store as fs
-from skewless.aliases import CHAMPION
 from skewless.commands import run_command
-from skewless.config import ModelConfig
 from skewless.errors import BadInput
-from skewless.features import ENTITY_TIMESTAMP, historical_features, service_schema
-from skewless.model_artifacts import LoadedModel, load_artifacts
-from skewless.model_contract import ModelContract
-from skewless.outcomes import KNOWN_AT, LABEL, KnownTimes, outcome_source
-from skewless.prediction_log import FEATURE
-from skewless.quality import metrics
-from skewless.reference import REFERENCE_FILE, SCHEMA_FILE
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.features.outcomes import KNOWN_AT, LABEL, KnownTimes, outcome_source
+from skewless.features.service import ENTITY_TIMESTAMP, historical_features, service_schema
+from skewless.models.artifacts import LoadedModel, load_artifacts
+from skewless.models.configuration import ModelConfig
+from skewless.models.contract import ModelContract
+from skewless.quality.metrics import metrics
+from skewless.quality.prediction_log import FEATURE
+from skewless.quality.reference import REFERENCE_FILE, SCHEMA_FILE
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings
 
 from ..analysis import TIME, VersionAnalysis, VersionReference
@@ -181,9 +181,9 @@ class Backtest:
     def _requests(self) -> pd.DataFrame:
         """Every request of the period and the lookback before it, with its point-in-time
         features (one read for all policies) and its outcome (label, known when)."""
-        store = fs.open_store(self.settings)
+        store = feature_store.open_store(self.settings)
         schema = service_schema(store, self.config.feature_service)
-        rows = pd.read_parquet(fs.file_source_path(store, self.config.entity_source))
+        rows = pd.read_parquet(feature_store.file_source_path(store, self.config.entity_source))
         first = pd.Timestamp(self.start)
         times = rows[ENTITY_TIMESTAMP]
         rows = rows[(times >= first) & (times < pd.Timestamp(self.end))]

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from skewless.config import ModelConfig
+from skewless.models.configuration import ModelConfig
 from skewless.strict_yaml import StrictModel, validate_as
 
 from .cron import Cron

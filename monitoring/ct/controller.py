@@ -13,10 +13,10 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from skewless.aliases import CHAMPION
 from skewless.commands import run_command
-from skewless.config import ModelConfig
-from skewless.registry import ModelRegistry
+from skewless.models.configuration import ModelConfig
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings
 
 from . import decisions, requests

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from skewless.config import ModelConfig
-from skewless.registry import ModelRegistry
+from skewless.models.configuration import ModelConfig
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
 from .lock import ct_dir

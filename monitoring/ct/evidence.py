@@ -24,12 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from skewless import feature_store as fs
-from skewless.config import ModelConfig
 from skewless.errors import BadInput
-from skewless.outcomes import LABEL, KnownTimes, known_times, outcome_source
-from skewless.quality import metrics
-from skewless.registry import Version
+from skewless.features import store as feature_store
+from skewless.features.outcomes import LABEL, KnownTimes, known_times, outcome_source
+from skewless.models.configuration import ModelConfig
+from skewless.quality.metrics import metrics
+from skewless.registry.adapter import Version
 from skewless.settings import Settings
 
 from ..analysis import TIME, VersionAnalysis
@@ -91,7 +91,7 @@ def gather(
     facts = None if champion is None else Champion.of(champion)
     labelled_new = None
     if facts is not None and facts.trained_until is not None:
-        known = known_times(outcome_source(fs.open_store(settings), config))
+        known = known_times(outcome_source(feature_store.open_store(settings), config))
         labelled_new = labelled_since(known, facts, now)
     auc, labelled_n, weighted, drifted = None, 0, None, []
     try:  # a bad `monitoring:` section is no evidence, as no log is: the other triggers judge

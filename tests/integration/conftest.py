@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from skewless import feature_store as fs
-from skewless.config import load_model_config
+from skewless.features import store as feature_store
+from skewless.models.configuration import load_model_config
 from skewless.settings import Settings
 
 from ..repos import copy_feature_repo, settings_for
@@ -41,6 +41,8 @@ def sqlite_repo(real_repo: Settings, tmp_path_factory: pytest.TempPathFactory) -
     repo = copy_feature_repo(folder / "repo")
     shutil.copytree(real_repo.data_dir, repo / "data", ignore=shutil.ignore_patterns("*.db"))
     settings = settings_for(repo, "sqlite", "unused")
-    fs.apply(settings)
-    fs.materialize(fs.open_store(settings), load_model_config(settings.config).as_of)
+    feature_store.apply(settings)
+    feature_store.materialize(
+        feature_store.open_store(settings), load_model_config(settings.config).as_of
+    )
     return settings

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from skewless import model_artifacts as predictor
+from skewless.models import artifacts
 
-_real_score = predictor.LoadedModel.score
-_real_single = predictor.SingleRowPredictor.score
+_real_score = artifacts.LoadedModel.score
+_real_single = artifacts.SingleRowPredictor.score
 
 
 def _fault(values: list[Any]) -> float:
@@ -34,19 +34,19 @@ def _fault(values: list[Any]) -> float:
     return float(os.environ.get("FAULT_SCORE_OFFSET", "0"))
 
 
-def _faulty_score(self: predictor.LoadedModel, rows: Any) -> np.ndarray:
+def _faulty_score(self: artifacts.LoadedModel, rows: Any) -> np.ndarray:
     feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
     return _real_score(self, rows) + _fault(list(rows[feature]) if feature else [])
 
 
-def _faulty_single(self: predictor.SingleRowPredictor, values: Any, k: int = 0) -> float:
+def _faulty_single(self: artifacts.SingleRowPredictor, values: Any, k: int = 0) -> float:
     """The service's single-row path (one row, or each row of a small batch)."""
     feature = os.environ.get("FAULT_ERROR_WHEN_MISSING")
     return _real_single(self, values, k) + _fault([values[feature][k]] if feature else [])
 
 
-predictor.LoadedModel.score = _faulty_score  # type: ignore[method-assign]
-predictor.SingleRowPredictor.score = _faulty_single  # type: ignore[method-assign]
+artifacts.LoadedModel.score = _faulty_score  # type: ignore[method-assign]
+artifacts.SingleRowPredictor.score = _faulty_single  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     from cli.main import main

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from serving.replay import replay
-from skewless import feature_store as fs
-from skewless.config import ModelConfig, load_model_config
-from skewless.features import ServiceSchema, service_schema
-from skewless.model_artifacts import ModelFetcher
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.features.service import ServiceSchema, service_schema
+from skewless.models.artifacts import ModelFetcher
+from skewless.models.configuration import ModelConfig, load_model_config
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
@@ -80,7 +80,7 @@ def build_world(real_repo: Settings, folder: Path) -> MonitoringWorld:
         result = Pipeline(settings, cfg, progress=lambda _: None).run()
         assert result.version is not None, result.verdict
     config = load_model_config(settings.config)
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     fetcher = ModelFetcher(ModelRegistry(settings.state_dir), config.name, schema, folder / "m")
     logs = {"march": folder / "log-march", "september": folder / "log-september"}

@@ -11,9 +11,9 @@ from typing import Any
 import pandas as pd
 
 from serving.process import ServiceProcess
-from skewless import feature_store as fs
-from skewless.config import ModelConfig, load_model_config
-from skewless.features import ServiceSchema, service_schema
+from skewless.features import store as feature_store
+from skewless.features.service import ServiceSchema, service_schema
+from skewless.models.configuration import ModelConfig, load_model_config
 from skewless.settings import Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
@@ -67,8 +67,8 @@ class ServingWorld:
 
     def requests(self, n: int) -> pd.DataFrame:
         """Real entity rows just before `as_of`, each with its join keys and request fields."""
-        store = fs.open_store(self.settings)
-        return fs.recent_entity_rows(store, self.config, self.schema, n)
+        store = feature_store.open_store(self.settings)
+        return feature_store.recent_entity_rows(store, self.config, self.schema, n)
 
 
 def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
@@ -82,9 +82,9 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
     )
     try:
         config = load_model_config(settings.config)
-        fs.apply(settings)
-        store = fs.open_store(settings)
-        fs.materialize(store, config.as_of)
+        feature_store.apply(settings)
+        store = feature_store.open_store(settings)
+        feature_store.materialize(store, config.as_of)
         pipeline_yaml = folder / "pipeline.yaml"
         pipeline_yaml.write_text(SMALL_PIPELINE)
         pipeline = Pipeline(settings, load_pipeline_config(pipeline_yaml), progress=lambda _: None)

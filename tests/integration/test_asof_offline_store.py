@@ -1,4 +1,4 @@
-"""The ASOF offline store (skewless.asof_offline_store) against Feast's own DuckDB store.
+"""The ASOF offline store (skewless.offline.asof_store) against Feast's own DuckDB store.
 
 Every case runs the same entity rows through both stores, over the same applied repository,
 and asks for the same rows, value by value and dtype by dtype. A few rows also carry the
@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 from feast import FeatureStore
 
-from skewless import asof_offline_store
-from skewless import feature_store as fs
-from skewless.parity import compare_features
+from skewless.features import store as feature_store
+from skewless.offline import asof_store
+from skewless.quality.parity import compare_features
 from skewless.settings import Settings
 
 T0 = pd.Timestamp("2013-05-01 12:00", tz="UTC")
@@ -195,18 +195,18 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (repo / "definitions.py").write_text(DEFINITIONS)
     (repo / "feature_store.yaml").write_text(
         "project: asof\nprovider: local\nregistry: registry.db\n"
-        "offline_store:\n  type: skewless.asof_offline_store.AsofDuckDBOfflineStore\n"
+        "offline_store:\n  type: skewless.offline.asof_store.AsofDuckDBOfflineStore\n"
         "online_store:\n  type: sqlite\n  path: online.db\n"
         "entity_key_serialization_version: 3\n"
     )
     _tables(repo)
-    fs.apply(Settings(repo_path=repo))
+    feature_store.apply(Settings(repo_path=repo))
     return repo
 
 
 def open_both(repo: Path) -> tuple[FeatureStore, FeatureStore]:
-    asof = fs.open_store(Settings(repo_path=repo, offline_store="asof"))
-    stock = fs.open_store(Settings(repo_path=repo, offline_store="duckdb"))
+    asof = feature_store.open_store(Settings(repo_path=repo, offline_store="asof"))
+    stock = feature_store.open_store(Settings(repo_path=repo, offline_store="duckdb"))
     assert type(asof._get_provider().offline_store).__name__ == "AsofDuckDBOfflineStore"
     assert type(stock._get_provider().offline_store).__name__ == "DuckDBOfflineStore"
     return asof, stock
@@ -303,9 +303,9 @@ PLANTS: dict[str, Callable[[str], str]] = {
 def test_a_planted_off_by_one_is_caught(
     repo: Path, plant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    view_sql = asof_offline_store._view_sql
+    view_sql = asof_store._view_sql
     monkeypatch.setattr(
-        asof_offline_store,
+        asof_store,
         "_view_sql",
         lambda *args: PLANTS[plant](view_sql(*args)),
     )
@@ -336,9 +336,9 @@ def test_stock_store_answers_what_the_plugin_cannot(repo: Path) -> None:
 @pytest.mark.slow
 def test_whole_year_equals_feasts_store(real_repo: Settings) -> None:
     """The full feature service over all 336,776 flights, value by value, dtype by dtype."""
-    asof = fs.open_store(real_repo)
-    stock = fs.open_store(real_repo.model_copy(update={"offline_store": "duckdb"}))
-    requests = pd.read_parquet(fs.file_source_path(asof, "flight_requests"))
+    asof = feature_store.open_store(real_repo)
+    stock = feature_store.open_store(real_repo.model_copy(update={"offline_store": "duckdb"}))
+    requests = pd.read_parquet(feature_store.file_source_path(asof, "flight_requests"))
     service = asof.get_feature_service("delay_model_v1")
     ours = asof.get_historical_features(entity_df=requests, features=service).to_df()
     theirs = stock.get_historical_features(entity_df=requests, features=service).to_df()

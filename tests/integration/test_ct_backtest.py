@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 from monitoring.config import load_monitoring_config
 from monitoring.ct.backtest import Backtest, markdown
 from monitoring.ct.config import CTConfig
-from skewless.config import load_model_config
+from skewless.models.configuration import load_model_config
 
 from .monitoring_setup import MonitoringWorld
 
@@ -36,7 +36,7 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
     assert retrain["why"] == ["schedule"] and retrain["seconds"] > 0
     assert not retrain["result"].startswith("pipeline stopped"), retrain["result"]
     # The real registry was not touched: retrains live in the backtest's sandbox.
-    from skewless.registry import ModelRegistry
+    from skewless.registry.adapter import ModelRegistry
 
     real = ModelRegistry(monitoring_world.settings.state_dir).versions(config.name)
     sandbox = ModelRegistry(tmp_path / "bt" / "state").versions(config.name)
@@ -45,12 +45,12 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
     # April's AUC of the static policy equals the base model's batch scores of the same
     # requests against their labels, computed on the batch path (`skewless score`'s).
     from serving.batch import score_rows
-    from skewless import feature_store as fs
-    from skewless.features import service_schema
-    from skewless.model_artifacts import ModelFetcher
+    from skewless.features import store as feature_store
+    from skewless.features.service import service_schema
+    from skewless.models.artifacts import ModelFetcher
 
-    store = fs.open_store(monitoring_world.settings)
-    requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
+    store = feature_store.open_store(monitoring_world.settings)
+    requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
     april = requests[(requests["event_timestamp"] >= pd.Timestamp(START))
                      & (requests["event_timestamp"] < pd.Timestamp(END))]  # fmt: skip
     schema = service_schema(store, config.feature_service)

@@ -16,10 +16,10 @@ from monitoring.ct.controller import tick
 from monitoring.ct.decisions import decisions
 from monitoring.ct.lock import pipeline_lock
 from monitoring.ct.requests import request_retrain
-from skewless.aliases import CHAMPION
-from skewless.config import load_model_config
-from skewless.monitoring_result import MonitoringResult
-from skewless.registry import ModelRegistry
+from skewless.models.configuration import load_model_config
+from skewless.quality.monitoring_result import MonitoringResult
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings
 
 from .monitoring_setup import MonitoringWorld

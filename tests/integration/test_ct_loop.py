@@ -32,10 +32,10 @@ from monitoring.ct.decisions import Decision, decisions
 from monitoring.ct.requests import request_retrain
 from serving.process import ServiceProcess
 from serving.schemas import rest_body
-from skewless import feature_store as fs
-from skewless.aliases import CHAMPION
-from skewless.config import load_model_config
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import PROJECT_ROOT, Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
@@ -121,7 +121,7 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
     features already materialized in its Redis), whose outcome table this test may change; a
     state of its own with champion v1 (March)."""
     folder = tmp_path_factory.mktemp("ct-loop")
-    project = fs.open_store(serving_world.settings).project
+    project = feature_store.open_store(serving_world.settings).project
     repo = copy_feature_repo(folder / "repo", project=project)
     shutil.copytree(serving_world.settings.data_dir, repo / "data",
                     ignore=shutil.ignore_patterns("*.db"))  # fmt: skip
@@ -135,11 +135,13 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
             "prediction_log": folder / "prediction_log",
         }  # fmt: skip
     )
-    fs.apply(settings)
+    feature_store.apply(settings)
     result = Pipeline(settings, load_pipeline_config(model_file), progress=lambda _: None).run()
     assert result.version is not None and CHAMPION in result.aliases, result.verdict
-    store = fs.open_store(settings)
-    rows = fs.recent_entity_rows(store, load_model_config(model_file), serving_world.schema, 400)
+    store = feature_store.open_store(settings)
+    rows = feature_store.recent_entity_rows(
+        store, load_model_config(model_file), serving_world.schema, 400
+    )
     env = {
         **serving_world.env(),
         "SKEWLESS_REPO_PATH": str(repo),
@@ -152,7 +154,7 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
         "SKEWLESS_REDIS_TIMEOUT_MS": "1000",
     }
     return LoopWorld(settings, model_file, folder, env, rows,
-                     fs.file_source_path(store, "flight_outcomes"))  # fmt: skip
+                     feature_store.file_source_path(store, "flight_outcomes"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +187,9 @@ class Stream:
         self.thread.join(30)
 
     def _send(self) -> None:
-        from skewless.features import service_schema
+        from skewless.features.service import service_schema
 
-        schema = service_schema(fs.open_store(self.world.settings), "delay_model_v1")
+        schema = service_schema(feature_store.open_store(self.world.settings), "delay_model_v1")
         rows = self.world.rows.to_dict("records")
         with httpx.Client(timeout=10) as client:
             n = 0

@@ -28,10 +28,10 @@ import pytest
 from loadtests.config import CanaryConfig, GateConfig
 from loadtests.deploy import GateOutcome, deploy, run_gate
 from loadtests.promotion import promote, rollback
-from skewless.aliases import CHALLENGER, CHAMPION
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import MODEL_FILE
-from skewless.registry import MODEL_DIR, ModelRegistry, PromotionRefused, RegistryError
+from skewless.models.artifacts import MODEL_FILE
+from skewless.registry.adapter import MODEL_DIR, ModelRegistry, PromotionRefused, RegistryError
+from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import Settings
 from tests.registry_state import mlflow_client
 from training.config import load_pipeline_config

@@ -10,10 +10,10 @@ from typing import Any
 import pandas as pd
 import redis
 
-from skewless import feature_store as fs
-from skewless.config import load_model_config
-from skewless.features import OnlineRead, ServiceSchema, read_online, service_schema
-from skewless.online_readers import RedisFeatureReader, SqliteFeatureReader
+from skewless.features import store as feature_store
+from skewless.features.service import OnlineRead, ServiceSchema, read_online, service_schema
+from skewless.models.configuration import load_model_config
+from skewless.online.readers import RedisFeatureReader, SqliteFeatureReader
 from skewless.settings import Settings
 
 from .serving_setup import ServingWorld
@@ -32,7 +32,7 @@ def _records(rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def test_direct_redis_reader_equals_get_online_features(serving_world: ServingWorld) -> None:
-    store = fs.open_store(serving_world.settings)
+    store = feature_store.open_store(serving_world.settings)
     schema = serving_world.schema
     records = _records(serving_world.requests(400)[list(schema.inputs)])
     now = serving_world.config.as_of
@@ -58,10 +58,10 @@ def _assert_equal(
 
 
 def test_direct_sqlite_reader_equals_get_online_features(sqlite_repo: Settings) -> None:
-    store = fs.open_store(sqlite_repo)
+    store = feature_store.open_store(sqlite_repo)
     config = load_model_config(sqlite_repo.config)
     schema = service_schema(store, config.feature_service)
-    rows = fs.recent_entity_rows(store, config, schema, 400)[list(schema.inputs)]
+    rows = feature_store.recent_entity_rows(store, config, schema, 400)[list(schema.inputs)]
     records = _records(rows)
     sdk = read_online(store, schema, records, config.as_of)
     direct = SqliteFeatureReader(store, schema).read(records, config.as_of)

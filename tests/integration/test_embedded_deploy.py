@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from skewless.aliases import CHAMPION
-from skewless.registry import ModelRegistry
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import PROJECT_ROOT, Settings
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline

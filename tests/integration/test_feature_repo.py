@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from skewless import feature_store as fs
-from skewless.features import service_schema
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
 from skewless.settings import Settings
 
 from ..repos import copy_feature_repo, settings_for
@@ -16,8 +16,8 @@ from ..repos import copy_feature_repo, settings_for
 
 def run_feast(settings: Settings, *args: str) -> str:
     done = subprocess.run(
-        fs.feast_command(settings, *args),
-        env=fs.feast_environment(settings),
+        feature_store.feast_command(settings, *args),
+        env=feature_store.feast_environment(settings),
         capture_output=True,
         text=True,
         check=False,
@@ -48,7 +48,7 @@ def test_feature_views_and_services_are_listed_with_descriptions(real_repo: Sett
 
 
 def test_every_feature_and_view_is_described_and_owned(real_repo: Settings) -> None:
-    store = fs.open_store(real_repo)
+    store = feature_store.open_store(real_repo)
     for view in store.list_feature_views():
         assert view.description and view.owner and view.tags, view.name
         undocumented = [f.name for f in view.features if not f.description]
@@ -61,7 +61,7 @@ def test_every_feature_and_view_is_described_and_owned(real_repo: Settings) -> N
 
 
 def test_service_schema_names_what_a_caller_must_send(real_repo: Settings) -> None:
-    schema = service_schema(fs.open_store(real_repo), "delay_model_v1")
+    schema = service_schema(feature_store.open_store(real_repo), "delay_model_v1")
     assert set(schema.join_keys) == {"origin", "dest", "carrier", "tailnum"}
     assert set(schema.request_fields) == {"scheduled_departure", "requested_at", "distance"}
     assert len(schema.features) == len(set(schema.features)) == 41
@@ -70,10 +70,10 @@ def test_service_schema_names_what_a_caller_must_send(real_repo: Settings) -> No
 @pytest.mark.parametrize("online_store", ["sqlite", "redis"])
 def test_both_online_store_variants_parse(online_store: str, real_repo: Settings) -> None:
     settings = settings_for(real_repo.repo_path, online_store, "127.0.0.1:6379")
-    config = fs.open_store(settings).config
+    config = feature_store.open_store(settings).config
     assert config.online_store.type == online_store
     # Both variants read offline through the ASOF plug-in (never the dask `file` store).
-    assert config.offline_store.type == "skewless.asof_offline_store.AsofDuckDBOfflineStore"
+    assert config.offline_store.type == "skewless.offline.asof_store.AsofDuckDBOfflineStore"
 
 
 def test_feast_ui_serves_the_repository_with_the_asof_store(real_repo: Settings) -> None:
@@ -85,8 +85,8 @@ def test_feast_ui_serves_the_repository_with_the_asof_store(real_repo: Settings)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     ui = subprocess.Popen(
-        fs.feast_command(real_repo, "ui", "--host", "127.0.0.1", "--port", str(port)),
-        env=fs.feast_environment(real_repo),
+        feature_store.feast_command(real_repo, "ui", "--host", "127.0.0.1", "--port", str(port)),
+        env=feature_store.feast_environment(real_repo),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -102,7 +102,7 @@ def test_feast_ui_serves_the_repository_with_the_asof_store(real_repo: Settings)
                 assert ui.poll() is None, (ui.stderr.read() if ui.stderr else "")[-3000:]
                 assert time.monotonic() < deadline, "feast ui did not answer in 120 s"
                 time.sleep(1)
-        assert fs.open_store(real_repo).project in projects
+        assert feature_store.open_store(real_repo).project in projects
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as page:
             assert page.status == 200
     finally:

@@ -14,9 +14,9 @@ import pytest
 
 from feature_repo.tables.profiles import WEATHER_COLUMNS
 from feature_repo.tables.raw import read_raw
-from skewless import feature_store as fs
-from skewless.features import historical_features
-from skewless.parity import compare_features
+from skewless.features import store as feature_store
+from skewless.features.service import historical_features
+from skewless.quality.parity import compare_features
 from skewless.settings import Settings
 
 SAMPLE = 1_500
@@ -48,8 +48,8 @@ def raw_departures() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def served(real_repo: Settings) -> pd.DataFrame:
-    store = fs.open_store(real_repo)
-    requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
+    store = feature_store.open_store(real_repo)
+    requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
     sample = requests.sample(n=SAMPLE, random_state=20130101)
     return historical_features(store, "delay_model_v1", sample)
 

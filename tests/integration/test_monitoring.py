@@ -21,13 +21,13 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from monitoring.config import load_monitoring_config
 from monitoring.run import HISTORY_FILE, REPORT_FILE, RESULT_FILE, Period, monitor
-from skewless import feature_store as fs
-from skewless.config import load_model_config
 from skewless.errors import BadInput
-from skewless.feature_store import file_source_path
-from skewless.monitoring_result import FeatureDrift, MonitoringResult, VersionResult
-from skewless.outcomes import join_labels, outcome_source
-from skewless.prediction_log import FEATURE, read_prediction_log
+from skewless.features import store as feature_store
+from skewless.features.outcomes import join_labels, outcome_source
+from skewless.features.store import file_source_path
+from skewless.models.configuration import load_model_config
+from skewless.quality.monitoring_result import FeatureDrift, MonitoringResult, VersionResult
+from skewless.quality.prediction_log import FEATURE, read_prediction_log
 
 from .monitoring_setup import MARCH, SEPTEMBER, MonitoringWorld
 
@@ -117,7 +117,7 @@ def test_a_label_known_one_second_after_the_monitoring_time_is_not_used(
     monitoring_world: MonitoringWorld,
 ) -> None:
     settings = monitoring_world.settings
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     source = outcome_source(store, monitoring_world.config)
     outcomes = pd.read_parquet(file_source_path(store, "flight_outcomes"))
     some = outcomes.iloc[[10, 5000, 20000]]
@@ -137,7 +137,7 @@ def test_performance_equals_scikit_learn_on_the_same_joined_rows(
     outcome = _monitor(monitoring_world, "march", tmp_path / "out")
     v1 = _version(outcome.result, "1")
     log = read_prediction_log(monitoring_world.logs["march"])
-    store = fs.open_store(monitoring_world.settings)
+    store = feature_store.open_store(monitoring_world.settings)
     outcomes = pd.read_parquet(file_source_path(store, "flight_outcomes"))
     known = outcomes[outcomes["event_timestamp"] <= pd.Timestamp(UNTIL)]
     joined = log.merge(known, left_on="request_id", right_on="flight_id", how="inner")
@@ -291,14 +291,14 @@ def test_replaying_a_period_again_replaces_it_rather_than_doubling_it(
     monitoring_world: MonitoringWorld, tmp_path: Path
 ) -> None:
     from serving.replay import replay
-    from skewless.model_artifacts import ModelFetcher
-    from skewless.registry import ModelRegistry
+    from skewless.models.artifacts import ModelFetcher
+    from skewless.registry.adapter import ModelRegistry
 
     log = tmp_path / "log"
     shutil.copytree(monitoring_world.logs["march"], log)
     before = read_prediction_log(log)
     settings = monitoring_world.settings
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     registry = ModelRegistry(settings.state_dir)
     fetcher = ModelFetcher(
         registry, monitoring_world.config.name, monitoring_world.schema, tmp_path

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from skewless import feature_store as fs
-from skewless.features import historical_features, online_features, service_schema
-from skewless.parity import compare_features
+from skewless.features import store as feature_store
+from skewless.features.service import historical_features, online_features, service_schema
+from skewless.quality.parity import compare_features
 from skewless.settings import Settings
 
 from ..repos import settings_for
@@ -26,8 +26,8 @@ MIN_ENTITIES = 200
 
 def entity_rows_at_t(settings: Settings) -> pd.DataFrame:
     """Real flights asked for in the 8 hours after T, all asked as of T."""
-    store = fs.open_store(settings)
-    requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
+    store = feature_store.open_store(settings)
+    requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
     soon = requests[
         (requests["event_timestamp"] >= T)
         & (requests["event_timestamp"] < T + pd.Timedelta(hours=8))
@@ -39,11 +39,11 @@ def entity_rows_at_t(settings: Settings) -> pd.DataFrame:
 
 
 def online_and_offline(settings: Settings, online_settings: Settings | None = None):
-    store = fs.open_store(settings)
-    fs.materialize(store, T.to_pydatetime())
+    store = feature_store.open_store(settings)
+    feature_store.materialize(store, T.to_pydatetime())
     rows = entity_rows_at_t(settings)
     offline = historical_features(store, "delay_model_v1", rows)
-    online_store = fs.open_store(online_settings or settings)
+    online_store = feature_store.open_store(online_settings or settings)
     schema = service_schema(online_store, "delay_model_v1")
     online = online_features(online_store, schema, rows, now=T.to_pydatetime())
     return schema, online, offline
@@ -86,7 +86,9 @@ def test_a_definition_changed_on_one_side_breaks_parity(
         )
     )
     skewed_settings = settings_for(skewed, "sqlite", "unused")
-    subprocess.run(fs.feast_command(skewed_settings, "apply"), check=True, capture_output=True)
+    subprocess.run(
+        feature_store.feast_command(skewed_settings, "apply"), check=True, capture_output=True
+    )
 
     schema, online, offline = online_and_offline(real_repo, online_settings=skewed_settings)
     mismatched = {

@@ -17,12 +17,12 @@ import pytest
 import redis
 
 from serving.batch import read_scores, score_file
-from skewless import feature_store as fs
-from skewless import ray_batch
-from skewless.features import historical_features
-from skewless.model_artifacts import ModelFetcher, ServedModel
-from skewless.ray_batch import RayUnavailable, historical_features_on_ray, materialize_for
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.features.service import historical_features
+from skewless.models.artifacts import ModelFetcher, ServedModel
+from skewless.offline import ray_batch
+from skewless.offline.ray_batch import RayUnavailable, historical_features_on_ray, materialize_for
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 from training.config import load_pipeline_config
 from training.extract import extract
@@ -62,8 +62,8 @@ def model(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFactory)
 def year_sample(world: ServingWorld, every: int) -> pd.DataFrame:
     """Every `every`-th request of the year, plus the awkward rows: a duplicate and a row
     whose aircraft is unknown (a null join key)."""
-    store = fs.open_store(world.settings)
-    rows = pd.read_parquet(fs.file_source_path(store, world.config.entity_source))
+    store = feature_store.open_store(world.settings)
+    rows = pd.read_parquet(feature_store.file_source_path(store, world.config.entity_source))
     sample = rows.iloc[::every]
     unknown = sample.head(1).assign(tailnum=None)
     return pd.concat([sample, sample.head(1), unknown], ignore_index=True)
@@ -73,7 +73,7 @@ def test_historical_retrieval_on_ray_equals_one_process_row_by_row(
     serving_world: ServingWorld, on_ray: Settings
 ) -> None:
     rows = year_sample(serving_world, 20)  # ~17k rows over the whole year
-    store = fs.open_store(serving_world.settings)
+    store = feature_store.open_store(serving_world.settings)
     here = historical_features(store, serving_world.schema.name, rows)
     there = historical_features_on_ray(on_ray, serving_world.schema.name, rows, block_rows=4000)
     pd.testing.assert_frame_equal(there, here)  # values, dtypes and order
@@ -86,7 +86,7 @@ def test_batch_scoring_on_ray_equals_one_process_and_uses_both_nodes(
     rows = year_sample(serving_world, 12)  # ~28k rows
     source = tmp_path / "rows.parquet"
     rows.to_parquet(source, index=False)
-    store = fs.open_store(serving_world.settings)
+    store = feature_store.open_store(serving_world.settings)
     schema = serving_world.schema
     quiet = {"chunk_rows": 3000, "progress": lambda _: None}
     local = score_file(store, schema, model, source, tmp_path / "local", **quiet)
@@ -136,7 +136,7 @@ def test_the_pipelines_extract_goes_through_ray_when_the_settings_say_so(
     path = tmp_path / "pipeline.yaml"
     path.write_text(SMALL_PIPELINE)
     config = load_pipeline_config(path)
-    store = fs.open_store(serving_world.settings)
+    store = feature_store.open_store(serving_world.settings)
     pipeline = Pipeline(on_ray.model_copy(update={"state_dir": tmp_path / "state"}), config)
     shutil.rmtree(tmp_path / "state", ignore_errors=True)
     pd.testing.assert_frame_equal(pipeline.extract_fn(store, config), extract(store, config))
@@ -162,15 +162,17 @@ def test_materialization_on_ray_writes_what_feasts_local_engine_writes(
     shutil.copytree(real_repo.data_dir, repo / "data", ignore=shutil.ignore_patterns("*.db"))
     server = serving_world.settings.redis_connection
     local = settings_for(repo, "redis", f"{server},db=4")
-    fs.apply(local)
+    feature_store.apply(local)
     remote = on_ray.model_copy(update={"repo_path": repo, "redis_connection": f"{server},db=5"})
     as_of = serving_world.config.as_of
-    store = fs.open_store(remote)
+    store = feature_store.open_store(remote)
     materialize_for(remote, store, as_of)
     assert all(
-        v.materialization_intervals for v in fs.open_store(remote).list_feature_views() if v.online
+        v.materialization_intervals
+        for v in feature_store.open_store(remote).list_feature_views()
+        if v.online
     )
-    fs.materialize(fs.open_store(local), as_of)
+    feature_store.materialize(feature_store.open_store(local), as_of)
     here, there = _dump(server, 4), _dump(server, 5)
     assert len(here) > 1000 and there == here
 

@@ -17,9 +17,9 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 from serving.schemas import rest_body
-from skewless import feature_store as fs
-from skewless.features import read_online
-from skewless.online_readers import RedisClusterFeatureReader
+from skewless.features import store as feature_store
+from skewless.features.service import read_online
+from skewless.online.readers import RedisClusterFeatureReader
 from skewless.settings import Settings
 
 from ..redis_cluster import RedisCluster as ClusterProcesses
@@ -42,8 +42,8 @@ def cluster_world(
         settings = serving_world.settings.model_copy(
             update={"online_store": "redis_cluster", "redis_connection": cluster.connection}
         )
-        fs.apply(settings)
-        fs.materialize(fs.open_store(settings), serving_world.config.as_of)
+        feature_store.apply(settings)
+        feature_store.materialize(feature_store.open_store(settings), serving_world.config.as_of)
         yield ClusterWorld(settings, cluster)
     finally:
         cluster.stop()
@@ -60,8 +60,8 @@ def test_the_cluster_serves_what_one_redis_serves(
     schema = serving_world.schema
     records = _records(serving_world.requests(400)[list(schema.inputs)])
     now = serving_world.config.as_of
-    single = read_online(fs.open_store(serving_world.settings), schema, records, now)
-    store = fs.open_store(cluster_world.settings)
+    single = read_online(feature_store.open_store(serving_world.settings), schema, records, now)
+    store = feature_store.open_store(cluster_world.settings)
     sdk = read_online(store, schema, records, now)
     direct = RedisClusterFeatureReader(store, schema, _client(cluster_world)).read(records, now)
     _assert_equal(schema, records, single, sdk)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from skewless import feature_store as fs
-from skewless.feature_store import file_source_path
+from skewless.features import store as feature_store
+from skewless.features.store import file_source_path
 from training.config import load_pipeline_config
 from training.extract import LABEL_KNOWN_AT
 from training.pipeline import Pipeline
@@ -31,7 +31,7 @@ def test_a_retrain_at_day_d_uses_no_label_known_after_d(
 
     known_at = pd.to_datetime(dataset[LABEL_KNOWN_AT], utc=True)
     assert (known_at <= pd.Timestamp(AS_OF)).all()
-    store = fs.open_store(settings)
+    store = feature_store.open_store(settings)
     outcomes = pd.read_parquet(file_source_path(store, "flight_outcomes"))
     requests = pd.read_parquet(file_source_path(store, "flight_requests"))
     window = requests[

@@ -24,8 +24,8 @@ from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
 from serving.schemas import rest_body
-from skewless import feature_store as fs
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.registry.adapter import ModelRegistry
 
 from .serving_setup import ServingWorld
 
@@ -72,7 +72,7 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
     assert grpc_scores == [r["probability"] for r in rest]  # identical, not close
 
     # Batch scoring of the same flights at the same moment (the online store's as_of).
-    store = fs.open_store(serving_world.settings)
+    store = feature_store.open_store(serving_world.settings)
     loader = ModelLoader(
         ModelRegistry(serving_world.settings.state_dir),
         serving_world.config.name,

@@ -26,12 +26,12 @@ from serving.process import ServiceProcess
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
 from serving.schemas import rest_body
-from skewless.aliases import CHAMPION
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import CONTRACT_FILE, MODEL_FILE
-from skewless.prediction_log import FEATURE, read_prediction_log
+from skewless.models.artifacts import CONTRACT_FILE, MODEL_FILE
+from skewless.quality.prediction_log import FEATURE, read_prediction_log
 from skewless.records import VersionTags
-from skewless.registry import MODEL_DIR, ModelRegistry
+from skewless.registry.adapter import MODEL_DIR, ModelRegistry
+from skewless.registry.aliases import CHAMPION
 
 from .serving_setup import ServingWorld
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from skewless import feature_store as fs
-from skewless.aliases import CHAMPION
-from skewless.config import load_model_config
-from skewless.features import read_online, service_schema
-from skewless.registry import ModelRegistry
+from skewless.features import store as feature_store
+from skewless.features.service import read_online, service_schema
+from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings
 from tests.registry_state import record_passed_gate, register_versions
 
@@ -86,7 +86,7 @@ def test_postgresql_keeps_what_sqlite_keeps(database: str, tmp_path: Path) -> No
 RACER = """
 import sys, time
 from pathlib import Path
-from skewless.registry import ModelRegistry, RegistryError
+from skewless.registry.adapter import ModelRegistry, RegistryError
 state, uri, target, start, seconds = sys.argv[1:6]
 registry = ModelRegistry(Path(state), uri)
 time.sleep(max(0.0, float(start) - time.time()))  # both begin together, imports done
@@ -179,15 +179,15 @@ def test_feasts_registry_on_postgresql_defines_the_same_service(
     shared = sqlite_repo.model_copy(
         update={"feast_registry_uri": database, "state_dir": tmp_path / "state"}
     )
-    fs.apply(shared)
-    on_postgres, on_file = fs.open_store(shared), fs.open_store(sqlite_repo)
+    feature_store.apply(shared)
+    on_postgres, on_file = feature_store.open_store(shared), feature_store.open_store(sqlite_repo)
     assert type(on_postgres.registry).__name__ == "SqlRegistry"
     names = [sorted(v.name for v in s.list_feature_views()) for s in (on_postgres, on_file)]
     assert names[0] == names[1] and names[0]
     config = load_model_config(sqlite_repo.config)
     schema = service_schema(on_file, config.feature_service)
     assert service_schema(on_postgres, config.feature_service) == schema
-    rows = fs.recent_entity_rows(on_file, config, schema, 50)[list(schema.inputs)]
+    rows = feature_store.recent_entity_rows(on_file, config, schema, 50)[list(schema.inputs)]
     records = [
         {k: v.to_pydatetime() if hasattr(v, "to_pydatetime") else v for k, v in r.items()}
         for r in rows.to_dict(orient="records")

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skewless import feature_store as fs
-from skewless.aliases import CHALLENGER, CHAMPION
+from skewless.features import store as feature_store
 from skewless.hashing import sha256_file
-from skewless.model_artifacts import ModelArtifactError, load_model
-from skewless.registry import UNGATED, ModelRegistry
+from skewless.models.artifacts import ModelArtifactError, load_model
+from skewless.registry.adapter import UNGATED, ModelRegistry
+from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import PROJECT_ROOT, Settings
 from tests.registry_state import mlflow_client
 from training.config import PipelineConfig, load_pipeline_config
@@ -96,11 +96,11 @@ def first_run(
 
 
 def test_training_converges_without_nan(real_repo: Settings, config: PipelineConfig) -> None:
-    from skewless.encoder import FeatureEncoder
-    from skewless.features import service_schema
-    from skewless.model_contract import ModelContract, derive_features
+    from skewless.features.service import service_schema
+    from skewless.models.contract import ModelContract, derive_features
+    from skewless.models.encoder import FeatureEncoder
 
-    store = fs.open_store(real_repo)
+    store = feature_store.open_store(real_repo)
     parts = split(extract(store, config), config.windows)
     names = list(service_schema(store, config.feature_service).features)
     contract = ModelContract(

@@ -8,14 +8,14 @@ import time
 import pandas as pd
 import pytest
 
-from skewless import feature_store as fs
+from skewless.features import store as feature_store
 from skewless.settings import Settings
 
 
 @pytest.mark.slow
 def test_whole_year_one_row_per_entity_row(real_repo: Settings) -> None:
-    store = fs.open_store(real_repo)
-    requests = pd.read_parquet(fs.file_source_path(store, "flight_requests"))
+    store = feature_store.open_store(real_repo)
+    requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
     started = time.perf_counter()
     result = store.get_historical_features(
         entity_df=requests, features=store.get_feature_service("delay_model_v1")

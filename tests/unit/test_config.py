@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from skewless.config import load_model_config
+from skewless.models.configuration import load_model_config
 from skewless.settings import PROJECT_ROOT, Settings
 from skewless.strict_yaml import ConfigError
 

@@ -18,11 +18,11 @@ from loadtests.config import CONFIG_DIR, load_canary_config, load_gate_config
 from loadtests.gate import GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
 from loadtests.report import render_html
-from skewless.aliases import CHAMPION
-from skewless.features import ServiceSchema
+from skewless.features.service import ServiceSchema
+from skewless.quality.statistics import ks_critical
 from skewless.records import CheckResult
-from skewless.registry import ModelRegistry, RegistryError
-from skewless.statistics import ks_critical
+from skewless.registry.adapter import ModelRegistry, RegistryError
+from skewless.registry.aliases import CHAMPION
 from skewless.strict_yaml import ConfigError
 from tests.registry_state import mlflow_client, record_passed_gate, register_versions
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skewless import encoder
-from skewless.encoder import FeatureEncoder
-from skewless.model_artifacts import LoadedModel
-from skewless.model_contract import FeatureSpec, ModelContract, derive_features
+from skewless.models import encoder
+from skewless.models.artifacts import LoadedModel
+from skewless.models.contract import FeatureSpec, ModelContract, derive_features
+from skewless.models.encoder import FeatureEncoder
 
 CONTRACT = ModelContract(
     "m",

@@ -15,7 +15,7 @@ from pathlib import Path
 from serving.log_sink import HEADER, sink_settings
 from serving.log_writer import CHUNK, PredictionLog
 from serving.metrics import Metrics
-from skewless.prediction_log import FEATURE, LogRecord, read_prediction_log
+from skewless.quality.prediction_log import FEATURE, LogRecord, read_prediction_log
 
 NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)
 

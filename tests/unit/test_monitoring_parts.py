@@ -12,9 +12,9 @@ import pytest
 from monitoring.analysis import _shares_from_quantiles, window_start
 from monitoring.config import Drift, load_monitoring_config
 from monitoring.drift import feature_drift
-from skewless import statistics as stats
-from skewless.config import load_model_config
-from skewless.reference import derive_schema
+from skewless.models.configuration import load_model_config
+from skewless.quality import statistics
+from skewless.quality.reference import derive_schema
 from skewless.strict_yaml import ConfigError
 
 RNG = np.random.default_rng(7)
@@ -46,7 +46,7 @@ def test_a_shifted_numeric_feature_drifts_and_a_fresh_sample_does_not() -> None:
 def test_a_small_window_needs_more_than_the_threshold_to_drift() -> None:
     # 250 rows: the KS critical value at alpha 0.001 is about 0.12, above the 0.1 threshold.
     small = _drift("temp", RNG.normal(50, 10, 250))
-    assert small.threshold == pytest.approx(stats.ks_critical(250, 20_000, 0.001))
+    assert small.threshold == pytest.approx(statistics.ks_critical(250, 20_000, 0.001))
     assert small.threshold > 0.1
     tiny = _drift("temp", RNG.normal(80, 10, 50))
     assert tiny.drifted is None  # fewer rows than min_rows: no verdict, however far
@@ -61,14 +61,18 @@ def test_categories_drift_by_psi_and_unknown_ones_are_counted() -> None:
 
 
 def test_psi_critical_grows_with_bins_and_shrinks_with_rows() -> None:
-    assert stats.psi_critical(10, 200, 1e5, 0.001) > stats.psi_critical(4, 200, 1e5, 0.001)
-    assert stats.psi_critical(10, 200, 1e5, 0.001) > stats.psi_critical(10, 20_000, 1e5, 0.001)
+    assert statistics.psi_critical(10, 200, 1e5, 0.001) > statistics.psi_critical(
+        4, 200, 1e5, 0.001
+    )
+    assert statistics.psi_critical(10, 200, 1e5, 0.001) > statistics.psi_critical(
+        10, 20_000, 1e5, 0.001
+    )
     # Same-distribution samples stay below it nearly always.
     p = np.full(10, 0.1)
     below = 0
     for _ in range(200):
         counts = RNG.multinomial(300, p) / 300
-        below += stats.psi(p, counts) <= stats.psi_critical(10, 300, 1e9, 0.01)
+        below += statistics.psi(p, counts) <= statistics.psi_critical(10, 300, 1e9, 0.01)
     assert below >= 190
 
 
@@ -140,7 +144,7 @@ def test_two_versions_are_compared_on_the_same_requests_only() -> None:
 def test_labels_known_between_count_after_exclusive_until_inclusive() -> None:
     from datetime import UTC, datetime
 
-    from skewless.outcomes import KnownTimes
+    from skewless.features.outcomes import KnownTimes
 
     stamps = pd.Series(pd.to_datetime(["2013-07-01T10:00Z", "2013-07-01T11:00Z",
                                        "2013-07-02T00:00Z", None], utc=True))  # fmt: skip

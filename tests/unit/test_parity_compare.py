@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from skewless.parity import compare_features
+from skewless.quality.parity import compare_features
 
 
 def test_equal_values_across_dtypes_and_nulls_match() -> None:

@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from skewless.config import Window, Windows
+from skewless.models.configuration import Window, Windows
 from skewless.records import CheckResult, GateVerdict, StepVerdict, VersionTags
-from skewless.registry import ModelRegistry
+from skewless.registry.adapter import ModelRegistry
 from tests.registry_state import mlflow_client
 
 T = [datetime(2013, m, 1, tzinfo=UTC) for m in (1, 6, 7, 8)]

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from skewless.aliases import CHAMPION
 from skewless.records import VersionTags
-from skewless.registry import (
+from skewless.registry.adapter import (
     HISTORY_TAG,
     TEXT_CAP,
     UNGATED,
@@ -31,6 +30,7 @@ from skewless.registry import (
     move_tag,
     record_of,
 )
+from skewless.registry.aliases import CHAMPION
 from tests.registry_state import mlflow_client, record_passed_gate, register_versions
 
 NAME = "m"

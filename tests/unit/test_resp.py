@@ -15,7 +15,7 @@ import redis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from skewless.resp import RespConnection, pack
+from skewless.online.resp import RespConnection, pack
 
 Script = Callable[[socket.socket, int], None]  # a connection, its number (0, 1, ...)
 

@@ -23,10 +23,10 @@ from serving.metrics import Metrics
 from serving.models import ModelSlots
 from serving.runtime import request_path_settings
 from serving.schemas import WireModels
-from skewless.features import OnlineRead, ServiceSchema, apply_ttl
-from skewless.model_artifacts import LoadedModel, ModelRefused, ServedModel, check_fits
-from skewless.model_contract import FeatureSpec, ModelContract
-from skewless.prediction_log import FEATURE, REQUEST, LogRecord, read_prediction_log
+from skewless.features.service import OnlineRead, ServiceSchema, apply_ttl
+from skewless.models.artifacts import LoadedModel, ModelRefused, ServedModel, check_fits
+from skewless.models.contract import FeatureSpec, ModelContract
+from skewless.quality.prediction_log import FEATURE, REQUEST, LogRecord, read_prediction_log
 from skewless.settings import Settings
 
 NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skewless.reference import derive_schema
+from skewless.quality.reference import derive_schema
 from training.config import DataValidation
 from training.validate_data import validate
 

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from .config import ModelConfig, Outcomes
-from .errors import BadInput
-from .feature_store import file_source_path
-from .features import ENTITY_TIMESTAMP, historical_features
+from skewless.errors import BadInput
+from skewless.features.service import ENTITY_TIMESTAMP, historical_features
+from skewless.features.store import file_source_path
+from skewless.models.configuration import ModelConfig, Outcomes
 
 LABEL, KNOWN_AT = "label", "label_known_at"
 

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING
 import lightgbm as lgb
 import numpy as np
 
-from .encoder import FeatureEncoder, FeatureRows
-from .errors import SkewlessError
-from .hashing import sha256_file
-from .model_contract import ModelContract
+from skewless.errors import SkewlessError
+from skewless.hashing import sha256_file
+from skewless.models.contract import ModelContract
+from skewless.models.encoder import FeatureEncoder, FeatureRows
 
 if TYPE_CHECKING:  # annotations only: loading a model imports neither Feast nor MLflow
-    from .features import ServiceSchema
-    from .registry import ModelRegistry, Version
-from .aliases import CHAMPION
+    from skewless.features.service import ServiceSchema
+    from skewless.registry.adapter import ModelRegistry, Version
+from skewless.registry.aliases import CHAMPION
 
 # A registered model's artifact folder holds these two files (written by the training pipeline).
 MODEL_FILE, CONTRACT_FILE = "model.txt", "contract.json"

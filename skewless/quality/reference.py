@@ -20,8 +20,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from . import statistics as stats
-from .model_contract import is_categorical
+from skewless.models.contract import is_categorical
+from skewless.quality import statistics
 
 SCHEMA_FILE, REFERENCE_FILE = "schema.json", "reference.json"
 QUANTILES = np.linspace(0, 1, 101)
@@ -89,11 +89,11 @@ def numeric_drift(values: pd.Series | np.ndarray, ref: dict[str, Any]) -> dict[s
     ref_hist = np.histogram(np.clip(quantiles, edges[0], edges[-1]), bins=edges)[0] / len(quantiles)
     cur_hist = np.histogram(np.clip(numbers, edges[0], edges[-1]), bins=edges)[0] / len(numbers)
     null_ref, null_cur = ref["null_rate"], float(nulls.mean())
-    psi = stats.psi(
+    psi = statistics.psi(
         np.append(ref_hist * (1 - null_ref), null_ref),
         np.append(cur_hist * (1 - null_cur), null_cur),
     )
-    return {"psi": psi, "ks": stats.ks_distance(current_cdf(numbers, ref), reference_cdf(ref))}
+    return {"psi": psi, "ks": statistics.ks_distance(current_cdf(numbers, ref), reference_cdf(ref))}
 
 
 def reference_cdf(ref: dict[str, Any]) -> np.ndarray:
@@ -118,4 +118,4 @@ def categorical_drift(values: pd.Series, ref: dict[str, Any]) -> dict[str, float
     keys = sorted(set(ref["frequencies"]) | set(freq.index))
     p = np.array([ref["frequencies"].get(k, 0.0) for k in keys])
     q = np.array([float(freq.get(k, 0.0)) for k in keys])
-    return {"psi": stats.psi(p, q), "js": stats.jensen_shannon(p, q)}
+    return {"psi": statistics.psi(p, q), "js": statistics.jensen_shannon(p, q)}

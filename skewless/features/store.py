@@ -16,10 +16,10 @@ from feast.infra.offline_stores.file_source import FileSource
 from feast.repo_config import load_repo_config
 from sqlalchemy.exc import SQLAlchemyError
 
-from .config import ModelConfig
-from .errors import BadInput, SkewlessError
-from .features import ServiceSchema
-from .settings import Settings
+from skewless.errors import BadInput, SkewlessError
+from skewless.features.service import ServiceSchema
+from skewless.models.configuration import ModelConfig
+from skewless.settings import Settings
 
 # Static profiles are stamped long before any data set's first request; a full
 # materialization must reach back to them.
@@ -69,7 +69,7 @@ def open_store(settings: Settings) -> FeatureStore:
     config = load_repo_config(settings.repo_path, repo_yaml(settings))
     if settings.offline_store == "duckdb":
         # Feast's stock DuckDB store, whatever the yaml names: for comparison and as the
-        # fallback should the ASOF plug-in (skewless.asof_offline_store) misbehave.
+        # fallback should the ASOF plug-in (skewless.offline.asof_store) misbehave.
         config.offline_config = {"type": "duckdb"}
         config._offline_store = None
     try:

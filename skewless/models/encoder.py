@@ -19,7 +19,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import pandas as pd
 
-from .model_contract import FeatureSpec, ModelContract
+from skewless.models.contract import FeatureSpec, ModelContract
 
 MISSING = math.nan  # what LightGBM reads as a missing value
 TEXT = (str, bytes)

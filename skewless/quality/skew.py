@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 
-from .errors import BadInput
-from .features import ENTITY_TIMESTAMP as TIMESTAMP
-from .features import ServiceSchema, historical_features
-from .model_artifacts import ModelFetcher
-from .parity import compare_features
-from .prediction_log import ENTITY, FEATURE, REQUEST
+from skewless.errors import BadInput
+from skewless.features.service import ENTITY_TIMESTAMP as TIMESTAMP
+from skewless.features.service import ServiceSchema, historical_features
+from skewless.models.artifacts import ModelFetcher
+from skewless.quality.parity import compare_features
+from skewless.quality.prediction_log import ENTITY, FEATURE, REQUEST
 
 SCORE_ATOL = 1e-9
 ROW = "_skew_row"
@@ -60,7 +60,7 @@ def check_skew(
     tolerance: float,
     seed: int = 0,
 ) -> SkewReport:
-    """`served`: prediction-log rows (see `skewless.prediction_log`)."""
+    """`served`: prediction-log rows (see `skewless.quality.prediction_log`)."""
     served = served[served["served_by"] != "shadow"]
     if served.empty:
         raise BadInput("the prediction log holds no served predictions to check")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from .strict_yaml import StrictModel, load_strict
+from skewless.strict_yaml import StrictModel, load_strict
 
 
 class Window(StrictModel):

@@ -35,7 +35,7 @@ class Record(BaseModel):
 
 
 class Figures(Record):
-    """Quality on labelled predictions (`skewless.quality.metrics`, plus calibration)."""
+    """Quality on labelled predictions (`skewless.quality.metrics.metrics`, plus calibration)."""
 
     rows: float | None = None
     positive_rate: float | None = None

@@ -3,7 +3,7 @@
 The entity rows are cut into blocks; a pool of Ray Data actors (`ray_workers` of them, one
 CPU each), each with the Feast store opened once, runs the very `historical_features` of the
 single-process path on its blocks, through the offline-store plug-in the settings name
-(skewless.asof_offline_store). A row's features depend on that row alone (a point-in-time
+(skewless.offline.asof_store). A row's features depend on that row alone (a point-in-time
 join), so cutting the rows changes nothing, and the blocks come back in the rows' order: the
 same rows out as in one process (tests/integration/test_ray_batch.py).
 
@@ -32,10 +32,10 @@ import pandas as pd
 import pyarrow as pa
 from feast import FeatureStore
 
-from .errors import SkewlessError
-from .feature_store import EPOCH, materialize, open_store
-from .features import historical_features
-from .settings import Settings
+from skewless.errors import SkewlessError
+from skewless.features.service import historical_features
+from skewless.features.store import EPOCH, materialize, open_store
+from skewless.settings import Settings
 
 ROW = "_skewless_ray_row"  # each entity row's place, to put the blocks back in order
 WAIT_FOR_WORKERS_S = 300

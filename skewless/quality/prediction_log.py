@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import BadInput
+from skewless.errors import BadInput
 
 ENTITY, REQUEST, FEATURE = "entity.", "request.", "feature."
 COLUMNS = (

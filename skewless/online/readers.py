@@ -36,8 +36,8 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, ResponseError
 
-from .features import OnlineRead, ServiceSchema, apply_ttl, null_key
-from .resp import RespConnection, pack
+from skewless.features.service import OnlineRead, ServiceSchema, apply_ttl, null_key
+from skewless.online.resp import RespConnection, pack
 
 _SCALARS = {"double_val", "float_val", "int64_val", "int32_val", "string_val", "bool_val"}
 

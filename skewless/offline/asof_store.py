@@ -23,7 +23,7 @@ on-demand views, `filter_by_created_timestamp` over a source with a created time
 `staging_location` (remote export).
 Materialization and everything else is the stock store's.
 
-Use it with `offline_store: type: skewless.asof_offline_store.AsofDuckDBOfflineStore`;
+Use it with `offline_store: type: skewless.offline.asof_store.AsofDuckDBOfflineStore`;
 `type: duckdb` switches back. Output rows keep the entity frame's order (the stock store's
 order is the join's).
 """
@@ -64,8 +64,8 @@ ROW = "__asof_row"  # the entity row's position: the output keeps the input's or
 
 
 class AsofDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
-    type: Literal["skewless.asof_offline_store.AsofDuckDBOfflineStore"] = (
-        "skewless.asof_offline_store.AsofDuckDBOfflineStore"
+    type: Literal["skewless.offline.asof_store.AsofDuckDBOfflineStore"] = (
+        "skewless.offline.asof_store.AsofDuckDBOfflineStore"
     )
 
 

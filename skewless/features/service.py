@@ -17,7 +17,7 @@ from feast import FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
 from feast.errors import FeatureViewNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
-from .errors import SkewlessError
+from skewless.errors import SkewlessError
 
 ValueKind = Literal["string", "float", "int", "bool", "timestamp"]
 _KINDS: dict[Any, ValueKind] = {

@@ -47,10 +47,10 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from .aliases import CHAMPION
-from .errors import BadInput, SkewlessError
-from .records import DATA_UNTIL, GateVerdict, VersionTags
-from .settings import Settings
+from skewless.errors import BadInput, SkewlessError
+from skewless.records import DATA_UNTIL, GateVerdict, VersionTags
+from skewless.registry.aliases import CHAMPION
+from skewless.settings import Settings
 
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
 # The champion history: one tag per move, numbered from 1 (a JSON ChampionMove each). One tag
