@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=0, help="Only the first N (0: all).")
     args = parser.parse_args()
     settings = Settings()
-    config = load_model_config(settings.config)
+    config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     rows = pd.read_parquet(feature_store.file_source_path(store, config.entity_source))

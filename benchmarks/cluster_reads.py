@@ -32,9 +32,9 @@ from skewless.online.readers import RedisClusterFeatureReader, RedisFeatureReade
 from skewless.settings import get_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.redis_cluster import RedisCluster as ClusterProcesses  # noqa: E402
-from tests.redis_server import RedisServer  # noqa: E402
-from tests.repos import copy_feature_repo  # noqa: E402
+from tests.support.redis_cluster import RedisCluster as ClusterProcesses  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.repos import copy_feature_repo  # noqa: E402
 
 
 def main() -> None:

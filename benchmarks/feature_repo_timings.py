@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feature_repo.tables.build import build_tables  # noqa: E402
 from skewless.features import store as feature_store  # noqa: E402
-from tests.repos import copy_feature_repo, settings_for  # noqa: E402
+from tests.support.repos import copy_feature_repo, settings_for  # noqa: E402
 
 AS_OF = datetime(2013, 12, 30, 23, tzinfo=UTC)
 

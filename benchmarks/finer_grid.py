@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from feature_repo.tables import aggregates, build  # noqa: E402
 from skewless.features import store as feature_store  # noqa: E402
-from tests.repos import copy_feature_repo, settings_for  # noqa: E402
+from tests.support.repos import copy_feature_repo, settings_for  # noqa: E402
 
 TABLE = "origin_departures_recent"
 

@@ -46,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
     settings = Settings()
-    config = load_model_config(settings.config)
+    config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     items, _ = replay_payloads(store, config, schema, 2000, 0.05, seed=7)

@@ -65,7 +65,7 @@ def child_extract(repo: Path, store_kind: str) -> dict[str, Any]:
     from training.extract import extract
 
     settings = Settings(repo_path=repo, offline_store=store_kind)
-    config = load_pipeline_config(settings.config)
+    config = load_pipeline_config(settings.model_file)
     store = feature_store.open_store(settings)
     store.get_historical_features(
         entity_df=pd.read_parquet(feature_store.file_source_path(store, "flight_requests")).head(
@@ -133,7 +133,7 @@ def run_child(what: str, repo: Path, store: str) -> dict[str, Any]:
 def scaled_repo(source: Path, target: Path, scale: int) -> Path:
     """The feature repository with every table `scale` times over, shifted per copy."""
     from skewless.features import store as feature_store
-    from tests.repos import copy_feature_repo, settings_for
+    from tests.support.repos import copy_feature_repo, settings_for
 
     repo = copy_feature_repo(target)
     (repo / "data").mkdir()

@@ -35,8 +35,8 @@ from skewless.models.artifacts import ModelFetcher  # noqa: E402
 from skewless.models.configuration import load_model_config  # noqa: E402
 from skewless.registry.adapter import ModelRegistry  # noqa: E402
 from skewless.settings import Settings  # noqa: E402
-from tests.ray_cluster import RayCluster  # noqa: E402
-from tests.repos import copy_feature_repo  # noqa: E402
+from tests.support.ray_cluster import RayCluster  # noqa: E402
+from tests.support.repos import copy_feature_repo  # noqa: E402
 
 MEASURE = """
 import resource, subprocess, sys, time

@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--weekly", action="store_true", help="add weekly retraining, lag 0")
     args = parser.parse_args()
     settings = get_settings()
-    config = load_model_config(settings.config)
+    config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     rows = pd.read_parquet(feature_store.file_source_path(store, config.entity_source))

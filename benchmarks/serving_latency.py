@@ -64,7 +64,7 @@ def pin(pid: int, core: int) -> None:
 
 
 def payloads(settings: Settings) -> tuple[list[bytes], list[pb.PredictRequest], list[bytes]]:
-    config = load_model_config(settings.config)
+    config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     rows = feature_store.recent_entity_rows(store, config, schema, ROWS)
@@ -306,7 +306,7 @@ def main() -> None:
     if not args.no_materialize:
         feature_store.apply(settings)
         feature_store.materialize(
-            feature_store.open_store(settings), load_model_config(settings.config).as_of
+            feature_store.open_store(settings), load_model_config(settings.model_file).as_of
         )
     rest, grpc_requests, feast = payloads(settings)
     message = grpc_requests[0].SerializeToString()

@@ -32,7 +32,7 @@ def main() -> None:
     for i in range(args.runs):
         with tempfile.TemporaryDirectory() as state:
             settings = Settings(state_dir=Path(state))
-            config = load_pipeline_config(settings.config)
+            config = load_pipeline_config(settings.model_file)
             started = time.perf_counter()
             result = Pipeline(settings, config, progress=lambda _: None).run()
             totals.append(time.perf_counter() - started)

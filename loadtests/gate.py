@@ -111,7 +111,7 @@ class Gate:
         self.out_dir = out_dir
         self.program = program
         self.progress = progress
-        self.model_config = load_model_config(settings.config)
+        self.model_config = load_model_config(settings.model_file)
         self.registry = ModelRegistry.of(settings)
         found = self.registry.version(self.model_config.name, version)
         self.report = GateReport(

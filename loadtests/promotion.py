@@ -15,7 +15,7 @@ from .records import record_step
 
 def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionMove:
     registry = ModelRegistry.of(settings)
-    name = load_model_config(settings.config).name
+    name = load_model_config(settings.model_file).name
     found = registry.version(name, version)
     if not found.record.blessed:
         raise PromotionRefused(f"version {version} is not blessed by its pipeline run")
@@ -30,7 +30,7 @@ def promote(settings: Settings, version: str, *, by: str, why: str) -> ChampionM
 
 def rollback(settings: Settings, *, by: str, why: str) -> ChampionMove:
     registry = ModelRegistry.of(settings)
-    name = load_model_config(settings.config).name
+    name = load_model_config(settings.model_file).name
     move = registry.rollback_champion(name, by=by, why=why)
     if move.previous is not None:
         record_step(registry, name, move.previous, "rollback", "rolled back", vars(move))

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from skewless.commands import ConfigOption, console, model_config, parse_time
+from skewless.command_support import ConfigOption, console, model_config, parse_time
 from skewless.settings import get_settings
 
 from .config import WindowSize

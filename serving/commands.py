@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from skewless.commands import ConfigOption, console, model_config, model_fetcher, parse_time
+from skewless.command_support import ConfigOption, console, model_config, model_fetcher, parse_time
 from skewless.errors import BadInput
 from skewless.settings import get_settings
 

@@ -21,7 +21,7 @@ from .schemas import rest_body
 
 
 def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
-    config = load_model_config(settings.config)
+    config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     rows = feature_store.recent_entity_rows(store, config, schema, n)

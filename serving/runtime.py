@@ -122,7 +122,7 @@ class StoreProbe:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = request_path_settings(settings)
-        self.config: ModelConfig = load_model_config(settings.config)
+        self.config: ModelConfig = load_model_config(settings.model_file)
         self.store: FeatureStore = feature_store.open_store(self.settings)
         self.schema: ServiceSchema = service_schema(self.store, self.config.feature_service)
         self.metrics = Metrics(settings.metrics_dir)

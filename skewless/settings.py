@@ -12,7 +12,17 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+
+
+def home() -> Path:
+    """Where the feature repository and the state are by default: a source checkout keeps
+    them in the checkout (where `scripts/quickstart` puts them); an installed wheel in the
+    current folder (`skewless init` copies the repository there), never under site-packages."""
+    checkout = PACKAGE.parent
+    return checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+
+
 # Each online store has its own Feast configuration and registry: Feast records materialized
 # intervals in the registry, and each store is materialized on its own.
 FEATURE_STORE_YAML = {
@@ -26,7 +36,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SKEWLESS_", frozen=True)
 
     repo_path: Path = Field(
-        default=PROJECT_ROOT / "feature_repo", description="The Feast repository."
+        default_factory=lambda: home() / "feature_repo",
+        description="The Feast repository (default: feature_repo in the checkout, or in the "
+        "current folder when skewless is installed as a package).",
     )
     online_store: Literal["sqlite", "redis", "redis_cluster"] = Field(
         default="sqlite",
@@ -65,15 +77,17 @@ class Settings(BaseSettings):
     lead_time_minutes: PositiveInt = Field(
         default=60, description="How long before scheduled departure a prediction is asked for."
     )
-    config: Path = Field(
-        default=Path(__file__).resolve().parent / "configs" / "delay_model.yaml",
+    model_file: Path = Field(
+        default=PACKAGE / "configs" / "delay_model.yaml",
         description="The model configuration (strict YAML): the model, its feature service, "
         "and each room's section (pipeline, ...).",
     )
 
     state_dir: Path = Field(
-        default=PROJECT_ROOT / ".skewless",
-        description="Pipeline runs and the MLflow store (sqlite:///<state_dir>/mlflow.db).",
+        default_factory=lambda: home() / ".skewless",
+        description="Pipeline runs and the MLflow store (sqlite:///<state_dir>/mlflow.db); "
+        "default: .skewless in the checkout, or in the current folder when skewless is "
+        "installed as a package.",
     )
     registry_uri: str | None = Field(
         default=None,

@@ -10,8 +10,7 @@ import pytest
 
 from skewless.features import store as feature_store
 from skewless.settings import Settings
-
-from .repos import copy_feature_repo, settings_for
+from tests.support.repos import copy_feature_repo, settings_for
 
 LEAD_TIME_MINUTES = 60
 

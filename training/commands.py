@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from skewless.commands import console, parse_time, run_command
+from skewless.command_support import console, parse_time, run_command
 from skewless.settings import get_settings
 
 from .config import load_pipeline_config
@@ -44,7 +44,7 @@ def train_command(
     """Run the continuous-training pipeline: extract, validate, split, train, evaluate,
     bless, register (MLflow). Exits 1 when data validation stops the run."""
     settings = get_settings()
-    model_config = config or settings.config
+    model_config = config or settings.model_file
     moment = parse_time(as_of, "--as-of") if as_of else None
     cfg = load_pipeline_config(model_config, moment)
     if moment is not None:
@@ -67,7 +67,7 @@ def _gate_then_promote(version: str, model_config: Path, gate_config: Path | Non
     """Through the deployment room's own commands, in subprocesses (training does not
     import the release path), for the same model configuration."""
     console.print(f"--promote: gating version {version} before it may become champion")
-    env = {"SKEWLESS_CONFIG": str(model_config.resolve())}
+    env = {"SKEWLESS_MODEL_FILE": str(model_config.resolve())}
     config = ["--config", str(gate_config)] if gate_config else []
     if run_command("gate", "--candidate", version, *config, env=env) != 0:
         console.print(f"[red]version {version} did not pass the gate: the champion stays[/red]")

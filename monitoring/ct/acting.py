@@ -39,7 +39,7 @@ def retrain(
     before = {v.version for v in registry.versions(config.name)}
     # These settings, not only the environment's: the pipeline and the release path act on
     # the same repository, stores and state as this controller.
-    env = {**settings.as_env(), "SKEWLESS_CONFIG": str(Path(str(config.source)).resolve())}
+    env = {**settings.as_env(), "SKEWLESS_MODEL_FILE": str(Path(str(config.source)).resolve())}
     champion_before = _champion(registry, config)
     held = {"pass_fds": (lock_fd,)} if lock_fd is not None else {}
     train_exit = runner("train", "--as-of", now.isoformat(), env=env, **held)

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from skewless.commands import run_command
+from skewless.command_support import run_command
 from skewless.errors import BadInput
 from skewless.features import store as feature_store
 from skewless.features.outcomes import KNOWN_AT, LABEL, KnownTimes, outcome_source
@@ -297,7 +297,7 @@ class Backtest:
             env = {  # these settings, not the environment's: the same repository and stores
                 **self.settings.as_env(),
                 "SKEWLESS_STATE_DIR": str(self.state),
-                "SKEWLESS_CONFIG": str(self.model_file),
+                "SKEWLESS_MODEL_FILE": str(self.model_file),
             }
             started = time.perf_counter()
             status = self.runner("train", "--as-of", now.isoformat(), env=env)

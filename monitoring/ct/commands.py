@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from skewless.commands import ConfigOption, console, model_config, parse_time
+from skewless.command_support import ConfigOption, console, model_config, parse_time
 from skewless.settings import get_settings
 
 if TYPE_CHECKING:

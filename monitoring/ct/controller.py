@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from skewless.commands import run_command
+from skewless.command_support import run_command
 from skewless.models.configuration import ModelConfig
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION

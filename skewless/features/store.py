@@ -130,6 +130,8 @@ def file_source_path(store: FeatureStore, source_name: str) -> Path:
     if not isinstance(source, FileSource):
         raise FeatureRepoError(f"data source {source_name!r} is not a FileSource")
     path = Path(source.path)
+    if not path.is_absolute():  # as the offline store reads it: under the repository
+        path = Path(store.repo_path) / path
     if not path.exists():
         raise FeatureRepoError(
             f"data source {source_name!r} reads {path}, which does not exist: "

@@ -10,8 +10,8 @@ import pytest
 from skewless.features import store as feature_store
 from skewless.models.configuration import load_model_config
 from skewless.settings import Settings
+from tests.support.repos import copy_feature_repo, settings_for
 
-from ..repos import copy_feature_repo, settings_for
 from .monitoring_setup import MonitoringWorld
 from .monitoring_setup import build_world as build_monitoring_world
 from .serving_setup import ServingWorld, build_world
@@ -43,6 +43,6 @@ def sqlite_repo(real_repo: Settings, tmp_path_factory: pytest.TempPathFactory) -
     settings = settings_for(repo, "sqlite", "unused")
     feature_store.apply(settings)
     feature_store.materialize(
-        feature_store.open_store(settings), load_model_config(settings.config).as_of
+        feature_store.open_store(settings), load_model_config(settings.model_file).as_of
     )
     return settings

@@ -73,13 +73,13 @@ class MonitoringWorld:
 
 def build_world(real_repo: Settings, folder: Path) -> MonitoringWorld:
     settings = real_repo.model_copy(
-        update={"state_dir": folder / "state", "config": model_yaml(folder, "03")}
+        update={"state_dir": folder / "state", "model_file": model_yaml(folder, "03")}
     )
     for month in ("03", "09"):
         cfg = load_pipeline_config(model_yaml(folder, month))
         result = Pipeline(settings, cfg, progress=lambda _: None).run()
         assert result.version is not None, result.verdict
-    config = load_model_config(settings.config)
+    config = load_model_config(settings.model_file)
     store = feature_store.open_store(settings)
     schema = service_schema(store, config.feature_service)
     fetcher = ModelFetcher(ModelRegistry(settings.state_dir), config.name, schema, folder / "m")

@@ -15,10 +15,9 @@ from skewless.features import store as feature_store
 from skewless.features.service import ServiceSchema, service_schema
 from skewless.models.configuration import ModelConfig, load_model_config
 from skewless.settings import Settings
+from tests.support.redis_server import RedisServer
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
-
-from ..redis_server import RedisServer
 
 # The model name is the serving configuration's (skewless/configs/delay_model.yaml); a short
 # training window keeps the pipeline to seconds.
@@ -81,7 +80,7 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
         state_dir=folder / "state",
     )
     try:
-        config = load_model_config(settings.config)
+        config = load_model_config(settings.model_file)
         feature_store.apply(settings)
         store = feature_store.open_store(settings)
         feature_store.materialize(store, config.as_of)

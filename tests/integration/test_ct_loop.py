@@ -36,11 +36,11 @@ from skewless.features import store as feature_store
 from skewless.models.configuration import load_model_config
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
-from skewless.settings import PROJECT_ROOT, Settings
+from skewless.settings import Settings
+from tests.support.repos import CHECKOUT, copy_feature_repo
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
 
-from ..repos import copy_feature_repo
 from .serving_setup import ServingWorld
 
 AS_OF = datetime(2013, 12, 30, 23, 0, tzinfo=UTC)  # the service's clock (serve_clock replay)
@@ -131,7 +131,7 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
         update={
             "repo_path": repo,
             "state_dir": folder / "state",
-            "config": model_file,
+            "model_file": model_file,
             "prediction_log": folder / "prediction_log",
         }  # fmt: skip
     )
@@ -146,9 +146,9 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
         **serving_world.env(),
         "SKEWLESS_REPO_PATH": str(repo),
         "SKEWLESS_STATE_DIR": str(settings.state_dir),
-        "SKEWLESS_CONFIG": str(model_file),
+        "SKEWLESS_MODEL_FILE": str(model_file),
         "SKEWLESS_PREDICTION_LOG": str(settings.prediction_log),
-        "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTHONPATH": str(CHECKOUT),
         # A machine busy training, gating and running locust may delay a Redis reply past the
         # 100 ms default; the stream must see the loop, not this machine's load.
         "SKEWLESS_REDIS_TIMEOUT_MS": "1000",

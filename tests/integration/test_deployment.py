@@ -33,7 +33,7 @@ from skewless.models.artifacts import MODEL_FILE
 from skewless.registry.adapter import MODEL_DIR, ModelRegistry, PromotionRefused, RegistryError
 from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import Settings
-from tests.registry_state import mlflow_client
+from tests.support.registry_state import mlflow_client
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
 

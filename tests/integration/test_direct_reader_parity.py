@@ -59,7 +59,7 @@ def _assert_equal(
 
 def test_direct_sqlite_reader_equals_get_online_features(sqlite_repo: Settings) -> None:
     store = feature_store.open_store(sqlite_repo)
-    config = load_model_config(sqlite_repo.config)
+    config = load_model_config(sqlite_repo.model_file)
     schema = service_schema(store, config.feature_service)
     rows = feature_store.recent_entity_rows(store, config, schema, 400)[list(schema.inputs)]
     records = _records(rows)

@@ -15,13 +15,14 @@ import yaml
 
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
-from skewless.settings import PROJECT_ROOT, Settings
+from skewless.settings import Settings
+from tests.support.repos import CHECKOUT
 from training.config import load_pipeline_config
 from training.pipeline import Pipeline
 
 from .serving_setup import SMALL_PIPELINE
 
-GATE = PROJECT_ROOT / "loadtests" / "configs" / "gate.yaml"
+GATE = CHECKOUT / "loadtests" / "configs" / "gate.yaml"
 
 
 def test_train_then_deploy_passes_the_gate_on_the_embedded_default(
@@ -50,8 +51,8 @@ def test_train_then_deploy_passes_the_gate_on_the_embedded_default(
     env = {
         **os.environ,
         **settings.as_env(),
-        "SKEWLESS_CONFIG": str(pipeline_yaml),
-        "PYTHONPATH": str(PROJECT_ROOT),
+        "SKEWLESS_MODEL_FILE": str(pipeline_yaml),
+        "PYTHONPATH": str(CHECKOUT),
     }
     done = subprocess.run(
         [sys.executable, "-m", "cli", "deploy", "--gate-config", str(tmp_path / "gate.yaml"),

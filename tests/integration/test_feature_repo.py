@@ -10,8 +10,7 @@ import pytest
 from skewless.features import store as feature_store
 from skewless.features.service import service_schema
 from skewless.settings import Settings
-
-from ..repos import copy_feature_repo, settings_for
+from tests.support.repos import copy_feature_repo, settings_for
 
 
 def run_feast(settings: Settings, *args: str) -> str:

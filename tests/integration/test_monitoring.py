@@ -182,7 +182,7 @@ def _cli(
         **os.environ,
         "SKEWLESS_REPO_PATH": str(world.settings.repo_path),
         "SKEWLESS_STATE_DIR": str(world.settings.state_dir),
-        "SKEWLESS_CONFIG": str(world.config_file(100)),
+        "SKEWLESS_MODEL_FILE": str(world.config_file(100)),
         "SKEWLESS_PREDICTION_LOG": str(log),
     }
     return subprocess.run(

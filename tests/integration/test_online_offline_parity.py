@@ -16,8 +16,7 @@ from skewless.features import store as feature_store
 from skewless.features.service import historical_features, online_features, service_schema
 from skewless.quality.parity import compare_features
 from skewless.settings import Settings
-
-from ..repos import settings_for
+from tests.support.repos import settings_for
 
 # A Friday, 17:07 in New York: off the 15-minute and hourly snapshot grids on purpose.
 T = pd.Timestamp("2013-06-14 21:07", tz="UTC")

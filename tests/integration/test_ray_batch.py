@@ -24,12 +24,12 @@ from skewless.offline import ray_batch
 from skewless.offline.ray_batch import RayUnavailable, historical_features_on_ray, materialize_for
 from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
+from tests.support.ray_cluster import RayCluster
+from tests.support.repos import copy_feature_repo, settings_for
 from training.config import load_pipeline_config
 from training.extract import extract
 from training.pipeline import Pipeline
 
-from ..ray_cluster import RayCluster
-from ..repos import copy_feature_repo, settings_for
 from .serving_setup import SMALL_PIPELINE, ServingWorld
 
 

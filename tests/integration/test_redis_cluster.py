@@ -21,8 +21,8 @@ from skewless.features import store as feature_store
 from skewless.features.service import read_online
 from skewless.online.readers import RedisClusterFeatureReader
 from skewless.settings import Settings
+from tests.support.redis_cluster import RedisCluster as ClusterProcesses
 
-from ..redis_cluster import RedisCluster as ClusterProcesses
 from .serving_setup import ServingWorld
 from .test_direct_reader_parity import _assert_equal, _records
 

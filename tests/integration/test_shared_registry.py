@@ -24,7 +24,7 @@ from skewless.models.configuration import load_model_config
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings
-from tests.registry_state import record_passed_gate, register_versions
+from tests.support.registry_state import record_passed_gate, register_versions
 
 NAME = "m"
 SERVER = os.environ.get("SKEWLESS_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
@@ -184,7 +184,7 @@ def test_feasts_registry_on_postgresql_defines_the_same_service(
     assert type(on_postgres.registry).__name__ == "SqlRegistry"
     names = [sorted(v.name for v in s.list_feature_views()) for s in (on_postgres, on_file)]
     assert names[0] == names[1] and names[0]
-    config = load_model_config(sqlite_repo.config)
+    config = load_model_config(sqlite_repo.model_file)
     schema = service_schema(on_file, config.feature_service)
     assert service_schema(on_postgres, config.feature_service) == schema
     rows = feature_store.recent_entity_rows(on_file, config, schema, 50)[list(schema.inputs)]

@@ -18,8 +18,9 @@ from skewless.hashing import sha256_file
 from skewless.models.artifacts import ModelArtifactError, load_model
 from skewless.registry.adapter import UNGATED, ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
-from skewless.settings import PROJECT_ROOT, Settings
-from tests.registry_state import mlflow_client
+from skewless.settings import Settings
+from tests.support.registry_state import mlflow_client
+from tests.support.repos import CHECKOUT
 from training.config import PipelineConfig, load_pipeline_config
 from training.extract import extract
 from training.pipeline import STEPS, Pipeline
@@ -253,7 +254,7 @@ def test_a_second_run_is_challenger_and_never_champion_without_the_gate(
     assert str(registry.by_alias("departure_delay_test", CHALLENGER).version) == second.version
     # --promote gates the new version first; a gate it cannot pass leaves the champion.
     failing_gate = config_path.with_name("failing-gate.yaml")
-    text = (PROJECT_ROOT / "loadtests" / "configs" / "gate.yaml").read_text()
+    text = (CHECKOUT / "loadtests" / "configs" / "gate.yaml").read_text()
     text = re.sub(r"p50_ms: [0-9.]+", "p50_ms: 0.001", text)  # no service answers that fast
     failing_gate.write_text(re.sub(r"^  seconds: [0-9.]+", "  seconds: 3", text, flags=re.M))
     train_cli = TrainCli(real_repo, config_path, settings.state_dir)

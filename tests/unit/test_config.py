@@ -6,10 +6,11 @@ import pytest
 from pydantic import ValidationError
 
 from skewless.models.configuration import load_model_config
-from skewless.settings import PROJECT_ROOT, Settings
+from skewless.settings import Settings
 from skewless.strict_yaml import ConfigError
+from tests.support.repos import CHECKOUT
 
-DEFAULT = PROJECT_ROOT / "skewless" / "configs" / "delay_model.yaml"
+DEFAULT = CHECKOUT / "skewless" / "configs" / "delay_model.yaml"
 
 
 def test_default_model_config_loads() -> None:

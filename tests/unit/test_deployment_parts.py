@@ -24,7 +24,7 @@ from skewless.records import CheckResult
 from skewless.registry.adapter import ModelRegistry, RegistryError
 from skewless.registry.aliases import CHAMPION
 from skewless.strict_yaml import ConfigError
-from tests.registry_state import mlflow_client, record_passed_gate, register_versions
+from tests.support.registry_state import mlflow_client, record_passed_gate, register_versions
 
 
 class Scraped:

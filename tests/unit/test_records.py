@@ -11,7 +11,7 @@ from pathlib import Path
 from skewless.models.configuration import Window, Windows
 from skewless.records import CheckResult, GateVerdict, StepVerdict, VersionTags
 from skewless.registry.adapter import ModelRegistry
-from tests.registry_state import mlflow_client
+from tests.support.registry_state import mlflow_client
 
 T = [datetime(2013, m, 1, tzinfo=UTC) for m in (1, 6, 7, 8)]
 WINDOWS = Windows(

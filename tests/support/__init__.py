@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: repositories, registries, Redis and Ray started for a test."""
