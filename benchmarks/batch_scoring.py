@@ -2,7 +2,7 @@
 resumable, through `serving.batch`) against the naive way, one `get_historical_features` on
 the whole entity frame followed by `Booster.predict`.
 
-    python benchmarks/batch_scoring.py [--chunk-rows 50000] [--rows N]
+    python -m benchmarks.batch_scoring [--chunk-rows 50000] [--rows N]
 
 Needs `skewless quickstart` (tables and a champion). Prints a markdown table.
 """
@@ -10,7 +10,6 @@ Needs `skewless quickstart` (tables and a champion). Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,15 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from serving.batch import read_scores, score_file  # noqa: E402
-from skewless.features import store as feature_store  # noqa: E402
-from skewless.features.service import service_schema  # noqa: E402
-from skewless.models.artifacts import ModelFetcher  # noqa: E402
-from skewless.models.configuration import load_model_config  # noqa: E402
-from skewless.registry.adapter import ModelRegistry  # noqa: E402
-from skewless.settings import Settings  # noqa: E402
+from serving.batch import read_scores, score_file
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.artifacts import ModelFetcher
+from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry
+from skewless.settings import Settings
 
 
 def main() -> None:

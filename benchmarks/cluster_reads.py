@@ -6,14 +6,13 @@ loopback, materializes the project's repository into both (as of the configurati
 then reads the same real request rows one at a time through each reader, alternating, and
 prints p50/p99 per reader. Stops only what it started.
 
-    python benchmarks/cluster_reads.py [--calls 2000]   # after ./scripts/quickstart
+    python -m benchmarks.cluster_reads [--calls 2000]   # after ./scripts/quickstart
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -30,11 +29,9 @@ from skewless.features.service import read_online, service_schema
 from skewless.models.configuration import load_model_config
 from skewless.online.readers import RedisClusterFeatureReader, RedisFeatureReader
 from skewless.settings import get_settings
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.redis_cluster import RedisCluster as ClusterProcesses  # noqa: E402
-from tests.support.redis_server import RedisServer  # noqa: E402
-from tests.support.repos import copy_feature_repo  # noqa: E402
+from tests.support.redis_cluster import RedisCluster as ClusterProcesses
+from tests.support.redis_server import RedisServer
+from tests.support.repos import copy_feature_repo
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Foundation timings: data build, feast apply, materialize (SQLite and Redis) and whole-year
 historical retrieval, each the median of N runs in a fresh temporary copy of the repository.
 
-    python benchmarks/feature_repo_timings.py [--runs 3] [--redis 127.0.0.1:6379]
+    python -m benchmarks.feature_repo_timings [--runs 3] [--redis 127.0.0.1:6379]
 
 Prints a markdown table for docs/benchmarks.md.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,11 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from feature_repo.tables.build import build_tables  # noqa: E402
-from skewless.features import store as feature_store  # noqa: E402
-from tests.support.repos import copy_feature_repo, settings_for  # noqa: E402
+from feature_repo.tables.build import build_tables
+from skewless.features import store as feature_store
+from tests.support.repos import copy_feature_repo, settings_for
 
 AS_OF = datetime(2013, 12, 30, 23, tzinfo=UTC)
 

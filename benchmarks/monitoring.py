@@ -4,7 +4,7 @@ the champion, then monitored by the command in a fresh process (start-up include
 or the CT controller runs it), with the default configuration (daily windows, a skew sample
 of 200, the HTML report and the history written). Peak RSS is the monitoring process's.
 
-    python benchmarks/monitoring.py [--runs 3]
+    python -m benchmarks.monitoring [--runs 3]
 
 Needs `skewless quickstart` (tables and a champion). Prints a markdown table for
 docs/benchmarks.md.

@@ -4,7 +4,7 @@ run: whole-year `get_historical_features(delay_model_v1)`, `skewless score` on t
 on a synthetic copy of the year N times over (copy k: keys suffixed with `~k` and every
 timestamp k x 53 weeks later, so that nothing collides).
 
-    python benchmarks/offline_store.py [--runs 3] [--stock-runs 1] [--scale 10] [--train]
+    python -m benchmarks.offline_store [--runs 3] [--stock-runs 1] [--scale 10] [--train]
 
 Every figure is measured in a process of its own (peak RSS is that process's). Needs
 `skewless quickstart` (tables and a champion). Prints markdown tables for docs/benchmarks.md.
@@ -28,7 +28,6 @@ from typing import Any
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 STORES = {"stock": "duckdb", "asof": "asof"}
 KEYS = ("origin", "dest", "carrier", "tailnum", "flight_id")

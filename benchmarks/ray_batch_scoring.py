@@ -2,7 +2,7 @@
 against the single-process path, same run: rows/s, peak memory per worker, the overhead of
 distribution, a projection per added node, and the two outputs compared row by row.
 
-    python benchmarks/ray_batch_scoring.py [--copies 10] [--chunk-rows 50000]
+    python -m benchmarks.ray_batch_scoring [--copies 10] [--chunk-rows 50000]
 
 Needs `./scripts/quickstart` (tables and a champion). Writes the scaled tables
 (feature_repo/tables/scale.py) into a copy of the repository in a temporary folder, starts
@@ -24,19 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import pandas as pd
 
-import pandas as pd  # noqa: E402
-
-from serving.batch import read_scores, score_file  # noqa: E402
-from skewless.features import store as feature_store  # noqa: E402
-from skewless.features.service import service_schema  # noqa: E402
-from skewless.models.artifacts import ModelFetcher  # noqa: E402
-from skewless.models.configuration import load_model_config  # noqa: E402
-from skewless.registry.adapter import ModelRegistry  # noqa: E402
-from skewless.settings import Settings  # noqa: E402
-from tests.support.ray_cluster import RayCluster  # noqa: E402
-from tests.support.repos import copy_feature_repo  # noqa: E402
+from serving.batch import read_scores, score_file
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.artifacts import ModelFetcher
+from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry
+from skewless.settings import Settings
+from tests.support.ray_cluster import RayCluster
+from tests.support.repos import copy_feature_repo
 
 MEASURE = """
 import resource, subprocess, sys, time

@@ -1,7 +1,7 @@
 """Online serving against the machine's floor and Feast's own feature server (`feast serve`,
 features only, no model): same machine, same feature service, one run.
 
-    python benchmarks/serving_latency.py [--seconds 6] [--rates 1000,2000]
+    python -m benchmarks.serving_latency [--seconds 6] [--rates 1000,2000]
 
 Needs `skewless quickstart` (tables, a champion model, the SQLite online store), a Redis on
 SKEWLESS_REDIS_CONNECTION (default 127.0.0.1:6379; the Redis variant is applied and
@@ -27,7 +27,6 @@ import os
 import re
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,17 +35,16 @@ import httpx
 import uvloop
 from prometheus_client.parser import text_string_to_metric_families
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.loadgen import HttpPool, LoadResult, http_request, open_loop  # noqa: E402
-from serving.grpc_face import grpc_instance  # noqa: E402
-from serving.process import ServiceProcess, free_port  # noqa: E402
-from serving.protos import prediction_pb2 as pb  # noqa: E402
-from serving.schemas import rest_body  # noqa: E402
-from skewless.features import store as feature_store  # noqa: E402
-from skewless.features.service import service_schema  # noqa: E402
-from skewless.models.configuration import load_model_config  # noqa: E402
-from skewless.settings import Settings  # noqa: E402
+from benchmarks.loadgen import HttpPool, LoadResult, http_request, open_loop
+from benchmarks.tools import require
+from serving.grpc_face import grpc_instance
+from serving.process import ServiceProcess, free_port
+from serving.protos import prediction_pb2 as pb
+from serving.schemas import rest_body
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.configuration import load_model_config
+from skewless.settings import Settings
 
 ROWS = 2000
 POOL = 32
@@ -300,6 +298,7 @@ def main() -> None:
     parser.add_argument("--skip-feast", action="store_true")
     parser.add_argument("--skip-two-workers", action="store_true")
     args = parser.parse_args()
+    require("wrk", "h2load", "taskset")
     args.rates = [float(r) for r in args.rates.split(",")]
     os.environ["SKEWLESS_ONLINE_STORE"] = "redis"
     settings = Settings()

@@ -1,7 +1,7 @@
 """CT pipeline wall time per step on the full default configuration (train Jan-May, validate
 June, test July 2013), median of N uninterrupted runs, each with a fresh MLflow store.
 
-    python benchmarks/training_timings.py [--runs 3]
+    python -m benchmarks.training_timings [--runs 3]
 
 Needs the feature tables and `feast apply` of the working copy (run `skewless quickstart` or
 `skewless build-tables && skewless apply` first). Prints a markdown table for
@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from skewless.settings import Settings  # noqa: E402
-from training.config import load_pipeline_config  # noqa: E402
-from training.pipeline import STEPS, Pipeline  # noqa: E402
+from skewless.settings import Settings
+from training.config import load_pipeline_config
+from training.pipeline import STEPS, Pipeline
 
 
 def main() -> None:

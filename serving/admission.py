@@ -4,7 +4,7 @@ prediction request admitted or refused once its body is in, before any ASGI mach
 Why in the protocol:
 - The handler runs only when the event loop reaches it, so a request that waited behind a
   burst cannot tell from inside the handler how long it waited. The REST app
-  (`rest.FastPredict`) observes that wait for every admitted prediction request.
+  (`front.Front`) observes that wait for every admitted prediction request.
 - The requests of a burst are parsed in one turn of the event loop, before any of their
   handlers runs. Counted by the app, all of them found the count of the turn before, and each
   refusal cost a request cycle, a task and the app (~70-90 µs of CPU): at three times capacity
@@ -29,7 +29,7 @@ ADMITTED = "skewless.admitted"  # scope key: counted in flight by the protocol
 
 
 class Door(Protocol):
-    """Who admits (`rest.FastPredict`), for the prediction paths and bodies up to its limit."""
+    """Who admits (`front.Front`), for the prediction paths and bodies up to its limit."""
 
     @property
     def paths(self) -> frozenset[str]: ...

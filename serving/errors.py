@@ -8,15 +8,21 @@
     ├── Overloaded          503 / RESOURCE_EXHAUSTED  too many requests in flight: shed
     └── ModelFailed         500 / INTERNAL           the model raised while scoring
 
-The REST face maps them in one exception handler, the gRPC face in one interceptor; anything
-else becomes `internal` with no internals in the message.
+Their JSON body is built here alone (`error_json`), for every answer the REST face gives: its
+front (serving/front.py) and the FastAPI app's handlers (serving/rest.py). The gRPC face maps
+them in one interceptor. Anything else becomes `internal()`, with no internals in the message;
+the trace goes to the service log.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from dataclasses import dataclass
 
 import grpc
+
+log = logging.getLogger("skewless.serving")
 
 
 @dataclass
@@ -67,3 +73,15 @@ class Overloaded(ServingError):
 
 class ModelFailed(ServingError):
     code = "model_failed"
+
+
+def internal() -> ServingError:
+    """An unexpected failure's answer; called inside the `except` that caught it, so that the
+    trace goes to the service log (and never to the client)."""
+    log.exception("unexpected error")
+    return ServingError("internal error; see the service log")
+
+
+def error_json(error: ServingError) -> bytes:
+    """The one JSON body of an error answer: {code, message, field}."""
+    return json.dumps(error.body()).encode()

@@ -105,7 +105,7 @@ class PredictionServicer(pb_grpc.PredictionServicer):
 
     @contextmanager
     def _observed(self, endpoint: str) -> Iterator[list[float]]:
-        """Latency and status of every call, failed ones too (as REST's Observe does). The
+        """Latency and status of every call, failed ones too (as the REST front does). The
         clock starts here, or where the caller sets it: when a coalesced batch began."""
         clock = [time.perf_counter()]
         status = "INTERNAL"

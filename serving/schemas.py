@@ -26,6 +26,8 @@ from pydantic import (
 
 from skewless.features.service import ServiceSchema, ValueKind
 
+from .core import Instance
+from .core import Prediction as CorePrediction
 from .errors import InvalidInput
 
 FeatureValue = float | int | str | bool | None
@@ -175,3 +177,12 @@ def json_value(value: Any) -> Any:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+def instance_of(body: Any) -> Instance:
+    """A validated request body (one instance) as the core's Instance."""
+    return Instance(body.request_id, body.entities.__dict__, body.request.__dict__)
+
+
+def answer_of(prediction: CorePrediction) -> Prediction:
+    return Prediction.model_validate(vars(prediction))  # the same fields, validated once

@@ -15,11 +15,22 @@ from tests.support.repos import copy_feature_repo, settings_for
 LEAD_TIME_MINUTES = 60
 
 
+# Fixtures that need a running service or the full data set: integration tests' alone.
+SERVICE_FIXTURES = frozenset({"redis_connection", "real_repo", "real_repo_redis"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Everything under tests/integration talks to real services or builds the full data set.
+    # Everything under tests/integration talks to real services or builds the full data set;
+    # a unit test may not (`scripts/test tests/unit` starts no service).
     for item in items:
         if "integration" in item.path.parts:
             item.add_marker(pytest.mark.integration)
+            continue
+        wanted = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if wanted:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a unit test uses {sorted(wanted)}; move it to tests/integration"
+            )
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ operations skewless wraps (apply, materialize)."""
 from __future__ import annotations
 
 import os
+import string
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -13,13 +14,15 @@ import pandas as pd
 import yaml
 from feast import FeatureStore
 from feast.infra.offline_stores.file_source import FileSource
-from feast.repo_config import load_repo_config
+from feast.repo_config import RepoConfig
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from skewless.errors import BadInput, SkewlessError
 from skewless.features.service import ServiceSchema
 from skewless.models.configuration import ModelConfig
 from skewless.settings import Settings
+from skewless.strict_yaml import describe
 
 # Static profiles are stamped long before any data set's first request; a full
 # materialization must reach back to them.
@@ -64,9 +67,24 @@ def repo_yaml(settings: Settings) -> Path:
     return generated
 
 
+def _repo_config(settings: Settings) -> RepoConfig:
+    """The repository's Feast configuration, its `${VARIABLES}` expanded as Feast expands them,
+    with SKEWLESS_REDIS_CONNECTION taken from the settings (the process's environment is
+    left as it is)."""
+    path = repo_yaml(settings)
+    environment = feast_environment(settings)
+    text = string.Template(path.read_text()).safe_substitute(environment)
+    raw = yaml.safe_load(os.path.expandvars(text))
+    try:
+        config = RepoConfig(**raw)
+    except ValidationError as exc:
+        raise FeatureRepoError(f"{path}: {describe(exc)}") from None
+    config.repo_path = settings.repo_path
+    return config
+
+
 def open_store(settings: Settings) -> FeatureStore:
-    os.environ["SKEWLESS_REDIS_CONNECTION"] = settings.redis_connection
-    config = load_repo_config(settings.repo_path, repo_yaml(settings))
+    config = _repo_config(settings)
     if settings.offline_store == "duckdb":
         # Feast's stock DuckDB store, whatever the yaml names: for comparison and as the
         # fallback should the ASOF plug-in (skewless.offline.asof_store) misbehave.
@@ -100,8 +118,12 @@ def apply(settings: Settings) -> str:
         text=True,
         check=False,
     )
-    if done.returncode != 0:
-        raise FeatureRepoError(f"feast apply failed:\n{done.stderr[-4000:]}")
+    if done.returncode != 0:  # Feast's own trace: its last line says what failed
+        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+        raise FeatureRepoError(
+            f"feast apply failed: {lines[-1] if lines else 'no output'} "
+            f"(`{' '.join(feast_command(settings, 'apply'))}` shows Feast's whole output)"
+        )
     return done.stdout
 
 

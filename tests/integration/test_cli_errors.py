@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from skewless.settings import Settings, get_settings
+from tests.support.repos import copy_feature_repo
 
 
 @pytest.fixture
@@ -74,3 +75,55 @@ def test_as_a_program_the_message_is_one_line_and_no_traceback(env: Path) -> Non
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "typo.yaml: feature_service: Field required" in errors[0]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _broken_repository(folder: Path) -> Path:
+    """A repository whose yaml names an offline store that is not one: every command that
+    opens it fails inside Feast, with Feast's own exception."""
+    repo = copy_feature_repo(folder / "broken_repo")
+    yaml_file = repo / "feature_store.yaml"
+    yaml_file.write_text(
+        yaml_file.read_text().replace(
+            "skewless.offline.asof_store.AsofDuckDBOfflineStore", "skewless.nowhere.Store"
+        )
+    )
+    return repo
+
+
+# Each of these printed a traceback before (issue 24): a failure inside a library that no room
+# translated. Now: one line naming the failure, exit 1 (or 2 for bad input).
+FAILURES: dict[str, list[str]] = {
+    "apply": ["apply"],
+    "materialize": ["materialize", "--end", "2013-12-01"],
+    "score": ["score", "{rows}", "--output", "{out}"],
+    "replay": ["replay"],
+    "monitor": ["monitor", "--output", "{out}"],
+    "ct": ["ct", "tick"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(FAILURES))
+def test_a_failure_inside_a_command_is_one_line_and_no_traceback(command: str, env: Path) -> None:
+    repo = _broken_repository(env)
+    rows = env / "rows.parquet"
+    rows.write_bytes(b"PAR1 not a parquet file")
+    args = [
+        a.replace("{rows}", str(rows)).replace("{out}", str(env / "out")) for a in FAILURES[command]
+    ]
+    # The prediction log is a file where a folder should be: monitor reads it.
+    log = env / "prediction_log"
+    log.write_text("not a folder")
+    variables = {"SKEWLESS_REPO_PATH": str(repo), "SKEWLESS_PREDICTION_LOG": str(log)}
+    if command == "ct":  # the controller's state folder is a file: its lock cannot be taken
+        variables["SKEWLESS_STATE_DIR"] = str(log)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env={**os.environ, **variables},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode in (1, 2), output
+    assert "Traceback" not in output, output
+    messages = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(messages) == 1, messages
+    assert messages[0].startswith(("error:", "failed:")), messages

@@ -6,8 +6,8 @@ the static model trained on January-June. The cut lags the 1st by 0, 7 or 30 day
 pipeline that holds out its newest 7 or 30 days as a test window can learn. One parameter set
 (the configuration's, 600 rounds), no search, so only the data differs.
 
-    python benchmarks/retraining_ceiling.py           # ~4 min on 2 cores; docs/benchmarks.md
-    python benchmarks/retraining_ceiling.py --weekly  # and every Monday on every label before
+    python -m benchmarks.retraining_ceiling           # ~4 min on 2 cores; docs/benchmarks.md
+    python -m benchmarks.retraining_ceiling --weekly  # and every Monday on every label before
                                                       # it (26 more fits, ~6 min)
 """
 

@@ -1,7 +1,7 @@
 """CPU per prediction, stage by stage, inside one service process (no network client): where a
 prediction's microseconds go on this machine.
 
-    python benchmarks/serving_stages.py [--store redis|sqlite|both] [--calls 3000]
+    python -m benchmarks.serving_stages [--store redis|sqlite|both] [--calls 3000]
 
 For each online store it builds the service's runtime as `skewless serve` does, then times
 (CPU, `time.process_time`, median of 5 rounds) over real request bodies:
@@ -36,11 +36,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-if "PYTHONPATH" not in os.environ:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ROUNDS = 5
 

@@ -5,7 +5,7 @@ congestion every 15 minutes) and once with a 5-minute grid, then runs the whole 
 train` on each (a fresh MLflow store each) and prints the extract time and the test-window
 (July) ROC AUC.
 
-    python benchmarks/finer_grid.py [--minutes 5]
+    python -m benchmarks.finer_grid [--minutes 5]
 
 Prints a markdown table for docs/benchmarks.md.
 """
@@ -23,12 +23,11 @@ from pathlib import Path
 
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from feature_repo.tables import aggregates, build
+from skewless.features import store as feature_store
+from tests.support.repos import copy_feature_repo, settings_for
 
-from feature_repo.tables import aggregates, build  # noqa: E402
-from skewless.features import store as feature_store  # noqa: E402
-from tests.support.repos import copy_feature_repo, settings_for  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 TABLE = "origin_departures_recent"
 

@@ -3,7 +3,7 @@ payloads, the same rate: once driven by locust (as the gate does), once by a lea
 open-loop client (benchmarks/loadgen.py), each read from both sides (the service's own
 /metrics histogram before and after, and the client's own timings).
 
-    python benchmarks/gate_views.py [--rate 1000] [--seconds 30]
+    python -m benchmarks.gate_views [--rate 1000] [--seconds 30]
 
 Needs `skewless quickstart` (tables, a champion) and the Redis variant applied and
 materialized (`SKEWLESS_ONLINE_STORE=redis skewless apply && skewless materialize`).
@@ -16,22 +16,19 @@ import argparse
 import asyncio
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks.loadgen import HttpPool, http_request, open_loop  # noqa: E402
-from loadtests import server_metrics as sm  # noqa: E402
-from loadtests.gate import LATENCY  # noqa: E402
-from loadtests.locust_run import LoadPlan, LocustRun  # noqa: E402
-from loadtests.payloads import replay_payloads, write_payloads  # noqa: E402
-from serving.process import ServiceProcess  # noqa: E402
-from skewless.features import store as feature_store  # noqa: E402
-from skewless.features.service import service_schema  # noqa: E402
-from skewless.models.configuration import load_model_config  # noqa: E402
-from skewless.settings import Settings  # noqa: E402
+from benchmarks.loadgen import HttpPool, http_request, open_loop
+from loadtests import server_metrics as sm
+from loadtests.gate import LATENCY
+from loadtests.locust_run import LoadPlan, LocustRun
+from loadtests.payloads import replay_payloads, write_payloads
+from serving.process import ServiceProcess
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.models.configuration import load_model_config
+from skewless.settings import Settings
 
 
 def server_view(before: sm.Samples, after: sm.Samples) -> tuple[float, float, float, float]:
