@@ -98,9 +98,12 @@ def open_store(settings: Settings) -> FeatureStore:
 
 
 def feast_command(settings: Settings, *args: str) -> list[str]:
-    feast = Path(sys.executable).with_name("feast")
+    # Feast's own command line, run by this interpreter: the `feast` script's module, found
+    # whether or not a `feast` script sits beside it.
     return [
-        str(feast),
+        sys.executable,
+        "-m",
+        "feast.cli.cli",
         "-c",
         str(settings.repo_path),
         "-f",
