@@ -72,8 +72,10 @@ def main() -> None:
     print("| way | seconds | rows/s | rows out |\n|---|---|---|---|")
     ours_row = f"| `skewless score` (chunked, resumable) | {ours:.1f} | {n / ours:,.0f} |"
     print(f"{ours_row} {len(scored):,} |")
-    print(f"| naive: get_historical_features + Booster.predict | {naive:.1f} | {n / naive:,.0f} "
-          f"| {len(naive_scores):,} |")  # fmt: skip
+    print(
+        f"| naive: get_historical_features + Booster.predict | {naive:.1f} | {n / naive:,.0f} "
+        f"| {len(naive_scores):,} |"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,18 @@ def single_process(
 ) -> tuple[float, float]:
     """`skewless score` in a child: wall seconds and the child's peak RSS (MiB)."""
     env = {**os.environ, **settings.as_env(), "SKEWLESS_BATCH_ENGINE": "local"}
-    command = [sys.executable, "-c", MEASURE, shutil.which("skewless") or "skewless", "score",
-               str(rows), "--output", str(out), "--chunk-rows", str(chunk_rows)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-c",
+        MEASURE,
+        shutil.which("skewless") or "skewless",
+        "score",
+        str(rows),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        str(chunk_rows),
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     line = next(x for x in done.stderr.splitlines() if x.startswith("MEASURED"))
     seconds, peak = line.split()[1:]
@@ -72,18 +82,32 @@ def main() -> None:
         repo = copy_feature_repo(folder / "repo")
         t0 = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "feature_repo.tables.scale", "--copies", str(args.copies),
-             "--source", str(base.data_dir), "--into", str(repo / "data")],
-            check=True, stdout=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[1],
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "feature_repo.tables.scale",
+                "--copies",
+                str(args.copies),
+                "--source",
+                str(base.data_dir),
+                "--into",
+                str(repo / "data"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            cwd=Path(__file__).resolve().parents[1],
+        )
         settings = base.model_copy(update={"repo_path": repo, "online_store": "sqlite"})
         feature_store.apply(settings)
         rows_path = feature_store.file_source_path(
             feature_store.open_store(settings), config.entity_source
         )
         n = len(pd.read_parquet(rows_path, columns=["flight_id"]))
-        print(f"{args.copies} copies of the year: {n:,} rows, scaled and applied in "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+        print(
+            f"{args.copies} copies of the year: {n:,} rows, scaled and applied in "
+            f"{time.perf_counter() - t0:.0f} s",
+            flush=True,
+        )
 
         local_seconds, local_peak = single_process(
             settings, rows_path, folder / "local", args.chunk_rows
@@ -103,9 +127,15 @@ def main() -> None:
             model = fetcher.load()
             started = time.perf_counter()
             result = score_file(
-                store, schema, model, rows_path, folder / "ray",
-                chunk_rows=args.chunk_rows, progress=lambda _: None, settings=on_ray,
-            )  # fmt: skip
+                store,
+                schema,
+                model,
+                rows_path,
+                folder / "ray",
+                chunk_rows=args.chunk_rows,
+                progress=lambda _: None,
+                settings=on_ray,
+            )
             ray_seconds = time.perf_counter() - started
             import resource
 
@@ -131,11 +161,15 @@ def main() -> None:
     busy = sum(s.seconds for s in workers)
     rate = statistics.median(s.rows / s.seconds for s in workers)  # one worker, one CPU
     ideal = busy / len(by_worker)
-    print(f"\n{n:,} rows ({args.copies} copies of the year); chunks of {args.chunk_rows:,}; "
-          f"outputs equal row by row (compared in {compared:.0f} s)\n")  # fmt: skip
+    print(
+        f"\n{n:,} rows ({args.copies} copies of the year); chunks of {args.chunk_rows:,}; "
+        f"outputs equal row by row (compared in {compared:.0f} s)\n"
+    )
     print("| way | seconds | rows/s | peak memory |\n|---|---|---|---|")
-    print(f"| single process (`skewless score`, both cores) | {local_seconds:.1f} | "
-          f"{n / local_seconds:,.0f} | {local_peak:,.0f} MiB |")  # fmt: skip
+    print(
+        f"| single process (`skewless score`, both cores) | {local_seconds:.1f} | "
+        f"{n / local_seconds:,.0f} | {local_peak:,.0f} MiB |"
+    )
     worker_peaks = ", ".join(f"{peaks[w]:,.0f}" for w in sorted(peaks))
     print(
         f"| Ray, 2 nodes x 1 CPU (`batch_engine: ray`) | {ray_seconds:.1f} | "
@@ -144,15 +178,21 @@ def main() -> None:
     print("\n| Ray figure | value |\n|---|---|")
     for worker in sorted(by_worker):
         chunks = by_worker[worker]
-        print(f"| worker {worker} on node {nodes[worker]} | {len(chunks)} chunks, "
-              f"{sum(chunks):.1f} s busy |")  # fmt: skip
+        print(
+            f"| worker {worker} on node {nodes[worker]} | {len(chunks)} chunks, "
+            f"{sum(chunks):.1f} s busy |"
+        )
     print(f"| per-worker rate (median chunk, one CPU) | {rate:,.0f} rows/s |")
     print(f"| busy seconds, all workers | {busy:.1f} |")
-    print(f"| overhead of distribution: wall - busy/workers | {ray_seconds - ideal:.1f} s "
-          f"({(ray_seconds - ideal) / ray_seconds:.0%} of the wall) |")  # fmt: skip
+    print(
+        f"| overhead of distribution: wall - busy/workers | {ray_seconds - ideal:.1f} s "
+        f"({(ray_seconds - ideal) / ray_seconds:.0%} of the wall) |"
+    )
     for nodes_added in (2, 4, 8):
-        print(f"| projection, {nodes_added} one-CPU nodes (rate x nodes) | "
-              f"{rate * nodes_added:,.0f} rows/s |")  # fmt: skip
+        print(
+            f"| projection, {nodes_added} one-CPU nodes (rate x nodes) | "
+            f"{rate * nodes_added:,.0f} rows/s |"
+        )
 
 
 if __name__ == "__main__":

@@ -73,10 +73,14 @@ def payloads(settings: Settings) -> tuple[list[bytes], list[pb.PredictRequest], 
         entities = {k: row[k] for k in schema.join_keys}
         request = {k: row[k] for k in schema.request_fields}
         unix = {k: int(v.timestamp()) if hasattr(v, "timestamp") else v for k, v in request.items()}
-        feast.append(json.dumps({
-            "feature_service": config.feature_service,
-            "entities": {k: [v] for k, v in {**entities, **unix}.items()},
-        }).encode())  # fmt: skip
+        feast.append(
+            json.dumps(
+                {
+                    "feature_service": config.feature_service,
+                    "entities": {k: [v] for k, v in {**entities, **unix}.items()},
+                }
+            ).encode()
+        )
     return rest, grpc_requests, feast
 
 
@@ -151,11 +155,29 @@ def h2load_grpc(target: str, message: bytes, seconds: float) -> tuple[float, int
         body.write(b"\x00" + struct.pack(">I", len(message)) + message)
         body.flush()
         out = subprocess.run(
-            ["taskset", "-c", "1", "h2load", "-c", "16", "-m", "1", "-D", f"{seconds:.0f}",
-             "-d", body.name, "-H", "content-type: application/grpc", "-H", "te: trailers",
-             f"http://{target}/skewless.serving.v1.Prediction/Predict"],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+            [
+                "taskset",
+                "-c",
+                "1",
+                "h2load",
+                "-c",
+                "16",
+                "-m",
+                "1",
+                "-D",
+                f"{seconds:.0f}",
+                "-d",
+                body.name,
+                "-H",
+                "content-type: application/grpc",
+                "-H",
+                "te: trailers",
+                f"http://{target}/skewless.serving.v1.Prediction/Predict",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     rate = float(re.search(r"finished in [\d.]+s, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
     codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
     failed = re.search(
@@ -203,8 +225,12 @@ def start_feast(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
     command = feature_store.feast_command(
         settings, "serve", "-p", str(port), "--no-access-log", "--max-requests", "10000000"
     )
-    process = subprocess.Popen(command, env=feature_store.feast_environment(settings),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        command,
+        env=feature_store.feast_environment(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
@@ -215,8 +241,14 @@ def start_feast(settings: Settings) -> tuple[subprocess.Popen[bytes], int]:
     raise RuntimeError("feast serve did not start")
 
 
-def one_worker(store: str, settings: Settings, rest: list[bytes], message: bytes,
-               args: argparse.Namespace, folder: Path) -> list[Row]:  # fmt: skip
+def one_worker(
+    store: str,
+    settings: Settings,
+    rest: list[bytes],
+    message: bytes,
+    args: argparse.Namespace,
+    folder: Path,
+) -> list[Row]:
     rows: list[Row] = []
     env = {"SKEWLESS_ONLINE_STORE": store, "SKEWLESS_WORKERS": "1"}
     log = settings.state_dir / f"benchmark-serve-{store}.log"
@@ -243,15 +275,25 @@ def one_worker(store: str, settings: Settings, rest: list[bytes], message: bytes
             for rate, result, server in uvloop.run(
                 open_rates(service, rest, args.rates, args.seconds)
             ):
-                rows.append((f"1 pinned, {rate:,.0f}/s offered", "REST open loop", store,
-                             result.achieved_rate, result.errors, result.percentile(50),
-                             result.percentile(99), server))  # fmt: skip
+                rows.append(
+                    (
+                        f"1 pinned, {rate:,.0f}/s offered",
+                        "REST open loop",
+                        store,
+                        result.achieved_rate,
+                        result.errors,
+                        result.percentile(50),
+                        result.percentile(99),
+                        server,
+                    )
+                )
                 print(rows[-1], flush=True)
     return rows
 
 
-def two_workers(settings: Settings, rest: list[bytes], args: argparse.Namespace,
-                folder: Path) -> list[Row]:  # fmt: skip
+def two_workers(
+    settings: Settings, rest: list[bytes], args: argparse.Namespace, folder: Path
+) -> list[Row]:
     rows: list[Row] = []
     os.sched_setaffinity(0, {0, 1})
     env = {"SKEWLESS_ONLINE_STORE": "redis", "SKEWLESS_WORKERS": "2"}
@@ -262,20 +304,31 @@ def two_workers(settings: Settings, rest: list[bytes], args: argparse.Namespace,
             service.url + "/v1/predict", rest, args.seconds, folder
         )
         server = server_quantiles(before, scrape(service), "/v1/predict")
-        rows.append(("2 on 2 cores, wrk beside", "REST", "redis", command_rate, errors, None, None,
-                     server))  # fmt: skip
+        rows.append(
+            ("2 on 2 cores, wrk beside", "REST", "redis", command_rate, errors, None, None, server)
+        )
         print(rows[-1], flush=True)
         for rate, result, server in uvloop.run(open_rates(service, rest, [2000.0], args.seconds)):
-            rows.append((f"2 on 2 cores, {rate:,.0f}/s offered", "REST open loop", "redis",
-                         result.achieved_rate, result.errors, result.percentile(50),
-                         result.percentile(99), server))  # fmt: skip
+            rows.append(
+                (
+                    f"2 on 2 cores, {rate:,.0f}/s offered",
+                    "REST open loop",
+                    "redis",
+                    result.achieved_rate,
+                    result.errors,
+                    result.percentile(50),
+                    result.percentile(99),
+                    server,
+                )
+            )
             print(rows[-1], flush=True)
     os.sched_setaffinity(0, {1})
     return rows
 
 
-def feast_saturation(settings: Settings, feast: list[bytes], args: argparse.Namespace,
-                     folder: Path) -> list[Row]:  # fmt: skip
+def feast_saturation(
+    settings: Settings, feast: list[bytes], args: argparse.Namespace, folder: Path
+) -> list[Row]:
     process, port = start_feast(settings)
     try:
         pin(process.pid, 0)
@@ -320,14 +373,18 @@ def main() -> None:
         if not args.skip_feast:
             rows += feast_saturation(settings, feast, args, folder)
     print(f"\n{args.seconds:.0f} s per run, {ROWS} real requests\n")
-    print("| workers, load | face | store | achieved (req/s) | errors | client p50 (ms) "
-          "| client p99 (ms) | server p50 (ms) | server p99 (ms) |")  # fmt: skip
+    print(
+        "| workers, load | face | store | achieved (req/s) | errors | client p50 (ms) "
+        "| client p99 (ms) | server p50 (ms) | server p99 (ms) |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for run, face, store, rate, errors, c50, c99, server in rows:
         client = (f"{c50:.2f}", f"{c99:.2f}") if c50 is not None and c99 is not None else ("—", "—")
         s50, s99 = (f"{server[0]:.2f}", f"{server[1]:.2f}") if server else ("—", "—")
-        print(f"| {run} | {face} | {store} | {rate:,.0f} | {errors} | {client[0]} | {client[1]} "
-              f"| {s50} | {s99} |")  # fmt: skip
+        print(
+            f"| {run} | {face} | {store} | {rate:,.0f} | {errors} | {client[0]} | {client[1]} "
+            f"| {s50} | {s99} |"
+        )
 
 
 if __name__ == "__main__":

@@ -216,8 +216,12 @@ def migrate_registry_command(
 
     settings = get_settings()
     name = model_config(config, settings).name
-    rewritten = ModelRegistry.of(settings).migrate_tags(name, dry_run=dry_run)
+    registry = ModelRegistry.of(settings)
+    rewritten = registry.migrate_tags(name, dry_run=dry_run)
     verb = "would rewrite" if dry_run else "rewrote"
+    moves = registry.migrate_history(name, dry_run=dry_run)
+    if moves:
+        console.print(f"{name}: {verb} the champion history's {moves} older move(s), one tag each")
     for version, tags in rewritten.items():
         console.print(f"{name} v{version}: {verb} {', '.join(tags)}")
     console.print(

@@ -32,7 +32,7 @@ from skewless.registry.adapter import ModelRegistry, PromotionRefused, RegistryE
 from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import Settings
 
-from . import server_metrics as sm
+from . import server_metrics
 from .config import CanaryConfig
 from .locust_run import LoadPlan, LocustRun, signals_held
 from .payloads import replay_payloads, write_payloads
@@ -89,9 +89,13 @@ def run_canary(
         raise PromotionRefused(reason)
     candidate = str(challenger.version)
     report = CanaryReport(
-        name, str(champion.version), candidate, config.share, config.seconds,
+        name,
+        str(champion.version),
+        candidate,
+        config.share,
+        config.seconds,
         datetime.now(UTC).isoformat(timespec="seconds"),
-    )  # fmt: skip
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     service: ServiceProcess | None = None
     traffic: LocustRun | None = None
@@ -116,13 +120,13 @@ def run_canary(
         assert url is not None  # given, or the private service's
         progress(f"canary: {config.share:.0%} of {url}'s traffic to version {candidate}")
         _wait_for_challenger(url, candidate, wait)
-        before = sm.scrape(url)
+        before = server_metrics.scrape(url)
         if service is not None:
             traffic = _replay(settings, config, service, out_dir)
             traffic.start().wait()
         else:
             time.sleep(config.seconds)
-        after = sm.scrape(url)
+        after = server_metrics.scrape(url)
     finally:
         with signals_held():
             try:
@@ -133,7 +137,7 @@ def run_canary(
             finally:
                 if live:
                     registry.set_canary_share(name, None)
-    _judge(report, config, sm.delta(before, after), progress)
+    _judge(report, config, server_metrics.delta(before, after), progress)
     if report.passed:
         promote(settings, candidate, by=by, why="canary passed")
         report.action = "promoted"
@@ -155,7 +159,7 @@ def run_canary(
 def _wait_for_challenger(url: str, version: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if version in sm.loaded_models(sm.scrape(url), "challenger"):
+        if version in server_metrics.loaded_models(server_metrics.scrape(url), "challenger"):
             return
         time.sleep(0.5)
     raise TimeoutError(f"the service at {url} did not load challenger {version} in {timeout:.0f} s")
@@ -174,15 +178,18 @@ def _replay(
 
 
 def _judge(
-    report: CanaryReport, config: CanaryConfig, delta: sm.Samples, progress: Callable[[str], None]
+    report: CanaryReport,
+    config: CanaryConfig,
+    delta: server_metrics.Samples,
+    progress: Callable[[str], None],
 ) -> None:
     t = config.thresholds
     scores = {}
     for role in ROLES:
-        predictions = sm.counter(delta, "skewless_predictions", role=role)
-        errors = sm.counter(delta, "skewless_model_errors", role=role)
-        latency = sm.histogram(delta, "skewless_prediction_duration_seconds", role=role)
-        scores[role] = sm.histogram(delta, "skewless_prediction_score", role=role)
+        predictions = server_metrics.counter(delta, "skewless_predictions", role=role)
+        errors = server_metrics.counter(delta, "skewless_model_errors", role=role)
+        latency = server_metrics.histogram(delta, "skewless_prediction_duration_seconds", role=role)
+        scores[role] = server_metrics.histogram(delta, "skewless_prediction_score", role=role)
         report.roles[role] = {
             "predictions": predictions,
             "errors": errors,
@@ -194,7 +201,7 @@ def _judge(
     # The champion's scores on the challenger's own rows, where the service pairs them
     # (serving/core.py): the same requests, so only the models differ. Otherwise the
     # champion's half of the traffic, which holds other entities.
-    paired = sm.histogram(delta, "skewless_prediction_score", role=PAIRED)
+    paired = server_metrics.histogram(delta, "skewless_prediction_score", role=PAIRED)
     report.score_paired = paired.total > 0
     against = paired if report.score_paired else scores["champion"]
     report.score_psi = psi(against, scores["challenger"])
@@ -208,46 +215,53 @@ def _judge(
         progress(f"  {'pass' if passed else 'FAIL'}  {name}: {detail}")
 
     check(
-        "enough challenger traffic", chall["predictions"] >= t.min_predictions,
+        "enough challenger traffic",
+        chall["predictions"] >= t.min_predictions,
         f"{chall['predictions']:g} predictions by the challenger, {champ['predictions']:g} by "
         f"the champion (at least {t.min_predictions})",
-    )  # fmt: skip
+    )
     check(
-        "error ratio", chall["error_ratio"] <= t.max_error_ratio
+        "error ratio",
+        chall["error_ratio"] <= t.max_error_ratio
         and chall["error_ratio"] - champ["error_ratio"] <= t.max_error_ratio_increase,
         f"challenger {chall['error_ratio']:.4f}, champion {champ['error_ratio']:.4f}",
-    )  # fmt: skip
+    )
     ratio = chall["p99_ms"] / champ["p99_ms"] if champ["p99_ms"] > 0 else math.inf
     check(
-        "p99 latency", ratio <= t.max_p99_ratio,
+        "p99 latency",
+        ratio <= t.max_p99_ratio,
         f"challenger {chall['p99_ms']:.2f} ms, champion {champ['p99_ms']:.2f} ms "
         f"(ratio {ratio:.2f}, at most {t.max_p99_ratio:g})",
-    )  # fmt: skip
+    )
     shifted = report.score_ks > t.max_score_ks and report.score_ks > report.score_ks_critical
     check(
-        "score distribution", not shifted,
+        "score distribution",
+        not shifted,
         f"KS distance {report.score_ks:.3f} (at most {t.max_score_ks:g}, or below "
         f"{report.score_ks_critical:.3f}, the {t.score_alpha:g} significance bound); "
         f"PSI {report.score_psi:.3f}; "
-        + ("the champion's scores on the same rows" if report.score_paired
-           else "the champion's own half of the traffic (the service pairs no scores)"),
-    )  # fmt: skip
+        + (
+            "the champion's scores on the same rows"
+            if report.score_paired
+            else "the champion's own half of the traffic (the service pairs no scores)"
+        ),
+    )
 
 
-def ks_distance(a: sm.Histogram, b: sm.Histogram) -> float:
+def ks_distance(a: server_metrics.Histogram, b: server_metrics.Histogram) -> float:
     """KS distance at the bucket bounds (a lower bound of the exact statistic)."""
     if not a.total or not b.total:
         return 1.0
     return statistics.ks_distance(np.asarray(a.counts) / a.total, np.asarray(b.counts) / b.total)
 
 
-def psi(expected: sm.Histogram, actual: sm.Histogram) -> float:
+def psi(expected: server_metrics.Histogram, actual: server_metrics.Histogram) -> float:
     """Population stability index over the score buckets."""
     if not expected.total or not actual.total:
         return math.inf
     return statistics.psi(_shares(expected), _shares(actual))
 
 
-def _shares(h: sm.Histogram) -> list[float]:
+def _shares(h: server_metrics.Histogram) -> list[float]:
     counts = [c - p for c, p in zip(h.counts, (0.0, *h.counts[:-1]), strict=True)]
     return [c / h.total for c in counts]

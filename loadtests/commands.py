@@ -153,9 +153,13 @@ def canary_command(
     with _refusals():
         canary_config = _canary_overrides(load_canary_config(config), share, duration)
         report = run_canary(
-            settings, canary_config, gate_dir(settings, "canary"), url=url, by=_who(by),
+            settings,
+            canary_config,
+            gate_dir(settings, "canary"),
+            url=url,
+            by=_who(by),
             progress=console.print,
-        )  # fmt: skip
+        )
     if report.action != "promoted":
         raise typer.Exit(1)
 
@@ -186,9 +190,14 @@ def deploy_command(
         gates = load_gate_config(gate_config)
         canary = _canary_overrides(load_canary_config(canary_config), share, duration)
         outcome, canary_report = deploy(
-            settings, gates, canary, version=version, url=url, by=_who(by),
+            settings,
+            gates,
+            canary,
+            version=version,
+            url=url,
+            by=_who(by),
             progress=console.print,
-        )  # fmt: skip
+        )
     _print_gate(outcome)
     if canary_report is None or canary_report.action != "promoted":
         console.print("[red]not promoted[/red]")

@@ -97,8 +97,12 @@ def deploy(
     if challenger is None or str(challenger.version) != candidate:
         registry.set_alias(name, CHALLENGER, candidate)  # gated: the canary routes to it
     canary = run_canary(
-        settings, canary_config, gate.json_path.parent / "canary", url=url, by=by,
+        settings,
+        canary_config,
+        gate.json_path.parent / "canary",
+        url=url,
+        by=by,
         progress=progress,
-    )  # fmt: skip
+    )
     record_step(registry, name, candidate, "deploy", canary.action, {"gate": str(gate.json_path)})
     return gate, canary

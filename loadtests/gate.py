@@ -44,7 +44,7 @@ from skewless.records import CheckResult, GateVerdict
 from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
-from . import server_metrics as sm
+from . import server_metrics
 from .config import GateConfig
 from .locust_run import ClientStats, LoadPlan, LocustRun, signals_held
 from .payloads import replay_payloads, write_payloads
@@ -174,10 +174,12 @@ class Gate:
             self._check("preflight", "loads and fits the feature service", False, str(exc))
             raise GateStopped(f"preflight failed: {exc}") from None
         self._check(
-            "preflight", "loads and fits the feature service", True,
+            "preflight",
+            "loads and fits the feature service",
+            True,
             f"sha256 {candidate.sha256[:12]}, {len(candidate.model.contract.feature_names)} "
             f"features of {candidate.model.contract.feature_service}",
-        )  # fmt: skip
+        )
         return candidate
 
     def _start(self) -> None:
@@ -196,12 +198,13 @@ class Gate:
         except (RuntimeError, TimeoutError) as exc:
             self._check("start", "service ready", False, str(exc))
             raise GateStopped(f"start failed: {exc}") from None
-        served = sm.loaded_models(sm.scrape(self.service.url), "champion")
+        served = server_metrics.loaded_models(server_metrics.scrape(self.service.url), "champion")
         self._check(
-            "start", "serves exactly the candidate",
+            "start",
+            "serves exactly the candidate",
             served == {self.report.version: self.report.sha256},
             f"REST {self.service.url}, gRPC {self.service.grpc_target}; loaded {served}",
-        )  # fmt: skip
+        )
         self._stage_passed("start")
 
     def _contract(self, store: Any, schema: Any, candidate: ServedModel) -> None:
@@ -214,9 +217,11 @@ class Gate:
         grpc_scores, grpc_errors = _golden_grpc(self.service.grpc_target, rows, schema)
         errors = rest_errors + grpc_errors
         self._check(
-            "contract", "golden responses well-formed",
-            not errors, f"{2 * len(rows)} requests; " + ("; ".join(errors[:3]) or "all valid"),
-        )  # fmt: skip
+            "contract",
+            "golden responses well-formed",
+            not errors,
+            f"{2 * len(rows)} requests; " + ("; ".join(errors[:3]) or "all valid"),
+        )
         self._stage_passed("contract")
         batch = score_rows(store, schema, candidate, rows.assign(**{TIMESTAMP: feature_time}))
         expected = batch["probability"].to_numpy()
@@ -225,9 +230,11 @@ class Gate:
             float(abs(expected - pd.Series(grpc_scores).to_numpy()).max()),
         )
         self._check(
-            "contract", "scores match batch scoring", worst <= self.config.golden.score_tolerance,
+            "contract",
+            "scores match batch scoring",
+            worst <= self.config.golden.score_tolerance,
             f"max |served - batch| {worst:.2e} (tolerance {self.config.golden.score_tolerance:g})",
-        )  # fmt: skip
+        )
         self._stage_passed("contract")
 
     def _load(self, store: Any, schema: Any) -> None:
@@ -248,34 +255,41 @@ class Gate:
             f"load: {load.rate:g} requests/s for {load.seconds:g} s over {'+'.join(protocols)} "
             f"({len(items)} real payloads, {unknown} with unknown entities)"
         )
-        before = sm.scrape(self.service.url)
+        before = server_metrics.scrape(self.service.url)
         for protocol in protocols:
             run = LocustRun(
                 LoadPlan(protocol, rate, load.seconds, load.user_rate),  # type: ignore[arg-type]
-                self.service.url, self.service.grpc_target, path, self.out_dir,
-            )  # fmt: skip
+                self.service.url,
+                self.service.grpc_target,
+                path,
+                self.out_dir,
+            )
             self.locusts.append(run)  # listed before it starts: close() always finds it
             run.start()
         stats: dict[str, ClientStats] = {run.plan.protocol: run.wait() for run in self.locusts}
-        after = sm.scrape(self.service.url)
-        self._judge_load(sm.delta(before, after), stats, list(protocols))
+        after = server_metrics.scrape(self.service.url)
+        self._judge_load(server_metrics.delta(before, after), stats, list(protocols))
         self._stage_passed("load")
 
     def _judge_load(
-        self, delta: sm.Samples, stats: dict[str, ClientStats], protocols: list[str]
+        self, delta: server_metrics.Samples, stats: dict[str, ClientStats], protocols: list[str]
     ) -> None:
         budgets = self.config.budgets
         endpoints = [PREDICT_ENDPOINTS[p] for p in protocols]
         per_endpoint = {
-            e: sm.histogram(delta, LATENCY, endpoint=e, stage="total") for e in endpoints
+            e: server_metrics.histogram(delta, LATENCY, endpoint=e, stage="total")
+            for e in endpoints
         }
-        combined = sm.add(list(per_endpoint.values()))
+        combined = server_metrics.add(list(per_endpoint.values()))
         server_q = {k: combined.quantile(q) * 1000 for k, q in QUANTILES.items()}
-        requests = sum(sm.counter(delta, "skewless_requests", endpoint=e) for e in endpoints)
+        requests = sum(
+            server_metrics.counter(delta, "skewless_requests", endpoint=e) for e in endpoints
+        )
         failed = requests - sum(
-            sm.counter(delta, "skewless_requests", endpoint=e, status=ok)
-            for e in endpoints for ok in ("200", "OK")
-        )  # fmt: skip
+            server_metrics.counter(delta, "skewless_requests", endpoint=e, status=ok)
+            for e in endpoints
+            for ok in ("200", "OK")
+        )
         self.report.server = {
             "requests": requests,
             "errors": failed,
@@ -292,17 +306,21 @@ class Gate:
         for key in QUANTILES:
             budget = getattr(budgets.server, f"{key}_ms")
             self._check(
-                "load", f"server {key}", server_q[key] <= budget,
+                "load",
+                f"server {key}",
+                server_q[key] <= budget,
                 f"{server_q[key]:.2f} ms (budget {budget:g} ms)",
-            )  # fmt: skip
+            )
         for protocol, s in stats.items():
             for key, column in (("p50", "50%"), ("p95", "95%"), ("p99", "99%")):
                 value = s.percentiles_ms.get(column, math.inf)
                 budget = getattr(budgets.client, f"{key}_ms")
                 self._check(
-                    "load", f"client {protocol} {key}", value <= budget,
+                    "load",
+                    f"client {protocol} {key}",
+                    value <= budget,
                     f"{value:g} ms (budget {budget:g} ms)",
-                )  # fmt: skip
+                )
         client_requests = sum(s.requests for s in stats.values())
         client_failures = sum(s.failures for s in stats.values())
         ratio = max(
@@ -311,16 +329,20 @@ class Gate:
         )
         examples = [e for s in stats.values() for e in s.failure_examples][:2]
         self._check(
-            "load", "error ratio", ratio <= budgets.max_error_ratio,
+            "load",
+            "error ratio",
+            ratio <= budgets.max_error_ratio,
             f"{ratio:.4f} (client {client_failures} of {client_requests}, server {failed:g} of "
             f"{requests:g}; max {budgets.max_error_ratio:g})"
             + (f"; {examples}" if examples else ""),
-        )  # fmt: skip
+        )
         achieved = sum(s.rate for s in stats.values())
         self._check(
-            "load", "achieved rate", achieved >= budgets.min_rate_ratio * target,
+            "load",
+            "achieved rate",
+            achieved >= budgets.min_rate_ratio * target,
             f"{achieved:.1f} requests/s of {target:g} (at least {budgets.min_rate_ratio:.0%})",
-        )  # fmt: skip
+        )
 
     def _skew(self, store: Any, schema: Any, loader: ModelFetcher) -> None:
         self.progress("skew: the gate's own requests, recomputed offline")
@@ -329,9 +351,13 @@ class Gate:
             self._check("skew", "prediction log", False, "the service logged no predictions")
             return
         skew = check_skew(
-            store, schema, served, loader,
-            sample=self.config.skew.sample, tolerance=self.config.skew.tolerance,
-        )  # fmt: skip
+            store,
+            schema,
+            served,
+            loader,
+            sample=self.config.skew.sample,
+            tolerance=self.config.skew.tolerance,
+        )
         self.report.skew = {
             "rows": skew.rows,
             "features_differing": {f.feature: f.share for f in skew.features},
@@ -339,11 +365,13 @@ class Gate:
             "max_score_diff": skew.max_score_diff,
         }
         self._check(
-            "skew", "served features and scores equal offline", skew.passed,
+            "skew",
+            "served features and scores equal offline",
+            skew.passed,
             f"{skew.rows} of {len(served)} logged predictions; features differing: "
             f"{sorted(self.report.skew['features_differing']) or 'none'}; score mismatches "
             f"{skew.score_mismatches} (tolerance {self.config.skew.tolerance:g})",
-        )  # fmt: skip
+        )
 
     # --- helpers -----------------------------------------------------------------------
     def _feature_time(self) -> datetime:

@@ -63,9 +63,13 @@ def payloads(
 
 
 def replay_payloads(
-    store: FeatureStore, config: ModelConfig, schema: ServiceSchema, n: int,
-    unknown_share: float, seed: int,
-) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    store: FeatureStore,
+    config: ModelConfig,
+    schema: ServiceSchema,
+    n: int,
+    unknown_share: float,
+    seed: int,
+) -> tuple[list[dict[str, Any]], int]:
     """The `n` most recent real requests as payloads, a share of them with unknown
     entities; and how many those are."""
     rows = recent_entity_rows(store, config, schema, n)

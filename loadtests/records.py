@@ -54,9 +54,13 @@ def record_gate(registry: ModelRegistry, report: GateReport, files: list[Path]) 
 
 
 def record_step(
-    registry: ModelRegistry, model_name: str, version: str, step: str, verdict: str,
+    registry: ModelRegistry,
+    model_name: str,
+    version: str,
+    step: str,
+    verdict: str,
     detail: dict[str, Any],
-) -> None:  # fmt: skip
+) -> None:
     """A deployment step's verdict (canary, promote, rollback) in the version's run."""
     run_id = run_of(registry.version(model_name, version))
     registry.record_run(run_id, tags={f"skewless.{step}.verdict": verdict})

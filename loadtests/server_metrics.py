@@ -64,8 +64,11 @@ class Histogram:
 
     def cdf(self) -> list[tuple[float, float]]:
         """(bound in seconds, share at or below), finite bounds only: for plotting."""
-        return [(b, c / self.total) for b, c in zip(self.bounds, self.counts, strict=True)
-                if b != float("inf") and self.total]  # fmt: skip
+        return [
+            (b, c / self.total)
+            for b, c in zip(self.bounds, self.counts, strict=True)
+            if b != float("inf") and self.total
+        ]
 
 
 def histogram(samples: Samples, name: str, **labels: str) -> Histogram:

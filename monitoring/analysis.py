@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
+from skewless.errors import BadInput
 from skewless.features.outcomes import KNOWN_AT, LABEL
 from skewless.models.contract import ModelContract
 from skewless.quality.metrics import calibration, metrics
@@ -54,10 +55,15 @@ class VersionReference:
 
     def against(self, which: str) -> VersionReference:
         """The same version with `recent` (its test window's) feature statistics in place of
-        its training window's; versions registered before those were stored keep theirs."""
-        recent = self.reference.get("recent_schema")
-        if which == "training" or recent is None:
+        its training window's."""
+        if which == "training":
             return self
+        recent = self.reference.get("recent_schema")
+        if recent is None:
+            raise BadInput(
+                f"version {self.version} has no recent feature statistics (registered by an "
+                "older skewless): compare against `training`, or retrain"
+            )
         return replace(self, schema=recent)
 
 

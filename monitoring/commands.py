@@ -34,7 +34,7 @@ def monitor_command(
             help="Folder of report.html, monitor.json, history.parquet "
             "(default: <state_dir>/monitoring)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     labels_optional: Annotated[
         bool,
         typer.Option(help="Report drift even when no prediction has a label yet (else exit 2)."),

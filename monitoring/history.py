@@ -17,8 +17,18 @@ import pandas as pd
 
 from skewless.quality.monitoring_result import MonitoringResult
 
-WINDOW_METRICS = ("rows", "labelled", "mean_score", "prediction_ks", "roc_auc", "log_loss",
-                  "brier", "ece", "positive_rate", "drifted_importance")  # fmt: skip
+WINDOW_METRICS = (
+    "rows",
+    "labelled",
+    "mean_score",
+    "prediction_ks",
+    "roc_auc",
+    "log_loss",
+    "brier",
+    "ece",
+    "positive_rate",
+    "drifted_importance",
+)
 
 
 def rows_of(result: MonitoringResult) -> pd.DataFrame:

@@ -15,8 +15,9 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from skewless.quality.monitoring_result import Distribution, Histogram, Window  # noqa: E402
 
-plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                     "axes.spines.right": False})  # fmt: skip
+plt.rcParams.update(
+    {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+)
 REFERENCE, CURRENT = "#8c8c8c", "#1f77b4"
 
 
@@ -73,8 +74,14 @@ def distributions(items: list[Distribution]) -> str:
         if item.kind == "numeric":
             edges = _floats(item.edges)
             centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
-            ax.bar(centers, _floats(item.reference), width=width, color=REFERENCE, alpha=0.6,
-                   label="training")  # fmt: skip
+            ax.bar(
+                centers,
+                _floats(item.reference),
+                width=width,
+                color=REFERENCE,
+                alpha=0.6,
+                label="training",
+            )
             ax.step(centers, _floats(item.current), where="mid", color=CURRENT, label="served")
         else:
             x = np.arange(len(item.categories))
@@ -93,8 +100,14 @@ def scores(histogram: Histogram) -> str:
     edges = _floats(histogram.edges)
     centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     figure, ax = plt.subplots(layout="constrained", figsize=(6, 2.8))
-    ax.bar(centers, _floats(histogram.reference), width=width, color=REFERENCE, alpha=0.6,
-           label="test window")  # fmt: skip
+    ax.bar(
+        centers,
+        _floats(histogram.reference),
+        width=width,
+        color=REFERENCE,
+        alpha=0.6,
+        label="test window",
+    )
     ax.step(centers, _floats(histogram.current), where="mid", color=CURRENT, label="served")
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("share")

@@ -110,14 +110,14 @@ def _reference(registry: ModelRegistry, name: str, version: str, folder: Path) -
 def monitor(
     settings: Settings,
     config: ModelConfig,
-    mcfg: MonitoringConfig,
+    monitoring_config: MonitoringConfig,
     period: Period,
     output: Path,
     *,
     labels_optional: bool = False,
 ) -> MonitorOutcome:
     """`analyse`, then the result, the report and the history written into `output`."""
-    outcome = analyse(settings, config, mcfg, period, labels_optional=labels_optional)
+    outcome = analyse(settings, config, monitoring_config, period, labels_optional=labels_optional)
     files = write_outputs(outcome.result, output)
     return replace(outcome, files=files)
 
@@ -125,7 +125,7 @@ def monitor(
 def analyse(
     settings: Settings,
     config: ModelConfig,
-    mcfg: MonitoringConfig,
+    monitoring_config: MonitoringConfig,
     period: Period,
     *,
     labels_optional: bool = False,
@@ -152,8 +152,8 @@ def analyse(
         for version in sorted(rows["model_version"].astype(str).unique(), key=_version_key):
             mine = rows[rows["model_version"].astype(str) == version]
             ref = references[version] = _reference(registry, config.name, version, fetch_dir)
-            skew = _skew_sample(store, schema, mine, loader, mcfg)
-            analysis = VersionAnalysis(ref, mcfg).run(mine, config.segments, skew)
+            skew = _skew_sample(store, schema, mine, loader, monitoring_config)
+            analysis = VersionAnalysis(ref, monitoring_config).run(mine, config.segments, skew)
             versions.append(analysis)
     finally:
         loader.close()
@@ -163,10 +163,10 @@ def analyse(
         monitored_at=datetime.now(UTC).isoformat(),
         since=(period.since or rows[TIME].min()).isoformat(),
         until=period.until.isoformat(),
-        window=mcfg.window,
+        window=monitoring_config.window,
         prediction_log=str(settings.prediction_log_dir),
         predictions=len(rows),
-        thresholds=mcfg.model_dump(mode="json"),
+        thresholds=monitoring_config.model_dump(mode="json"),
         versions=versions,
         paired=paired_comparison(rows),
         alerts=[a.model_copy(update={"version": v.version}) for v in versions for a in v.alerts],
@@ -180,13 +180,18 @@ def _skew_sample(
     schema: ServiceSchema,
     rows: pd.DataFrame,
     loader: ModelFetcher,
-    mcfg: MonitoringConfig,
+    monitoring_config: MonitoringConfig,
 ) -> SkewReport | None:
     served = rows[rows["served_by"] != "shadow"]
-    if not mcfg.skew_sample or served.empty:
+    if not monitoring_config.skew_sample or served.empty:
         return None
     return check_skew(
-        store, schema, served, loader, sample=mcfg.skew_sample, tolerance=mcfg.skew_tolerance
+        store,
+        schema,
+        served,
+        loader,
+        sample=monitoring_config.skew_sample,
+        tolerance=monitoring_config.skew_tolerance,
     )
 
 

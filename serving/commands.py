@@ -112,9 +112,15 @@ def replay_command(
     try:
         model = loader.load(version)
         result = replay(
-            store, schema, model, cfg, start, end, settings.prediction_log_dir,
+            store,
+            schema,
+            model,
+            cfg,
+            start,
+            end,
+            settings.prediction_log_dir,
             progress=console.print,
-        )  # fmt: skip
+        )
     finally:
         loader.close()
     console.print(

@@ -259,7 +259,7 @@ class PredictorCore:
                 scores,
                 [s >= threshold for s in scores],
                 0.0,
-            )  # fmt: skip
+            )
         )
 
     def _log(self, rows, read, predictions, now, endpoint, seconds) -> None:  # type: ignore[no-untyped-def]

@@ -44,12 +44,19 @@ def serve_examples(settings: Settings, console: Console, n: int = 5) -> None:
                     instance = grpc_instance(row, schema, request_id)
                     response = stub.Predict(pb.PredictRequest(instance=instance), timeout=10)
                     face = "gRPC"
-                    p = {"probability": response.probability, "decision": response.decision,
-                         "model_version": response.model_version}  # fmt: skip
+                    p = {
+                        "probability": response.probability,
+                        "decision": response.decision,
+                        "model_version": response.model_version,
+                    }
                 keys = " ".join(str(row[key]) for key in schema.join_keys)
                 table.add_row(
-                    face, request_id, keys, f"{p['probability']:.3f}", str(p["decision"]),
+                    face,
+                    request_id,
+                    keys,
+                    f"{p['probability']:.3f}",
+                    str(p["decision"]),
                     f"v{p['model_version']}",
-                )  # fmt: skip
+                )
         console.print(table)
     console.print("service stopped; `skewless serve` runs it until you stop it")

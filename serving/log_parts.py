@@ -138,8 +138,12 @@ class PartWriter:
         tables, self._tables = self._tables, []
         self.rows = 0
         try:
-            parts = [(tables[0][0], pa.concat_tables([t for _, t in tables],
-                                                     promote_options="permissive"))]  # fmt: skip
+            parts = [
+                (
+                    tables[0][0],
+                    pa.concat_tables([t for _, t in tables], promote_options="permissive"),
+                )
+            ]
         except Exception:  # chunks that do not merge (a type clash, ...): part by part
             log.warning("logged columns differ in type between chunks: one part per chunk")
             parts = tables

@@ -19,9 +19,28 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 # Fine buckets around the 2 ms budget, so that p50 and p99 can be read off /metrics.
 LATENCY_BUCKETS = (
-    0.00025, 0.0005, 0.00075, 0.001, 0.00125, 0.0015, 0.00175, 0.002, 0.0025, 0.003, 0.004,
-    0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-)  # fmt: skip
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.00125,
+    0.0015,
+    0.00175,
+    0.002,
+    0.0025,
+    0.003,
+    0.004,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
 
 SCORE_BUCKETS = tuple(round(k / 20, 2) for k in range(1, 21))  # 0.05 .. 1.0
 
@@ -41,64 +60,86 @@ class Metrics:
             registry=r,
         )
         self.requests = Counter(
-            "skewless_requests", "Requests by endpoint and status.", ["endpoint", "status"],
+            "skewless_requests",
+            "Requests by endpoint and status.",
+            ["endpoint", "status"],
             registry=r,
-        )  # fmt: skip
+        )
         self.predictions = Counter(
-            "skewless_predictions", "Predictions served, by model role and version.",
-            ["role", "version"], registry=r,
-        )  # fmt: skip
+            "skewless_predictions",
+            "Predictions served, by model role and version.",
+            ["role", "version"],
+            registry=r,
+        )
         # Per role, for a canary's comparison of champion and challenger on live traffic.
         self.role_latency = Histogram(
             "skewless_prediction_duration_seconds",
             "Server-side latency of each prediction's request, by the role that scored it.",
-            ["role"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.scores = Histogram(
-            "skewless_prediction_score", "Scores served, by role.", ["role"],
-            buckets=SCORE_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.model_errors = Counter(
-            "skewless_model_errors", "Scoring calls that failed, by role.", ["role"],
+            ["role"],
+            buckets=LATENCY_BUCKETS,
             registry=r,
-        )  # fmt: skip
+        )
+        self.scores = Histogram(
+            "skewless_prediction_score",
+            "Scores served, by role.",
+            ["role"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.model_errors = Counter(
+            "skewless_model_errors",
+            "Scoring calls that failed, by role.",
+            ["role"],
+            registry=r,
+        )
         self.model = Gauge(
-            "skewless_model_info", "The loaded model per role (value 1).",
-            ["role", "name", "version", "sha256"], registry=r,
+            "skewless_model_info",
+            "The loaded model per role (value 1).",
+            ["role", "name", "version", "sha256"],
+            registry=r,
             multiprocess_mode="livemax",  # 1 while any live worker has it loaded
-        )  # fmt: skip
+        )
         self.model_loads = Counter(
-            "skewless_model_loads", "Model load attempts by result (loaded, refused).",
-            ["result"], registry=r,
-        )  # fmt: skip
+            "skewless_model_loads",
+            "Model load attempts by result (loaded, refused).",
+            ["result"],
+            registry=r,
+        )
         self.missing_features = Counter(
-            "skewless_missing_features", "Features missing or stale at request time.",
-            ["feature"], registry=r,
-        )  # fmt: skip
+            "skewless_missing_features",
+            "Features missing or stale at request time.",
+            ["feature"],
+            registry=r,
+        )
         self.store_errors = Counter(
             "skewless_online_store_errors", "Online-store reads that failed.", registry=r
         )
         self.store_refused = Counter(
             "skewless_online_store_refused",
-            "Requests answered 503 at once: the online store's circuit was open.", registry=r,
-        )  # fmt: skip
+            "Requests answered 503 at once: the online store's circuit was open.",
+            registry=r,
+        )
         self.breaker_open = Gauge(
             "skewless_online_store_circuit_open",
             "1 while the online store's circuit is open (reads refused until a probe answers).",
-            registry=r, multiprocess_mode="livemax",  # open in any live worker
-        )  # fmt: skip
+            registry=r,
+            multiprocess_mode="livemax",  # open in any live worker
+        )
         self.shed = Counter(
             "skewless_requests_shed",
             "Prediction requests refused at once because the worker was full "
             "(REST; gRPC's are refused by grpc's own limit, before any handler runs).",
-            ["endpoint"], registry=r,
-        )  # fmt: skip
+            ["endpoint"],
+            registry=r,
+        )
         self.queue_wait = Histogram(
             "skewless_queue_wait_seconds",
             "REST: from a request's headers being parsed to its handler starting (the wait "
             "behind the requests ahead of it on the worker's one event loop).",
-            ["endpoint"], buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.log_written = Counter(
             "skewless_prediction_log_written", "Predictions written to the log.", registry=r
         )

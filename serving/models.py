@@ -75,8 +75,9 @@ class ModelLoader(ModelFetcher):
             return current
         if loaded is not None and f"{loaded.version}:{loaded.sha256}" == identity:
             self.metrics.set_model(alias, loaded.name, loaded.version, loaded.sha256)
-            log.warning("%s is now %s version %s (already loaded)", alias, loaded.name,
-                        loaded.version)  # fmt: skip
+            log.warning(
+                "%s is now %s version %s (already loaded)", alias, loaded.name, loaded.version
+            )
             return loaded
         try:
             served = self.load_version(version)

@@ -49,9 +49,15 @@ class ServiceProcess:
         out = self.log_path.open("wb") if self.log_path else subprocess.DEVNULL
         self._log_file = out if self.log_path else None
         command = [
-            *self.program, "serve", "--host", "127.0.0.1",
-            "--rest-port", str(self.rest_port), "--grpc-port", str(self.grpc_port),
-        ]  # fmt: skip
+            *self.program,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--rest-port",
+            str(self.rest_port),
+            "--grpc-port",
+            str(self.grpc_port),
+        ]
         # A session of its own: a Ctrl-C at the terminal reaches the caller, which stops the
         # service in order; and a kill can reach its worker processes as one group.
         self.process = subprocess.Popen(

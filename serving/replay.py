@@ -53,9 +53,12 @@ def entity_rows(
 
 
 def log_table(
-    rows: pd.DataFrame, features: pd.DataFrame, scored: pd.DataFrame, schema: ServiceSchema,
+    rows: pd.DataFrame,
+    features: pd.DataFrame,
+    scored: pd.DataFrame,
+    schema: ServiceSchema,
     config: ModelConfig,
-) -> pa.Table:  # fmt: skip
+) -> pa.Table:
     """The prediction log's columns (skewless/quality/prediction_log.py) for scored entity rows."""
     stamp = rows[ENTITY_TIMESTAMP].reset_index(drop=True)
     frame = pd.DataFrame(

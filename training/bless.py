@@ -44,12 +44,15 @@ def compare_to_champion(
     if champion is None:
         if rows is None:
             return [Check("beats champion", True, "no champion yet")]
-        return [Check(
-            "beats champion", True,
-            f"not comparable: the champion learned from data until {rows['seen_until']}, "
-            f"leaving {rows['fair']:,} of the {rows['test']:,} test rows (fewer than "
-            f"{config.champion_min_rows:,}); judged against the baseline alone",
-        )]  # fmt: skip
+        return [
+            Check(
+                "beats champion",
+                True,
+                f"not comparable: the champion learned from data until {rows['seen_until']}, "
+                f"leaving {rows['fair']:,} of the {rows['test']:,} test rows (fewer than "
+                f"{config.champion_min_rows:,}); judged against the baseline alone",
+            )
+        ]
     gain = _auc(candidate) - _auc(champion)
     where = (
         "the same test window"

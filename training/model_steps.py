@@ -139,9 +139,11 @@ def evaluate_step(context: StepContext, trained: Trained) -> Evaluated:
             else (pd.to_datetime(test_rows[ENTITY_TIMESTAMP], utc=True) >= seen_until).to_numpy()
         )
         evaluation["champion_version"] = champion.version
-        evaluation["champion_rows"] = {"fair": int(fair.sum()), "test": len(test_rows),
-                                       "seen_until": None if seen_until is None
-                                       else seen_until.isoformat()}  # fmt: skip
+        evaluation["champion_rows"] = {
+            "fair": int(fair.sum()),
+            "test": len(test_rows),
+            "seen_until": None if seen_until is None else seen_until.isoformat(),
+        }
         if fair.all() or fair.sum() >= config.blessing.champion_min_rows:
             rows = test_rows[fair].reset_index(drop=True)
             evaluation["champion"] = evaluate(

@@ -109,9 +109,16 @@ class Pipeline:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.progress(f"pipeline run {run_id} -> {run_dir}")
         context = StepContext(
-            self.config, self.store, self.registry, run_id, run_dir, "", self.extract_fn,
-            self.progress, self.hook,
-        )  # fmt: skip
+            self.config,
+            self.store,
+            self.registry,
+            run_id,
+            run_dir,
+            "",
+            self.extract_fn,
+            self.progress,
+            self.hook,
+        )
         try:
             result = self._steps(context, RunState.load(run_dir / "state.json"))
         except DataValidationError as exc:

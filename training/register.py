@@ -93,9 +93,12 @@ def register_step(
             aliases.append(CHAMPION)  # a resumed run that had got this far already
         elif current is None and not registry.champion_history(name):
             registry.move_champion(
-                name, version.version, action="pipeline", by=operator(),
+                name,
+                version.version,
+                action="pipeline",
+                by=operator(),
                 why="the first blessed model",
-            )  # fmt: skip
+            )
             aliases.append(CHAMPION)
     art = write_json(
         {"version": version.version, "aliases": aliases}, context.path("registration.json")

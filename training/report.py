@@ -21,8 +21,10 @@ def print_summary(console: Console, result: RunResult) -> None:
     rows = evaluation.get("champion_rows") or {}
     subset = bool(rows) and rows.get("fair") != rows.get("test")
     after = f" ({rows.get('fair', 0):,} rows after its data)" if subset else ""
-    labels = {"candidate_vs_champion": f"candidate{after}",
-              "champion": f"champion v{evaluation.get('champion_version')}{after}"}  # fmt: skip
+    labels = {
+        "candidate_vs_champion": f"candidate{after}",
+        "champion": f"champion v{evaluation.get('champion_version')}{after}",
+    }
     shown = ["candidate", "baseline", "champion"]
     if subset and evaluation.get("champion"):
         shown.insert(2, "candidate_vs_champion")  # on the same rows as the champion's figures

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.loadgen import HttpPool, http_request, open_loop
-from loadtests import server_metrics as sm
+from loadtests import server_metrics
 from loadtests.gate import LATENCY
 from loadtests.locust_run import LoadPlan, LocustRun
 from loadtests.payloads import replay_payloads, write_payloads
@@ -31,8 +31,12 @@ from skewless.models.configuration import load_model_config
 from skewless.settings import Settings
 
 
-def server_view(before: sm.Samples, after: sm.Samples) -> tuple[float, float, float, float]:
-    h = sm.histogram(sm.delta(before, after), LATENCY, endpoint="/v1/predict", stage="total")
+def server_view(
+    before: server_metrics.Samples, after: server_metrics.Samples
+) -> tuple[float, float, float, float]:
+    h = server_metrics.histogram(
+        server_metrics.delta(before, after), LATENCY, endpoint="/v1/predict", stage="total"
+    )
     return h.total, h.quantile(0.5) * 1000, h.quantile(0.95) * 1000, h.quantile(0.99) * 1000
 
 
@@ -53,11 +57,12 @@ def main() -> None:
     with ServiceProcess(
         {**settings.as_env(), "SKEWLESS_PREDICTION_LOG": str(out / "log")}, out / "service.log"
     ) as service:
-        before = sm.scrape(service.url)
-        run = LocustRun(LoadPlan("rest", args.rate, args.seconds), service.url,
-                        service.grpc_target, path, out).start()  # fmt: skip
+        before = server_metrics.scrape(service.url)
+        run = LocustRun(
+            LoadPlan("rest", args.rate, args.seconds), service.url, service.grpc_target, path, out
+        ).start()
         stats = run.wait()
-        n, p50, p95, p99 = server_view(before, sm.scrape(service.url))
+        n, p50, p95, p99 = server_view(before, server_metrics.scrape(service.url))
         c = stats.percentiles_ms
         lines.append(
             f"| locust (FastHttpUser, {LoadPlan('rest', args.rate, 1).users} users) | "
@@ -65,8 +70,10 @@ def main() -> None:
             f"{c['50%']:g} / {c['95%']:g} / {c['99%']:g} | {stats.failures} |"
         )
         port = int(service.url.rsplit(":", 1)[1])
-        bodies = [http_request("127.0.0.1", port, "/v1/predict", json.dumps(i["rest"]).encode())
-                  for i in items]  # fmt: skip
+        bodies = [
+            http_request("127.0.0.1", port, "/v1/predict", json.dumps(i["rest"]).encode())
+            for i in items
+        ]
 
         async def lean() -> tuple[float, list[float], int]:
             pool = HttpPool("127.0.0.1", port, 64)
@@ -78,9 +85,9 @@ def main() -> None:
             q = [result.percentile(50), result.percentile(95), result.percentile(99)]
             return result.achieved_rate, q, result.errors
 
-        before = sm.scrape(service.url)
+        before = server_metrics.scrape(service.url)
         rate, q, errors = asyncio.run(lean())
-        n, p50, p95, p99 = server_view(before, sm.scrape(service.url))
+        n, p50, p95, p99 = server_view(before, server_metrics.scrape(service.url))
         lines.append(
             f"| asyncio open loop (benchmarks/loadgen.py, 64 connections) | {rate:.0f} | "
             f"{p50:.2f} / {p95:.2f} / {p99:.2f} | {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f} | "

@@ -26,9 +26,18 @@ from skewless.features.service import ENTITY_TIMESTAMP, historical_features, ser
 from skewless.models.configuration import load_model_config
 from skewless.settings import get_settings
 
-PARAMS = {"objective": "binary", "learning_rate": 0.03, "num_leaves": 31,
-          "min_child_samples": 50, "feature_fraction": 0.8, "bagging_fraction": 0.8,
-          "bagging_freq": 1, "verbose": -1, "seed": 13, "num_threads": 2}  # fmt: skip
+PARAMS = {
+    "objective": "binary",
+    "learning_rate": 0.03,
+    "num_leaves": 31,
+    "min_child_samples": 50,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "verbose": -1,
+    "seed": 13,
+    "num_threads": 2,
+}
 ROUNDS = 600
 START = pd.Timestamp("2013-01-01", tz="UTC")
 MONTHS = pd.date_range("2013-07-01", "2014-01-01", freq="MS", tz="UTC")
@@ -58,8 +67,12 @@ def main() -> None:
 
     started = time.perf_counter()
     static = fit(START, MONTHS[0])
-    variants = {"expanding, lag 0": (None, 0), "expanding, lag 7 days": (None, 7),
-                "expanding, lag 30 days": (None, 30), "180 days, lag 0": (180, 0)}  # fmt: skip
+    variants = {
+        "expanding, lag 0": (None, 0),
+        "expanding, lag 7 days": (None, 7),
+        "expanding, lag 30 days": (None, 30),
+        "180 days, lag 0": (180, 0),
+    }
     table: dict[str, list[float]] = {"static (January-June)": []}
     table.update({name: [] for name in variants})
     for first_day, after in zip(MONTHS[:-1], MONTHS[1:], strict=True):
@@ -88,8 +101,11 @@ def main() -> None:
             )
         ]
     base = float(np.mean(table["static (January-June)"]))
-    print("| retrained monthly on | " + " | ".join(f"{m:%Y-%m}" for m in MONTHS[:-1])
-          + " | mean | vs static |")  # fmt: skip
+    print(
+        "| retrained monthly on | "
+        + " | ".join(f"{m:%Y-%m}" for m in MONTHS[:-1])
+        + " | mean | vs static |"
+    )
     print("|---|" + "---|" * (len(MONTHS) + 1))
     for name, values in table.items():
         mean = float(np.mean(values))

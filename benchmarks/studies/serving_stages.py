@@ -101,12 +101,23 @@ def measure(store: str, calls: int) -> dict[str, float]:
 
     app = create_app(runtime)
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/v1/predict", "raw_path": b"/v1/predict", "query_string": b"",
-        "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
-        "headers": [(b"host", b"x"), (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode())],
-    }  # fmt: skip
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/predict",
+        "raw_path": b"/v1/predict",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "headers": [
+            (b"host", b"x"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
     loop = asyncio.new_event_loop()
 
     async def receive() -> dict[str, Any]:
@@ -165,8 +176,10 @@ def main() -> None:
     for store in stores:  # a process each: two runtimes in one would share metric files
         done = subprocess.run(
             [sys.executable, __file__, "--store", store, "--calls", str(args.calls), "--json"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         results[store] = json.loads(done.stdout.strip().splitlines()[-1])
     print(f"\nCPU µs per prediction, median of {ROUNDS} rounds of {args.calls} calls\n")
     print("| stage | " + " | ".join(stores) + " |")

@@ -62,8 +62,7 @@ Runner = Callable[..., int]
 def policy_config(name: str, base: CTConfig) -> CTConfig:
     """The policy as a controller configuration: which triggers are on (thresholds from the
     model's `ct:` section, or their defaults)."""
-    off: dict[str, Any] = {"schedule": None, "new_data": None, "performance": None,
-                           "drift": None}  # fmt: skip
+    off: dict[str, Any] = {"schedule": None, "new_data": None, "performance": None, "drift": None}
     on = {
         "new_data": base.new_data or NewData(),
         "performance": base.performance or Degradation(),
@@ -196,8 +195,9 @@ class Backtest:
         source = outcome_source(store, self.config)
         if source.table is None:
             raise BadInput(f"outcome view {source.view!r} is not a local table")
-        outcomes = pd.read_parquet(source.table, columns=[source.join_key, source.label,
-                                                          source.known_at])  # fmt: skip
+        outcomes = pd.read_parquet(
+            source.table, columns=[source.join_key, source.label, source.known_at]
+        )
         outcomes = outcomes.rename(columns={source.label: LABEL, source.known_at: KNOWN_AT})
         frame = pd.DataFrame(
             {
@@ -227,10 +227,15 @@ class Backtest:
         by_day = {d: idx for d, idx in days.groupby(days).indices.items()}
         base = self._load(self.base)
         runs = [
-            PolicyRun(name, policy_config(name, self.ct), base,
-                      np.full(len(frame), np.nan), np.full(len(frame), "", dtype=object))
+            PolicyRun(
+                name,
+                policy_config(name, self.ct),
+                base,
+                np.full(len(frame), np.nan),
+                np.full(len(frame), "", dtype=object),
+            )
             for name in policies
-        ]  # fmt: skip
+        ]
         for day in sorted(by_day):
             index = by_day[day]
             now = (day + pd.Timedelta(days=1)).to_pydatetime()
@@ -285,8 +290,15 @@ class Backtest:
         if ready is not None and now < ready:
             return
         version, seconds, result = self._retrain(now)
-        run.retrains.append({"at": now.isoformat(), "why": [v.trigger for v in fired],
-                             "version": version, "seconds": seconds, "result": result})  # fmt: skip
+        run.retrains.append(
+            {
+                "at": now.isoformat(),
+                "why": [v.trigger for v in fired],
+                "version": version,
+                "seconds": seconds,
+                "result": result,
+            }
+        )
         if version is not None:
             run.model = self._load(version)
 
@@ -302,8 +314,9 @@ class Backtest:
             started = time.perf_counter()
             status = self.runner("train", "--as-of", now.isoformat(), env=env)
             seconds = time.perf_counter() - started
-            new = [v for v in self.registry.versions(self.config.name)
-                   if str(v.version) not in before]  # fmt: skip
+            new = [
+                v for v in self.registry.versions(self.config.name) if str(v.version) not in before
+            ]
             if status != 0 or not new:
                 self.retrains[now] = (None, seconds, f"pipeline stopped (exit {status})")
             elif not new[0].record.blessed:
@@ -327,30 +340,40 @@ class Backtest:
                 ok = ~np.isnan(labels[index]) & ~np.isnan(run.scores[index])
                 monthly[month] = metrics(labels[index][ok], run.scores[index][ok])["roc_auc"]
             values = [v for v in monthly.values() if v is not None]
-            table.append({
-                "policy": run.name,
-                "monthly_auc": monthly,
-                "mean_auc": float(np.mean(values)) if values else None,
-                "retrains": len(run.retrains),
-                "adopted": sum(r["version"] is not None for r in run.retrains),
-                "retrain_seconds": float(sum(r["seconds"] for r in run.retrains)),
-                "retrain_log": run.retrains,
-            })  # fmt: skip
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(),
-                "base_version": self.base, "seconds": seconds, "policies": table}  # fmt: skip
+            table.append(
+                {
+                    "policy": run.name,
+                    "monthly_auc": monthly,
+                    "mean_auc": float(np.mean(values)) if values else None,
+                    "retrains": len(run.retrains),
+                    "adopted": sum(r["version"] is not None for r in run.retrains),
+                    "retrain_seconds": float(sum(r["seconds"] for r in run.retrains)),
+                    "retrain_log": run.retrains,
+                }
+            )
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "base_version": self.base,
+            "seconds": seconds,
+            "policies": table,
+        }
 
 
 def markdown(result: dict[str, Any]) -> str:
     months = list(result["policies"][0]["monthly_auc"]) if result["policies"] else []
     static = next((p["mean_auc"] for p in result["policies"] if p["policy"] == "static"), None)
     lines = [
-        "| policy | " + " | ".join(months)
+        "| policy | "
+        + " | ".join(months)
         + " | mean AUC | vs static | retrains (adopted) | retrain time |",
         "|---|" + "---|" * len(months) + "---|---|---|---|",
-    ]  # fmt: skip
+    ]
     for p in result["policies"]:
-        cells = [f"{p['monthly_auc'][m]:.4f}" if p["monthly_auc"][m] is not None else "n/a"
-                 for m in months]  # fmt: skip
+        cells = [
+            f"{p['monthly_auc'][m]:.4f}" if p["monthly_auc"][m] is not None else "n/a"
+            for m in months
+        ]
         mean = f"{p['mean_auc']:.4f}" if p["mean_auc"] is not None else "n/a"
         gain = (
             f"{p['mean_auc'] - static:+.4f}"
@@ -384,8 +407,13 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         left.plot(months, values, marker="o", label=p["policy"])
         gain = p["mean_auc"] - static["mean_auc"] if static and p["mean_auc"] else np.nan
         right.scatter(p["retrains"], gain)
-        right.annotate(p["policy"], (p["retrains"], gain), textcoords="offset points",
-                       xytext=(5, 4), fontsize=8)  # fmt: skip
+        right.annotate(
+            p["policy"],
+            (p["retrains"], gain),
+            textcoords="offset points",
+            xytext=(5, 4),
+            fontsize=8,
+        )
     left.axhline(0, color="grey", linewidth=0.8)
     left.set_ylabel("ROC AUC minus the static model's" if static else "ROC AUC")
     left.set_title("Per month, what each policy served")

@@ -158,10 +158,16 @@ def backtest_command(
     settings, cfg, ct = _context(config)
     folder = Path(output) if output else settings.state_dir / "backtest"
     backtest = Backtest(
-        settings, cfg, load_monitoring_config(cfg), ct, parse_time(start, "--start"),
-        parse_time(end, "--end") + timedelta(days=1), folder, base_version=base_version,
+        settings,
+        cfg,
+        load_monitoring_config(cfg),
+        ct,
+        parse_time(start, "--start"),
+        parse_time(end, "--end") + timedelta(days=1),
+        folder,
+        base_version=base_version,
         progress=console.print,
-    )  # fmt: skip
+    )
     result = backtest.run(list(policy or POLICIES))
     table = markdown(result)
     (folder / "backtest.md").write_text(table + "\n")

@@ -95,9 +95,9 @@ def gather(
         labelled_new = labelled_since(known, facts, now)
     auc, labelled_n, weighted, drifted = None, 0, None, []
     try:  # a bad `monitoring:` section is no evidence, as no log is: the other triggers judge
-        mcfg = load_monitoring_config(config)
+        monitoring_config = load_monitoring_config(config)
         period = Period(now - timedelta(days=ct.lookback_days), now)
-        outcome = analyse(settings, config, mcfg, period, labels_optional=True)
+        outcome = analyse(settings, config, monitoring_config, period, labels_optional=True)
         notes["monitoring"] = str(_keep(settings, outcome.result.to_json(), now))
         mine = None if facts is None else outcome.result.version(facts.version)
         if facts is not None and mine is not None:
@@ -107,7 +107,9 @@ def gather(
                 weighted, drifted = mine.drift.drifted_importance, mine.drift.drifted
             else:
                 reference = outcome.references[facts.version].against(against)
-                weighted, drifted = VersionAnalysis(reference, mcfg).drift_summary(rows)
+                weighted, drifted = VersionAnalysis(reference, monitoring_config).drift_summary(
+                    rows
+                )
             notes["drift_against"] = against
             labelled_rows = rows[rows[LABEL].notna()]
             last = ct.performance.last_labelled if ct.performance else len(labelled_rows)

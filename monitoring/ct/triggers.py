@@ -83,20 +83,22 @@ def performance(evidence: Evidence, config: CTConfig) -> Verdict:
     }
     if evidence.recent_labelled < cfg.min_labelled or evidence.recent_auc is None:
         return Verdict(
-            "performance", False,
+            "performance",
+            False,
             f"{evidence.recent_labelled:,} labelled predictions, {cfg.min_labelled:,} needed",
             figures,
-        )  # fmt: skip
+        )
     if evidence.champion_test_auc is None:
         return Verdict("performance", False, "the champion has no test AUC", figures)
     floor = evidence.champion_test_auc - cfg.auc_drop
     if evidence.recent_auc < floor:
         return Verdict(
-            "performance", True,
+            "performance",
+            True,
             f"AUC {evidence.recent_auc:.4f} on the last {evidence.recent_labelled:,} labelled "
             f"predictions < {floor:.4f} (test {evidence.champion_test_auc:.4f} - {cfg.auc_drop})",
             figures,
-        )  # fmt: skip
+        )
     return Verdict("performance", False, f"AUC {evidence.recent_auc:.4f} >= {floor:.4f}", figures)
 
 
@@ -105,8 +107,11 @@ def drift(evidence: Evidence, config: CTConfig) -> Verdict:
     if cfg is None:
         return Verdict("drift", False, "off")
     weighted = evidence.drifted_importance
-    figures = {"drifted_importance": weighted, "threshold": cfg.drifted_importance,
-               "drifted": evidence.drifted}  # fmt: skip
+    figures = {
+        "drifted_importance": weighted,
+        "threshold": cfg.drifted_importance,
+        "drifted": evidence.drifted,
+    }
     if weighted is None:
         return Verdict("drift", False, "no served predictions to measure", figures)
     if weighted >= cfg.drifted_importance:

@@ -333,9 +333,11 @@ class SqliteFeatureReader(DirectFeatureReader):
         if not path.exists():
             raise UnsupportedService(f"no SQLite online store at {path} yet (materialize)")
         self.connection = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False,
+            f"{path.resolve().as_uri()}?mode=ro",
+            uri=True,
+            check_same_thread=False,
             timeout=0.1,  # a write lock (materialize) costs a request 100 ms, as Redis's timeout
-        )  # fmt: skip
+        )
         super().__init__(store, schema)
         project = config.project
         self.tables = [

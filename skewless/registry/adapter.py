@@ -55,11 +55,11 @@ from skewless.settings import Settings
 MODEL_DIR = "model"  # the artifact folder of a pipeline's parent run
 # The champion history: one tag per move, numbered from 1 (a JSON ChampionMove each). One tag
 # for the whole list overflowed MLflow's 5,000-character tag value on PostgreSQL after ~20
-# moves; one move stays under it (`record_of`). Registries written before keep their list in
-# HISTORY_TAG, read first: upgrade every host that promotes at once (an older promoter would
-# go on appending to that list).
+# moves; one move stays under it (`record_of`). Registries written before kept the list in
+# one tag (LEGACY_HISTORY_TAG): `skewless migrate-registry` rewrites it as move tags, and the
+# history of a registry not yet migrated is refused with that advice, never read half.
 MOVE_TAG_PREFIX = "skewless.champion_move."
-HISTORY_TAG = "skewless.champion_history"  # older registries: JSON list, oldest first
+LEGACY_HISTORY_TAG = "skewless.champion_history"
 TEXT_CAP = 1500  # characters of a move's `why`, `gate` and `by` kept in its record
 TAG_LIMIT = 4900  # serialized characters of one move (MLflow's column: 5,000)
 CANARY_TAG = "skewless.canary_share"
@@ -196,10 +196,13 @@ def record_of(move: ChampionMove) -> str:
 
 
 def history_of(tags: dict[str, str]) -> list[ChampionMove]:
-    """The champion moves recorded in a registered model's tags, oldest first: an older
-    registry's list, then one tag per move in number order."""
-    moves = [ChampionMove(**move) for move in json.loads(tags.get(HISTORY_TAG, "[]"))]
-    return moves + [ChampionMove(**json.loads(tags[key])) for key in _move_tags(tags)]
+    """The champion moves recorded in a registered model's tags, oldest first."""
+    if LEGACY_HISTORY_TAG in tags:
+        raise RegistryError(
+            "the champion history is in an older skewless's form; run `skewless "
+            "migrate-registry` once (after upgrading every host that promotes)"
+        )
+    return [ChampionMove(**json.loads(tags[key])) for key in _move_tags(tags)]
 
 
 def _move_tags(tags: dict[str, str]) -> list[str]:
@@ -448,6 +451,32 @@ class ModelRegistry:
                 self.tag_version(model_name, found.version, changed)
         return rewritten
 
+    def migrate_history(self, model_name: str, *, dry_run: bool = False) -> int:
+        """Rewrite, once, an older registry's champion history (one JSON list in one tag) as
+        one tag per move, the list's moves first; the moves it rewrote (0: none to rewrite)."""
+        with self._lock():
+            model = self._call_or_none(
+                f"reading {model_name}", lambda: self._client.get_registered_model(model_name)
+            )
+            legacy = None if model is None else model.tags.get(LEGACY_HISTORY_TAG)
+            if model is None or legacy is None:
+                return 0
+            older = [ChampionMove(**move) for move in json.loads(legacy)]
+            later = [ChampionMove(**json.loads(model.tags[k])) for k in _move_tags(model.tags)]
+            if dry_run:
+                return len(older)
+            moves = [*older, *later]
+
+            def rewrite() -> None:
+                for number, move in enumerate(moves, start=1):
+                    self._client.set_registered_model_tag(
+                        model_name, move_tag(number), record_of(move)
+                    )
+                self._client.delete_registered_model_tag(model_name, LEGACY_HISTORY_TAG)
+
+            self.call("rewriting the champion history", rewrite)
+            return len(older)
+
     # --- champion moves, recorded -------------------------------------------------------
     @contextmanager
     def _lock(self) -> Iterator[None]:
@@ -533,9 +562,13 @@ class ModelRegistry:
         with self._lock():
             target = self.rollback_target(model_name)
             return self._move(
-                model_name, target, action="rollback", by=by, why=why,
+                model_name,
+                target,
+                action="rollback",
+                by=by,
+                why=why,
                 gate="back to a former champion",
-            )  # fmt: skip
+            )
 
     def _move(
         self, model_name: str, version: str, *, action: str, by: str, why: str, gate: str

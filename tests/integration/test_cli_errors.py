@@ -69,8 +69,11 @@ def test_a_bad_argument_exits_2_with_one_clear_line(case: str, env: Path) -> Non
 def test_as_a_program_the_message_is_one_line_and_no_traceback(env: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cli", "train", "--config", str(_typo_config(env))],
-        env=dict(os.environ), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "typo.yaml: feature_service: Field required" in errors[0]
@@ -119,8 +122,10 @@ def test_a_failure_inside_a_command_is_one_line_and_no_traceback(command: str, e
     done = subprocess.run(
         [sys.executable, "-m", "cli", *args],
         env={**os.environ, **variables},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = done.stdout + done.stderr
     assert done.returncode in (1, 2), output
     assert "Traceback" not in output, output

@@ -25,9 +25,16 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
 ) -> None:
     config = load_model_config(monitoring_world.config_file(0))
     backtest = Backtest(
-        monitoring_world.settings, config, load_monitoring_config(config), CTConfig(),
-        START, END, tmp_path / "bt", base_version="1", progress=lambda _: None,
-    )  # fmt: skip
+        monitoring_world.settings,
+        config,
+        load_monitoring_config(config),
+        CTConfig(),
+        START,
+        END,
+        tmp_path / "bt",
+        base_version="1",
+        progress=lambda _: None,
+    )
     result = backtest.run(["static", "weekly"])
     static, weekly = result["policies"]
     assert static["retrains"] == 0
@@ -51,18 +58,22 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
 
     store = feature_store.open_store(monitoring_world.settings)
     requests = pd.read_parquet(feature_store.file_source_path(store, "flight_requests"))
-    april = requests[(requests["event_timestamp"] >= pd.Timestamp(START))
-                     & (requests["event_timestamp"] < pd.Timestamp(END))]  # fmt: skip
+    april = requests[
+        (requests["event_timestamp"] >= pd.Timestamp(START))
+        & (requests["event_timestamp"] < pd.Timestamp(END))
+    ]
     schema = service_schema(store, config.feature_service)
-    fetcher = ModelFetcher(ModelRegistry(monitoring_world.settings.state_dir), config.name,
-                           schema, tmp_path / "models")  # fmt: skip
+    fetcher = ModelFetcher(
+        ModelRegistry(monitoring_world.settings.state_dir), config.name, schema, tmp_path / "models"
+    )
     try:
         scored = score_rows(store, schema, fetcher.load("1"), april)
     finally:
         fetcher.close()
     known = scored["departed_late"].notna()
-    expected = roc_auc_score(scored.loc[known, "departed_late"].astype(int),
-                             scored.loc[known, "probability"])  # fmt: skip
+    expected = roc_auc_score(
+        scored.loc[known, "departed_late"].astype(int), scored.loc[known, "probability"]
+    )
     assert static["monthly_auc"]["2013-04"] == pytest.approx(expected, abs=1e-9)
     table = markdown(result)
     assert "| static |" in table and "| weekly |" in table

@@ -146,9 +146,10 @@ def test_a_second_controller_is_refused_and_a_killed_one_leaves_no_lock(
         assert held  # the kernel dropped the dead holder's lock
     recovered = _tick(monitoring_world, settings, ct, runner)
     assert recovered.action == "retrain"  # the pending request, now acted on
-    assert [json.loads(line)["action"] for line in
-            (settings.state_dir / "ct" / "decisions.jsonl").read_text().splitlines()] == [
-        "locked", "retrain"]  # fmt: skip
+    assert [
+        json.loads(line)["action"]
+        for line in (settings.state_dir / "ct" / "decisions.jsonl").read_text().splitlines()
+    ] == ["locked", "retrain"]
 
 
 def test_drift_is_measured_since_the_champion_was_made_unless_told_training(
@@ -165,8 +166,11 @@ def test_drift_is_measured_since_the_champion_was_made_unless_told_training(
     march_16 = datetime(2013, 3, 16, tzinfo=UTC)
     figures = {}
     for against in ("training", "recent"):
-        ct = CTConfig(drift=DistributionChange(drifted_importance=1.0, against=against),
-                      performance=None, lookback_days=15)  # fmt: skip
+        ct = CTConfig(
+            drift=DistributionChange(drifted_importance=1.0, against=against),
+            performance=None,
+            lookback_days=15,
+        )
         decision = tick(settings, config, ct, march_16, runner=runner)
         assert decision.notes["drift_against"] == against
         drift = next(v for v in decision.verdicts if v.trigger == "drift")

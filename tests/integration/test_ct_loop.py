@@ -123,8 +123,9 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
     folder = tmp_path_factory.mktemp("ct-loop")
     project = feature_store.open_store(serving_world.settings).project
     repo = copy_feature_repo(folder / "repo", project=project)
-    shutil.copytree(serving_world.settings.data_dir, repo / "data",
-                    ignore=shutil.ignore_patterns("*.db"))  # fmt: skip
+    shutil.copytree(
+        serving_world.settings.data_dir, repo / "data", ignore=shutil.ignore_patterns("*.db")
+    )
     model_file = folder / "model.yaml"
     model_file.write_text(MODEL)
     settings = serving_world.settings.model_copy(
@@ -133,7 +134,7 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
             "state_dir": folder / "state",
             "model_file": model_file,
             "prediction_log": folder / "prediction_log",
-        }  # fmt: skip
+        }
     )
     feature_store.apply(settings)
     result = Pipeline(settings, load_pipeline_config(model_file), progress=lambda _: None).run()
@@ -153,8 +154,14 @@ def loop_world(serving_world: ServingWorld, tmp_path_factory: pytest.TempPathFac
         # 100 ms default; the stream must see the loop, not this machine's load.
         "SKEWLESS_REDIS_TIMEOUT_MS": "1000",
     }
-    return LoopWorld(settings, model_file, folder, env, rows,
-                     feature_store.file_source_path(store, "flight_outcomes"))  # fmt: skip
+    return LoopWorld(
+        settings,
+        model_file,
+        folder,
+        env,
+        rows,
+        feature_store.file_source_path(store, "flight_outcomes"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +205,12 @@ class Stream:
                 sent = time.time()
                 try:
                     response = client.post(self.url + "/v1/predict", json=body)
-                    answer = {"status": response.status_code, "at": sent,
-                              "id": body["request_id"], **(response.json() if
-                              response.status_code == 200 else {})}  # fmt: skip
+                    answer = {
+                        "status": response.status_code,
+                        "at": sent,
+                        "id": body["request_id"],
+                        **(response.json() if response.status_code == 200 else {}),
+                    }
                 except httpx.HTTPError as exc:
                     answer = {"status": f"{type(exc).__name__}: {exc}", "at": sent}
                 self.answers.append(answer)
@@ -222,12 +232,14 @@ def _plant_contradicting_outcomes(world: LoopWorld, answers: list[dict[str, Any]
     scores = np.array([a["probability"] for a in served])
     late = (scores < np.median(scores)).astype("int64")
     known = pd.Timestamp(AS_OF + timedelta(minutes=30))
-    planted = pd.DataFrame({
-        "flight_id": pd.array([a["id"] for a in served], dtype="string"),
-        "event_timestamp": known,
-        "outcome_known_at": known,
-        "departed_late": late,
-    })  # fmt: skip
+    planted = pd.DataFrame(
+        {
+            "flight_id": pd.array([a["id"] for a in served], dtype="string"),
+            "event_timestamp": known,
+            "outcome_known_at": known,
+            "departed_late": late,
+        }
+    )
     table = pd.read_parquet(world.outcomes)
     merged = pd.concat([table, planted.astype(table.dtypes.to_dict())], ignore_index=True)
     merged.to_parquet(world.outcomes.with_suffix(".tmp"))
@@ -263,8 +275,11 @@ def test_a_candidate_that_fails_the_gate_leaves_the_champion_and_says_why(
 ) -> None:
     before = loop_world.champion()
     request_retrain(loop_world.settings, "asked by the on-call")
-    decision = _tick(loop_world, _ct(loop_world, service, IMPOSSIBLE_GATE, "impossible-gate"),
-                     AS_OF + timedelta(minutes=40))  # fmt: skip
+    decision = _tick(
+        loop_world,
+        _ct(loop_world, service, IMPOSSIBLE_GATE, "impossible-gate"),
+        AS_OF + timedelta(minutes=40),
+    )
     assert decision.action == "retrain" and "asked by the on-call" in decision.reason
     outcome = decision.outcome
     assert outcome is not None
@@ -294,8 +309,9 @@ def test_planted_degradation_is_retrained_gated_canaried_and_promoted_under_a_li
         stream.wait_for(300)
         planted = _plant_contradicting_outcomes(loop_world, list(stream.answers))
         time.sleep(1.0)  # the prediction log's flush (0.2 s) has written them
-        decision = _tick(loop_world, _ct(loop_world, service, GATE, "gate"),
-                         AS_OF + timedelta(hours=1))  # fmt: skip
+        decision = _tick(
+            loop_world, _ct(loop_world, service, GATE, "gate"), AS_OF + timedelta(hours=1)
+        )
         time.sleep(2 * poll + 1)  # what the stream sees after the promotion
     assert planted >= 300
     performance = next(v for v in decision.verdicts if v.trigger == "performance")

@@ -200,8 +200,11 @@ def test_a_candidate_whose_contract_does_not_fit_fails_before_load(world: Deploy
     out = world.folder / "gate-unfit"
     done = subprocess.run(
         [sys.executable, "-m", "cli", "gate", "--candidate", "3", "--out", str(out)],
-        env={**os.environ, **world.env}, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        env={**os.environ, **world.env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     assert "no_such_feature" in done.stdout
     report = json.loads((out / "report.json").read_text())
@@ -232,8 +235,11 @@ def test_promote_refuses_a_version_without_a_passed_gate(world: DeployWorld):
         promote(world.settings, str(v4.version), by="test", why="try")
     done = subprocess.run(
         [sys.executable, "-m", "cli", "promote", str(v4.version), "--why", "try"],
-        env={**os.environ, **world.env}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env={**os.environ, **world.env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"error: version {v4.version} has no gate report" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
@@ -354,15 +360,26 @@ def test_an_interrupted_gate_leaves_no_process_or_port(world: DeployWorld):
     config = world.folder / "long-gate.yaml"
     config.write_text(json.dumps(gate_config(load={"seconds": 300}).model_dump()))
     gate = subprocess.Popen(
-        [sys.executable, "-m", "cli", "gate", "--candidate", "2",
-         "--config", str(config), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "gate",
+            "--candidate",
+            "2",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+        ],
         env={**os.environ, **world.env, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
         # A test run started in the background of a shell has SIGINT ignored, and children
         # inherit that: the gate must see the Ctrl-C this test sends.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    )
     ports: list[int] = []
     assert gate.stdout is not None
     for line in gate.stdout:

@@ -43,10 +43,18 @@ def test_train_then_deploy_passes_the_gate_on_the_embedded_default(
     gate["budgets"]["server"] = {k: 2 * v for k, v in gate["budgets"]["server"].items()}
     gate["skew"] = {"sample": 50}
     (tmp_path / "gate.yaml").write_text(yaml.safe_dump(gate))
-    canary = {"share": 0.5, "seconds": 3, "replay_rate": 40,
-              "thresholds": {"max_error_ratio": 0.01, "max_error_ratio_increase": 0.01,
-                             "max_p99_ratio": 5.0, "max_score_ks": 0.5,
-                             "min_predictions": 20}}  # fmt: skip
+    canary = {
+        "share": 0.5,
+        "seconds": 3,
+        "replay_rate": 40,
+        "thresholds": {
+            "max_error_ratio": 0.01,
+            "max_error_ratio_increase": 0.01,
+            "max_p99_ratio": 5.0,
+            "max_score_ks": 0.5,
+            "min_predictions": 20,
+        },
+    }
     (tmp_path / "canary.yaml").write_text(yaml.safe_dump(canary))
     env = {
         **os.environ,
@@ -55,10 +63,21 @@ def test_train_then_deploy_passes_the_gate_on_the_embedded_default(
         "PYTHONPATH": str(CHECKOUT),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "deploy", "--gate-config", str(tmp_path / "gate.yaml"),
-         "--canary-config", str(tmp_path / "canary.yaml")],
-        env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "deploy",
+            "--gate-config",
+            str(tmp_path / "gate.yaml"),
+            "--canary-config",
+            str(tmp_path / "canary.yaml"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     reports = sorted((settings.state_dir / "gates").glob("v2-*/report.json"))
     report = json.loads(reports[-1].read_text())

@@ -36,12 +36,12 @@ UNTIL = MARCH[1] + timedelta(days=1)  # every March label of the log is known by
 
 def _monitor(world: MonitoringWorld, log: str, output: Path, skew_sample: int = 0, **cfg: Any):  # type: ignore[no-untyped-def]
     config = load_model_config(world.config_file(skew_sample))
-    mcfg = load_monitoring_config(config)
+    monitoring_config = load_monitoring_config(config)
     if cfg:
-        mcfg = mcfg.model_copy(update=cfg)
+        monitoring_config = monitoring_config.model_copy(update=cfg)
     settings = world.with_log(log)
     period = Period(None, SEPTEMBER[1] + timedelta(days=1) if log == "september" else UNTIL)
-    return monitor(settings, config, mcfg, period, output)
+    return monitor(settings, config, monitoring_config, period, output)
 
 
 def _version(result: MonitoringResult, version: str) -> VersionResult:
@@ -83,10 +83,10 @@ def test_a_planted_drift_is_flagged_and_named_and_the_real_log_is_not(
     assert not [a for a in v1.alerts if a.condition == "data_drift"]
 
     monitoring_world.logs["planted"] = _planted_log(monitoring_world, top, tmp_path / "log")
-    mcfg_alerts = load_monitoring_config(monitoring_world.config).alerts.model_copy(
+    alert_config = load_monitoring_config(monitoring_world.config).alerts.model_copy(
         update={"drifted_importance": 0.1}
     )
-    planted = _monitor(monitoring_world, "planted", tmp_path / "planted", alerts=mcfg_alerts)
+    planted = _monitor(monitoring_world, "planted", tmp_path / "planted", alerts=alert_config)
     v1p = _version(planted.result, "1")
     assert v1p.drift.drifted == [top]
     assert _drift(v1p, top).drifted is True
@@ -187,8 +187,12 @@ def _cli(
     }
     return subprocess.run(
         [sys.executable, "-m", "cli", "monitor", "--output", str(output), *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_command_writes_a_report_that_a_browser_renders(
@@ -218,8 +222,11 @@ def test_the_command_writes_a_report_that_a_browser_renders(
     common = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0"]
     dom = subprocess.run(
         [chromium, *common, "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert "CONSOLE" not in dom.stderr, dom.stderr[-2000:]
     svgs = re.findall(r"<svg[^>]*>", dom.stdout)
     assert len(svgs) >= 5, len(svgs)
@@ -229,8 +236,11 @@ def test_the_command_writes_a_report_that_a_browser_renders(
     shot = tmp_path / "page.png"
     subprocess.run(
         [chromium, *common, "--window-size=1300,3000", f"--screenshot={shot}", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     from PIL import Image
 
     with Image.open(shot) as image:
@@ -280,10 +290,12 @@ def test_monitoring_a_period_with_no_predictions_is_refused(
     config = load_model_config(monitoring_world.config_file(0))
     with pytest.raises(BadInput, match="no predictions"):
         monitor(
-            monitoring_world.settings, config, load_monitoring_config(config),
+            monitoring_world.settings,
+            config,
+            load_monitoring_config(config),
             Period(datetime(2013, 6, 1, tzinfo=UTC), datetime(2013, 6, 2, tzinfo=UTC)),
             tmp_path / "out",
-        )  # fmt: skip
+        )
     assert not (tmp_path / "out").exists()
 
 
@@ -323,9 +335,13 @@ def test_labels_optional_reports_drift_before_any_label_is_known(
     first = read_prediction_log(monitoring_world.logs["march"])["feature_time"].min()
     period = Period(None, (first + pd.Timedelta(minutes=30)).to_pydatetime())
     outcome = monitor(
-        monitoring_world.settings, config, load_monitoring_config(config), period,
-        tmp_path / "out", labels_optional=True,
-    )  # fmt: skip
+        monitoring_world.settings,
+        config,
+        load_monitoring_config(config),
+        period,
+        tmp_path / "out",
+        labels_optional=True,
+    )
     v1 = _version(outcome.result, "1")
     assert v1.labels.labelled == 0 and v1.labels.coverage == 0.0
     assert v1.performance.overall.roc_auc is None

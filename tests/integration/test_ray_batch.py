@@ -90,9 +90,7 @@ def test_batch_scoring_on_ray_equals_one_process_and_uses_both_nodes(
     schema = serving_world.schema
     quiet = {"chunk_rows": 3000, "progress": lambda _: None}
     local = score_file(store, schema, model, source, tmp_path / "local", **quiet)
-    remote = score_file(
-        store, schema, model, source, tmp_path / "ray", settings=on_ray, **quiet
-    )  # fmt: skip
+    remote = score_file(store, schema, model, source, tmp_path / "ray", settings=on_ray, **quiet)
     assert remote.chunks == local.chunks == 10 and remote.skipped == 0
     pd.testing.assert_frame_equal(read_scores(tmp_path / "ray"), read_scores(tmp_path / "local"))
     # Ten chunks shared by two one-CPU workers, one per node.

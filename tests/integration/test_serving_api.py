@@ -132,14 +132,18 @@ def test_malformed_oversized_and_too_large_batches_get_4xx(
     )
     assert malformed.status_code == 422 and malformed.json()["field"], malformed.text
     huge = httpx.post(
-        service.url + "/v1/predict", content=b"x" * 70_000, timeout=10,
+        service.url + "/v1/predict",
+        content=b"x" * 70_000,
+        timeout=10,
         headers={"content-type": "application/json"},
-    )  # fmt: skip
+    )
     assert huge.status_code == 413 and huge.json()["code"] == "payload_too_large"
     chunked = httpx.post(  # no Content-Length: the limit must hold while reading
-        service.url + "/v1/predict", content=iter([b"x" * 40_000, b"x" * 40_000]), timeout=10,
+        service.url + "/v1/predict",
+        content=iter([b"x" * 40_000, b"x" * 40_000]),
+        timeout=10,
         headers={"content-type": "application/json"},
-    )  # fmt: skip
+    )
     assert chunked.status_code == 413 and chunked.json()["field"] == "body", chunked.text
     one = rest_body(rows.iloc[0], serving_world.schema)
     too_many = httpx.post(
@@ -164,8 +168,10 @@ def test_bad_grpc_input_gets_invalid_argument_naming_the_field(
     del missing.entities["origin"]
     with grpc.insecure_channel(service.grpc_target) as channel:
         stub = pb_grpc.PredictionStub(channel)
-        for instance, field in ((wrong_type, "instance.request.distance"),
-                                (missing, "instance.entities.origin")):  # fmt: skip
+        for instance, field in (
+            (wrong_type, "instance.request.distance"),
+            (missing, "instance.entities.origin"),
+        ):
             with pytest.raises(grpc.RpcError) as caught:
                 stub.Predict(pb.PredictRequest(instance=instance), timeout=10)
             assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -206,9 +212,10 @@ def test_grpcurl_lists_checks_health_and_predicts(
         }
     }
     answer = json.loads(
-        grpcurl("-d", json.dumps(request), service.grpc_target,
-                "skewless.serving.v1.Prediction/Predict")
-    )  # fmt: skip
+        grpcurl(
+            "-d", json.dumps(request), service.grpc_target, "skewless.serving.v1.Prediction/Predict"
+        )
+    )
     rest = httpx.post(service.url + "/v1/predict", json=body, timeout=10).json()
     assert answer["probability"] == rest["probability"]
 
@@ -261,7 +268,7 @@ def test_schemathesis_finds_nothing_with_every_check(
             "--seed",
             "1",
             "--no-color",
-        ],  # fmt: skip
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -281,10 +288,18 @@ def test_the_readme_curl_and_grpcurl_examples_work(service: ServiceProcess) -> N
     rest = httpx.post(service.url + "/v1/predict", json=json.loads(curl_body.group(1)), timeout=10)
     assert rest.status_code == 200, rest.text
     done = subprocess.run(
-        [GRPCURL, "-plaintext", "-d", grpcurl_body.group(1), service.grpc_target,
-         "skewless.serving.v1.Prediction/Predict"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        [
+            GRPCURL,
+            "-plaintext",
+            "-d",
+            grpcurl_body.group(1),
+            service.grpc_target,
+            "skewless.serving.v1.Prediction/Predict",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["probability"] == rest.json()["probability"]
     assert rest.json()["features"]["minutes_to_departure"] == 60.0

@@ -100,9 +100,10 @@ def test_frozen_or_stopped_redis_gives_fast_503_then_recovery(
     assert recovered.status_code == 200 and not recovered.json()["missing_features"]
     metrics = httpx.get(service.url + "/metrics", timeout=10).text
     errors = next(
-        line for line in metrics.splitlines()
+        line
+        for line in metrics.splitlines()
         if line.startswith("skewless_online_store_errors_total")
-    )  # fmt: skip
+    )
     assert float(errors.split()[-1]) >= 2
 
 
@@ -211,8 +212,9 @@ def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
             sock.sendall(head)
             stalled.append(sock)
         time.sleep(0.2)
-        answer = httpx.post(url, content=body.read_bytes(), timeout=10,
-                            headers={"content-type": "application/json"})  # fmt: skip
+        answer = httpx.post(
+            url, content=body.read_bytes(), timeout=10, headers={"content-type": "application/json"}
+        )
         assert answer.status_code == 200, answer.text
         for sock in stalled:
             sock.close()
@@ -314,10 +316,12 @@ def test_hot_swap_during_a_stream_loses_no_request(
     with Stream(service, body) as stream:
         time.sleep(0.5)
         _set_champion(serving_world, new)
-        _wait_for(lambda: any(
-            isinstance(a, httpx.Response) and a.json().get("model_version") == new
-            for a in stream.answers[-5:]
-        ))  # fmt: skip
+        _wait_for(
+            lambda: any(
+                isinstance(a, httpx.Response) and a.json().get("model_version") == new
+                for a in stream.answers[-5:]
+            )
+        )
         time.sleep(0.5)
     answers = stream.answers
     assert len(answers) == stream.sent and len(answers) > 50
@@ -448,8 +452,10 @@ def test_graceful_shutdown_drains_and_logs_every_served_prediction(
     skewless = str(Path(sys.executable).with_name("skewless"))
     clean = subprocess.run(
         [skewless, "check-skew", "--log", str(log_dir), "--sample", "200"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert clean.returncode == 0, clean.stdout + clean.stderr
     n = len(serving_world.schema.features)
     assert f"{n} of {n} features identical" in clean.stdout
@@ -460,8 +466,10 @@ def test_graceful_shutdown_drains_and_logs_every_served_prediction(
     tampered.to_parquet(tampered_dir / "part-0.parquet")
     skewed = subprocess.run(
         [skewless, "check-skew", "--log", str(tmp_path / "tampered"), "--sample", "200"],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert skewed.returncode == 1, skewed.stdout + skewed.stderr
     assert "carrier_7d_late_rate" in skewed.stdout
 
@@ -474,8 +482,15 @@ def test_batch_scoring_cli_is_chunked_and_resumable(
     rows.to_csv(source, index=False)
     out = tmp_path / "scores"
     env = {**os.environ, **serving_world.env()}
-    command = [str(Path(sys.executable).with_name("skewless")), "score", str(source),
-               "--output", str(out), "--chunk-rows", "150"]  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("skewless")),
+        "score",
+        str(source),
+        "--output",
+        str(out),
+        "--chunk-rows",
+        "150",
+    ]
     first = subprocess.run(command, env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stdout + first.stderr
     parts = sorted(out.glob("part-*.parquet"))
@@ -493,6 +508,8 @@ def test_batch_scoring_cli_is_chunked_and_resumable(
     rows.drop(columns=["distance"]).to_csv(bad, index=False)
     refused = subprocess.run(
         [*command[:2], str(bad), "--output", str(tmp_path / "x")],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode == 2 and "distance" in refused.stdout + refused.stderr

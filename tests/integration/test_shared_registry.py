@@ -128,7 +128,7 @@ def test_two_promoters_racing_from_two_hosts_leave_one_consistent_history(
                 target,
                 str(start),
                 "4",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -74,9 +74,13 @@ class TrainCli:
         }
         # The real `skewless train`, through a test build that can die at a named moment.
         self.command = [
-            sys.executable, "-m", "tests.integration.faulty_train", "train",
-            "--config", str(config_path),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "tests.integration.faulty_train",
+            "train",
+            "--config",
+            str(config_path),
+        ]
 
     def run(self, *args: str, fault: str | None = None) -> subprocess.CompletedProcess[str]:
         env = {**self.env, FAULT_ENV: fault} if fault else self.env

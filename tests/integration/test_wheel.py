@@ -24,10 +24,21 @@ def _run(command: list[str], cwd: Path, env: dict[str, str]) -> str:
 def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(wheels), str(CHECKOUT)],
-        tmp_path, dict(os.environ),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(CHECKOUT),
+        ],
+        tmp_path,
+        dict(os.environ),
+    )
     (wheel,) = wheels.glob("skewless-*.whl")
 
     # A fresh virtualenv with the wheel alone; its dependencies are read from this one's
@@ -37,16 +48,28 @@ def test_the_wheel_installs_and_runs_outside_the_checkout(tmp_path: Path) -> Non
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, dict(os.environ))
     python = venv / "bin" / "python"
     _run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "-q",
-         str(wheel)],
-        tmp_path, dict(os.environ),
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "-q",
+            str(wheel),
+        ],
+        tmp_path,
+        dict(os.environ),
+    )
     purelib = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
-    )  # fmt: skip
+    )
     ours = [Path(p) for p in site.getsitepackages()] + [Path(sysconfig.get_paths()["purelib"])]
     (purelib / "dependencies.pth").write_text("\n".join(str(p) for p in dict.fromkeys(ours)))
 

@@ -46,13 +46,21 @@ class RayCluster:
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "HOME": str(self.folder)}
         env = self.env
         common = [
-            "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            "--num-cpus=1",
+            "--disable-usage-stats",
             f"--object-store-memory={OBJECT_STORE_BYTES}",
-        ]  # fmt: skip
+        ]
         head = [
-            RAY, "start", "--head", f"--port={self.port}", "--include-dashboard=false",
-            f"--temp-dir={self.sessions}", *common,
-        ]  # fmt: skip
+            RAY,
+            "start",
+            "--head",
+            f"--port={self.port}",
+            "--include-dashboard=false",
+            f"--temp-dir={self.sessions}",
+            *common,
+        ]
         try:
             self._spawn(head, "head", env)
             self._wait_for(1, timeout)

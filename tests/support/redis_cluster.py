@@ -76,7 +76,7 @@ class RedisCluster:
                         "no",
                         "--dir",
                         str(folder),
-                    ],  # fmt: skip
+                    ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                 )
@@ -95,7 +95,7 @@ class RedisCluster:
                     "--cluster-replicas",
                     str(self.replicas),
                     "--cluster-yes",
-                ],  # fmt: skip
+                ],
                 check=True,
                 capture_output=True,
                 timeout=timeout,

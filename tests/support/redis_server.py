@@ -43,7 +43,7 @@ class RedisServer:
                 str(self.folder),
                 "--dbfilename",
                 "dump.rdb",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -14,8 +14,9 @@ from monitoring.ct.cron import Cron, CronError
 from skewless.strict_yaml import ConfigError, validate_as
 
 NOW = datetime(2013, 9, 1, 4, 0, tzinfo=UTC)
-BASE = triggers.Evidence(now=NOW, last_tick=NOW - timedelta(days=1), champion="1",
-                         champion_test_auc=0.78)  # fmt: skip
+BASE = triggers.Evidence(
+    now=NOW, last_tick=NOW - timedelta(days=1), champion="1", champion_test_auc=0.78
+)
 CONFIG = CTConfig(schedule="0 3 1 * *", new_data=NewData(min_labelled=1000))
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from loadtests import server_metrics as sm
+from loadtests import server_metrics
 from loadtests.canary import CanaryReport, _judge, ks_distance, psi
 from loadtests.config import CONFIG_DIR, load_canary_config, load_gate_config
 from loadtests.gate import GateReport
@@ -45,11 +45,11 @@ class Scraped:
             self.histogram.observe(v)
         return self
 
-    def samples(self) -> sm.Samples:
-        return sm.parse(generate_latest(self.registry).decode())
+    def samples(self) -> server_metrics.Samples:
+        return server_metrics.parse(generate_latest(self.registry).decode())
 
-    def read(self, samples: sm.Samples | None = None) -> sm.Histogram:
-        return sm.histogram(self.samples() if samples is None else samples, self.name)
+    def read(self, samples: server_metrics.Samples | None = None) -> server_metrics.Histogram:
+        return server_metrics.histogram(self.samples() if samples is None else samples, self.name)
 
 
 def test_quantiles_from_buckets_interpolate_within_the_bucket():
@@ -70,7 +70,7 @@ def test_delta_subtracts_what_was_there_before():
     scraped = Scraped((0.001, 0.002)).observe([0.0015] * 10)
     before = scraped.samples()
     after = scraped.observe([0.0005] * 5).samples()
-    h = scraped.read(sm.delta(before, after))
+    h = scraped.read(server_metrics.delta(before, after))
     assert h.total == 5 and h.quantile(0.5) <= 0.001
 
 
@@ -81,7 +81,7 @@ def test_psi_is_zero_for_equal_scores_and_large_for_shifted_ones():
     high = Scraped(buckets).observe([0.75, 0.85, 0.95] * 30).read()
     assert psi(low, same) == pytest.approx(0.0, abs=1e-9)
     assert psi(low, high) > 1.0
-    assert math.isinf(psi(low, sm.Histogram((), ())))
+    assert math.isinf(psi(low, server_metrics.Histogram((), ())))
 
 
 def test_the_shipped_configurations_load_and_a_typo_fails_naming_the_field(tmp_path: Path):
@@ -115,14 +115,22 @@ def test_the_report_page_says_the_verdict_and_plots_both_views():
     report = GateReport("m", "2", "abc", True, {}, "/tmp/x", "t0", "t1")
     report.checks = [CheckResult("server p99", False, "30 ms (budget 25 ms)", "load")]
     report.server = {
-        "requests": 10, "errors": 0, "error_ratio": 0.0,
-        "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 30.0}, "per_endpoint_ms": {},
+        "requests": 10,
+        "errors": 0,
+        "error_ratio": 0.0,
+        "latency_ms": {"p50": 1.0, "p95": 2.0, "p99": 30.0},
+        "per_endpoint_ms": {},
         "cdf": [(1.0, 0.5), (2.0, 0.95), (50.0, 1.0)],
-    }  # fmt: skip
+    }
     report.client = {
-        "rest": {"requests": 10, "failures": 0, "rate": 10.0,
-                 "percentiles_ms": {"50%": 5.0, "99%": 40.0}, "failure_examples": []}
-    }  # fmt: skip
+        "rest": {
+            "requests": 10,
+            "failures": 0,
+            "rate": 10.0,
+            "percentiles_ms": {"50%": 5.0, "99%": 40.0},
+            "failure_examples": [],
+        }
+    }
     page = render_html(report.to_json())
     assert "FAILED" in page and "server p99" in page and "30 ms (budget 25 ms)" in page
     assert page.count("<polyline") == 2 and "locust-rest.html" in page
@@ -183,7 +191,7 @@ def test_ks_flags_a_large_significant_shift_only():
 
 def _role_samples(role: str, predictions: int, errors: int, latency_s: float, score: float):
     """What a service's /metrics would add up to over a canary window, for one role."""
-    samples: sm.Samples = {
+    samples: server_metrics.Samples = {
         ("skewless_predictions_total", (("role", role), ("version", "1"))): predictions,
         ("skewless_model_errors_total", (("role", role),)): errors,
     }
@@ -220,9 +228,9 @@ def test_the_canary_judges_each_threshold(challenger: tuple, failing: list[str])
     assert report.passed == (not failing)
 
 
-def _paired_scores(predictions: int, score: float) -> sm.Samples:
+def _paired_scores(predictions: int, score: float) -> server_metrics.Samples:
     """The champion's scores on the challenger's rows, as a pairing service exposes them."""
-    samples: sm.Samples = {}
+    samples: server_metrics.Samples = {}
     for bound in (*tuple(k / 10 for k in range(1, 11)), math.inf):
         le = "+Inf" if bound == math.inf else str(bound)
         key = ("skewless_prediction_score_bucket", (("le", le), ("role", "champion_paired")))

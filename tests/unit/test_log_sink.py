@@ -22,10 +22,19 @@ NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)
 
 def _record(k: int, rows: int = 1) -> LogRecord:
     return LogRecord(
-        NOW + timedelta(seconds=k), NOW, "t", [f"r{k}-{i}" for i in range(rows)],
-        [{"k": f"x{i}"} for i in range(rows)], {"f": [float(k)] * rows}, ["champion"] * rows,
-        ["m"] * rows, ["1"] * rows, [0.5] * rows, [True] * rows, 1.0,
-    )  # fmt: skip
+        NOW + timedelta(seconds=k),
+        NOW,
+        "t",
+        [f"r{k}-{i}" for i in range(rows)],
+        [{"k": f"x{i}"} for i in range(rows)],
+        {"f": [float(k)] * rows},
+        ["champion"] * rows,
+        ["m"] * rows,
+        ["1"] * rows,
+        [0.5] * rows,
+        [True] * rows,
+        1.0,
+    )
 
 
 def test_the_sink_writes_everything_sent_when_its_pipe_closes(tmp_path: Path) -> None:
@@ -70,8 +79,15 @@ def test_a_sink_that_dies_is_replaced_and_what_it_held_is_counted_dropped(
     tmp_path: Path,
 ) -> None:
     metrics = Metrics()
-    log = PredictionLog(tmp_path, metrics, queue_size=100_000, flush_rows=100_000,
-                        flush_seconds=60, join_keys=("k",), request_fields=())  # fmt: skip
+    log = PredictionLog(
+        tmp_path,
+        metrics,
+        queue_size=100_000,
+        flush_rows=100_000,
+        flush_seconds=60,
+        join_keys=("k",),
+        request_fields=(),
+    )
     written = metrics.log_written._value.get()  # the metrics may be shared between tests
     dropped = metrics.log_dropped._value.get()
     log.start()
@@ -99,14 +115,31 @@ def test_a_worker_on_one_cpu_converts_in_its_writer_thread(tmp_path: Path) -> No
     """Pinned to one CPU the sink would share it with its worker: the writer thread converts
     and writes the parts itself (the same PartWriter), by rows and by time, all counted."""
     pinned = subprocess.run(
-        ["taskset", "-c", "0", sys.executable, "-c",
-         "from serving.log_writer import one_cpu; print(one_cpu())"],
-        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+        [
+            "taskset",
+            "-c",
+            "0",
+            sys.executable,
+            "-c",
+            "from serving.log_writer import one_cpu; print(one_cpu())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert pinned.stdout.strip() == "True"  # a worker pinned to one CPU is seen as such
     metrics = Metrics()
-    log = PredictionLog(tmp_path, metrics, queue_size=100_000, flush_rows=300, flush_seconds=0.2,
-                        join_keys=("k",), request_fields=(), in_process=True)  # fmt: skip
+    log = PredictionLog(
+        tmp_path,
+        metrics,
+        queue_size=100_000,
+        flush_rows=300,
+        flush_seconds=0.2,
+        join_keys=("k",),
+        request_fields=(),
+        in_process=True,
+    )
     written = metrics.log_written._value.get()
     log.start()
     assert log.sink_ready and log._sink is None  # no process

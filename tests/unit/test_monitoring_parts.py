@@ -121,16 +121,37 @@ def test_two_versions_are_compared_on_the_same_requests_only() -> None:
     ids = [f"r{i}" for i in range(n)]
     rows = pd.concat(
         [
-            pd.DataFrame({"request_id": ids, "served_by": "challenger", "model_version": "2",
-                          "probability": challenger, "label": labels}),
-            pd.DataFrame({"request_id": ids, "served_by": "shadow", "model_version": "1",
-                          "probability": champion, "label": labels}),
+            pd.DataFrame(
+                {
+                    "request_id": ids,
+                    "served_by": "challenger",
+                    "model_version": "2",
+                    "probability": challenger,
+                    "label": labels,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "request_id": ids,
+                    "served_by": "shadow",
+                    "model_version": "1",
+                    "probability": champion,
+                    "label": labels,
+                }
+            ),
             # the champion's own traffic: other requests, not part of the pairing
-            pd.DataFrame({"request_id": [f"o{i}" for i in range(50)], "served_by": "champion",
-                          "model_version": "1", "probability": 0.5, "label": 1.0}),
+            pd.DataFrame(
+                {
+                    "request_id": [f"o{i}" for i in range(50)],
+                    "served_by": "champion",
+                    "model_version": "1",
+                    "probability": 0.5,
+                    "label": 1.0,
+                }
+            ),
         ],
         ignore_index=True,
-    )  # fmt: skip
+    )
     rows["feature_time"] = pd.Timestamp("2013-07-01T12:00:00Z")
     rows.loc[:9, "label"] = np.nan  # ten not yet known
     (pair,) = paired_comparison(rows)
@@ -146,8 +167,11 @@ def test_labels_known_between_count_after_exclusive_until_inclusive() -> None:
 
     from skewless.features.outcomes import KnownTimes
 
-    stamps = pd.Series(pd.to_datetime(["2013-07-01T10:00Z", "2013-07-01T11:00Z",
-                                       "2013-07-02T00:00Z", None], utc=True))  # fmt: skip
+    stamps = pd.Series(
+        pd.to_datetime(
+            ["2013-07-01T10:00Z", "2013-07-01T11:00Z", "2013-07-02T00:00Z", None], utc=True
+        )
+    )
     known = KnownTimes.of(stamps)
     at = datetime(2013, 7, 1, 10, tzinfo=UTC)
     assert known.between(at, datetime(2013, 7, 1, 11, tzinfo=UTC)) == 1  # 10:00 excluded

@@ -19,7 +19,7 @@ import pytest
 
 from skewless.records import VersionTags
 from skewless.registry.adapter import (
-    HISTORY_TAG,
+    LEGACY_HISTORY_TAG,
     TEXT_CAP,
     UNGATED,
     ChampionMove,
@@ -166,15 +166,25 @@ def test_a_failing_store_is_never_read_as_absence(registry: ModelRegistry, tmp_p
     assert registry.by_alias(NAME, "no_such_alias") is None
 
 
-def test_an_older_registrys_history_list_is_read_and_continued(registry: ModelRegistry) -> None:
-    """Registries written before one-tag-per-move keep their list in one tag: it stays the
-    start of the history, new moves follow it, and rollback walks back across both."""
+def test_an_older_registrys_history_list_is_refused_until_migrated_then_continued(
+    registry: ModelRegistry,
+) -> None:
+    """Registries written before one-tag-per-move kept their list in one tag: read, it is
+    refused with the advice to migrate; `migrate_history` makes it the start of the history,
+    new moves follow it, and rollback walks back across both."""
     first = registry.champion_history(NAME)
     assert len(first) == 1
     client = mlflow_client(registry)
     client.delete_registered_model_tag(NAME, move_tag(1))
-    client.set_registered_model_tag(NAME, HISTORY_TAG, json.dumps([asdict(first[0])]))
+    client.set_registered_model_tag(NAME, LEGACY_HISTORY_TAG, json.dumps([asdict(first[0])]))
+    with pytest.raises(RegistryError, match="migrate-registry"):
+        registry.champion_history(NAME)
+    assert registry.migrate_history(NAME, dry_run=True) == 1
+    with pytest.raises(RegistryError):  # a dry run changes nothing
+        registry.champion_history(NAME)
+    assert registry.migrate_history(NAME) == 1
     assert registry.champion_history(NAME) == first
+    assert registry.migrate_history(NAME) == 0  # once
     registry.move_champion(NAME, "2", action="promote", by="t", why="x" * 5000)
     history = registry.champion_history(NAME)
     assert [m.version for m in history] == ["1", "2"] and history[0] == first[0]

@@ -117,13 +117,16 @@ def test_request_models_accept_the_example_and_name_the_field_at_fault() -> None
 
 def test_each_error_carries_its_http_and_grpc_status() -> None:
     assert (InvalidInput("x", "f").http_status, InvalidInput("x").grpc_status) == (
-        422, grpc.StatusCode.INVALID_ARGUMENT,
-    )  # fmt: skip
+        422,
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
     assert OnlineStoreUnavailable("x").http_status == 503
     assert NotReady("x").grpc_status == grpc.StatusCode.UNAVAILABLE
     assert InvalidInput("bad", "request.price").body() == {
-        "code": "invalid_input", "message": "bad", "field": "request.price",
-    }  # fmt: skip
+        "code": "invalid_input",
+        "message": "bad",
+        "field": "request.price",
+    }
 
 
 def test_no_model_means_not_ready_and_a_store_failure_means_unavailable() -> None:
@@ -140,8 +143,9 @@ def test_no_model_means_not_ready_and_a_store_failure_means_unavailable() -> Non
 def test_the_circuit_opens_after_consecutive_failures_and_refuses_without_reading() -> None:
     reader = FakeReader(fail=TimeoutError("frozen"))
     breaker = CircuitBreaker(failures=2)
-    core = PredictorCore(reader, SCHEMA, ModelSlots(champion=_model("1")), Metrics(),
-                         lambda: NOW, breaker=breaker)  # fmt: skip
+    core = PredictorCore(
+        reader, SCHEMA, ModelSlots(champion=_model("1")), Metrics(), lambda: NOW, breaker=breaker
+    )
     for _ in range(2):  # two reads fail: the second opens the circuit
         with pytest.raises(OnlineStoreUnavailable, match="did not answer"):
             core.predict(_instances(1), endpoint="t")
@@ -165,9 +169,14 @@ def test_the_circuit_opens_after_consecutive_failures_and_refuses_without_readin
 
 def _started_log(folder: Path, metrics: Metrics) -> PredictionLog:
     log = PredictionLog(
-        folder, metrics, queue_size=10_000, flush_rows=10_000, flush_seconds=60,
-        join_keys=SCHEMA.join_keys, request_fields=SCHEMA.request_fields,
-    )  # fmt: skip
+        folder,
+        metrics,
+        queue_size=10_000,
+        flush_rows=10_000,
+        flush_seconds=60,
+        join_keys=SCHEMA.join_keys,
+        request_fields=SCHEMA.request_fields,
+    )
     log.start()
     return log
 
@@ -199,10 +208,29 @@ def test_shadow_scores_the_challenger_without_returning_it(tmp_path: Path) -> No
 
 def test_a_full_log_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
     metrics = Metrics()
-    log = PredictionLog(tmp_path, metrics, queue_size=2, flush_rows=10, flush_seconds=60,
-                        join_keys=("k",), request_fields=())  # fmt: skip
-    record = LogRecord(NOW, NOW, "t", ["a"], [{"k": "x"}], {"f": [1.0]}, ["champion"], ["m"],
-                       ["1"], [0.5], [True], 1.0)  # fmt: skip
+    log = PredictionLog(
+        tmp_path,
+        metrics,
+        queue_size=2,
+        flush_rows=10,
+        flush_seconds=60,
+        join_keys=("k",),
+        request_fields=(),
+    )
+    record = LogRecord(
+        NOW,
+        NOW,
+        "t",
+        ["a"],
+        [{"k": "x"}],
+        {"f": [1.0]},
+        ["champion"],
+        ["m"],
+        ["1"],
+        [0.5],
+        [True],
+        1.0,
+    )
     before = metrics.log_dropped._value.get()  # the metrics may be shared between tests
     for _ in range(5):  # the writer is not started: the queue only fills
         log.append(record)
@@ -248,9 +276,15 @@ def test_during_a_canary_the_champion_also_scores_the_challengers_rows(tmp_path:
     log = _started_log(tmp_path, metrics)
     champion, challenger = _model("1"), _model("2", shift=1.0)
     core = PredictorCore(
-        FakeReader(), SCHEMA, ModelSlots(champion=champion, challenger=challenger), metrics,
-        lambda: NOW, log, 0.3, False,
-    )  # fmt: skip
+        FakeReader(),
+        SCHEMA,
+        ModelSlots(champion=champion, challenger=challenger),
+        metrics,
+        lambda: NOW,
+        log,
+        0.3,
+        False,
+    )
     observed = metrics.scores.labels("champion_paired")._sum
     before = observed.get()  # the metrics may be shared between tests: count the difference
     answers = core.predict(_instances(200), endpoint="t")
@@ -282,9 +316,12 @@ def test_the_single_row_predictor_scores_as_the_batch_path_does() -> None:
         20,
     )
     contract = ModelContract(
-        "m", "svc", "1", "y",
+        "m",
+        "svc",
+        "1",
+        "y",
         (FeatureSpec("stock", "numeric"), FeatureSpec("shop", "categorical", ("a", "b", "c"))),
-    )  # fmt: skip
+    )
     model = LoadedModel(booster, contract, "sha")
     rows = {
         "stock": [0.4, -1.2, None, "0.7", "far", True, float("nan"), 3],
@@ -328,8 +365,10 @@ def test_singles_arriving_together_share_one_read_and_each_gets_its_own_answer()
     assert alone.probability == answers[0].probability
 
     async def burst() -> list[Any]:  # more than a batch holds: batches of MAX_BATCH
-        many = [coalescer.one(instances[k % 5], endpoint="t", return_features=False)
-                for k in range(2 * MAX_BATCH + 3)]  # fmt: skip
+        many = [
+            coalescer.one(instances[k % 5], endpoint="t", return_features=False)
+            for k in range(2 * MAX_BATCH + 3)
+        ]
         return list(await asyncio.gather(*many))
 
     assert len(asyncio.run(burst())) == 2 * MAX_BATCH + 3
@@ -357,12 +396,14 @@ class OneBadRow(FakeReader):
 
 
 def test_one_bad_instance_fails_alone_not_the_batch_it_arrived_with() -> None:
-    core = PredictorCore(OneBadRow(), SCHEMA, ModelSlots(champion=_model("1")), Metrics(),
-                         lambda: NOW)  # fmt: skip
+    core = PredictorCore(
+        OneBadRow(), SCHEMA, ModelSlots(champion=_model("1")), Metrics(), lambda: NOW
+    )
     coalescer = Coalescer(core)
     items = ["ok1", "bad", "ok2"]
-    instances = [Instance(i, {"shop": "s", "item": i}, {"asked_at": NOW, "price": 1.0})
-                 for i in items]  # fmt: skip
+    instances = [
+        Instance(i, {"shop": "s", "item": i}, {"asked_at": NOW, "price": 1.0}) for i in items
+    ]
 
     async def together() -> list[Any]:
         calls = [coalescer.one(i, endpoint="t", return_features=False) for i in instances]
@@ -382,9 +423,22 @@ def test_times_sent_with_other_offsets_are_logged_as_the_same_instants(tmp_path:
     n = 2 * CHUNK + 5
     for k in range(n):
         asked = (NOW + timedelta(minutes=k)).astimezone(new_york if k >= CHUNK else UTC)
-        log.append(LogRecord(NOW, NOW, "t", [f"r{k}"], [{"shop": "s", "item": "i",
-                             "asked_at": asked, "price": 1.0}], {"stock": [float(k)]},
-                             ["champion"], ["m"], ["1"], [0.5], [True], 1.0))  # fmt: skip
+        log.append(
+            LogRecord(
+                NOW,
+                NOW,
+                "t",
+                [f"r{k}"],
+                [{"shop": "s", "item": "i", "asked_at": asked, "price": 1.0}],
+                {"stock": [float(k)]},
+                ["champion"],
+                ["m"],
+                ["1"],
+                [0.5],
+                [True],
+                1.0,
+            )
+        )
     log.close()
     logged = read_prediction_log(tmp_path).sort_values(
         "request_id", key=lambda c: c.str[1:].astype(int)
