@@ -27,7 +27,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from skewless.features import store as feature_store
 from skewless.features.service import read_online, service_schema
 from skewless.models.configuration import load_model_config
-from skewless.online.readers import RedisClusterFeatureReader, RedisFeatureReader
+from skewless.online.redis_readers import RedisClusterFeatureReader, RedisFeatureReader
 from skewless.settings import get_settings
 from tests.support.redis_cluster import RedisCluster as ClusterProcesses
 from tests.support.redis_server import RedisServer

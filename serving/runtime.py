@@ -19,12 +19,9 @@ from skewless.errors import SkewlessError
 from skewless.features import store as feature_store
 from skewless.features.service import ServiceSchema, read_online, service_schema
 from skewless.models.configuration import ModelConfig, load_model_config
-from skewless.online.readers import (
-    RedisClusterFeatureReader,
-    RedisFeatureReader,
-    SqliteFeatureReader,
-    UnsupportedService,
-)
+from skewless.online.readers import UnsupportedService
+from skewless.online.redis_readers import RedisClusterFeatureReader, RedisFeatureReader
+from skewless.online.sqlite_reader import SqliteFeatureReader
 from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 

@@ -16,14 +16,11 @@ what `read_online` returns, value by value.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import redis
 from feast import FeatureStore, FeatureView, OnDemandFeatureView
 from feast.errors import FeatureViewNotFoundException
 from feast.infra.key_encoding_utils import serialize_entity_key
@@ -32,12 +29,8 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
-from redis.cluster import RedisCluster
-from redis.crc import key_slot
-from redis.exceptions import RedisClusterException, ResponseError
 
 from skewless.features.service import OnlineRead, ServiceSchema, apply_ttl, null_key
-from skewless.online.resp import RespConnection, pack
 
 _SCALARS = {"double_val", "float_val", "int64_val", "int32_val", "string_val", "bool_val"}
 
@@ -47,7 +40,7 @@ class UnsupportedService(ValueError):
 
 
 @dataclass(frozen=True)
-class _View:
+class View:
     name: str  # the name Feast stores it under (versioned when versioning is on)
     join_keys: tuple[tuple[str, str], ...]  # (key in the view, key in the request), sorted
     features: tuple[str, ...]
@@ -69,7 +62,7 @@ class DirectFeatureReader:
         self.project = config.project.encode()
         self.key_version = config.entity_key_serialization_version
         versioning = config.registry.enable_online_feature_view_versioning
-        self.views: list[_View] = []
+        self.views: list[View] = []
         self.on_demand: list[tuple[OnDemandFeatureView, tuple[str, ...]]] = []
         service = store.get_feature_service(schema.name)
         for projection in service.feature_view_projections:
@@ -92,11 +85,11 @@ class DirectFeatureReader:
 
     def _view(
         self, view: FeatureView, names: tuple[str, ...], key_map: dict[str, str], versioning: bool
-    ) -> _View:
+    ) -> View:
         stored = compute_versioned_name(view, versioning)
         keys = sorted((c.name, key_map.get(c.name, c.name)) for c in view.entity_columns)
         fields = tuple(_mmh3(f"{stored}:{n}") for n in names) + (f"_ts:{stored}".encode(),)
-        return _View(stored, tuple(keys), names, fields)
+        return View(stored, tuple(keys), names, fields)
 
     def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
         """Per view (in `self.views` order), the rows of `keys[v]`."""
@@ -140,12 +133,12 @@ class DirectFeatureReader:
         ordered = {name: values[name] for name in self.schema.features}
         return apply_ttl(self.schema, ordered, stamps, now)
 
-    def _entity_key(self, view: _View, row: dict[str, Any]) -> bytes:
+    def _entity_key(self, view: View, row: dict[str, Any]) -> bytes:
         values = tuple(row.get(request) for _, request in view.join_keys)
         return self._serialized_key(view, values)
 
     @lru_cache(maxsize=1 << 16)  # noqa: B019 -- one reader per process; keys repeat a lot
-    def _serialized_key(self, view: _View, values: tuple[Any, ...]) -> bytes:
+    def _serialized_key(self, view: View, values: tuple[Any, ...]) -> bytes:
         key = EntityKeyProto(
             join_keys=[k for k, _ in view.join_keys],
             entity_values=[
@@ -163,225 +156,10 @@ class DirectFeatureReader:
         return ValueProto(string_val=str(value))
 
 
-class RedisFeatureReader(DirectFeatureReader):
-    """Feast's Redis layout: a hash per entity key (+ project), murmur3 field names."""
-
-    def __init__(self, store: FeatureStore, schema: ServiceSchema, client: redis.Redis) -> None:
-        _check_redis(store, "redis")
-        try:
-            RespConnection(client)
-        except ValueError as exc:
-            raise UnsupportedService(str(exc)) from None
-        self.client = client
-        # Idle connections: a caller takes one and gives it back (list pop/append are atomic,
-        # so a reader shared with a thread never hands one connection to two callers).
-        self._idle: list[RespConnection] = []
-        super().__init__(store, schema)
-        self._hmget = _hmget_heads(self.views)
-
-    def _key_suffix(self) -> bytes:
-        return self.project
-
-    def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
-        connection = self._idle.pop() if self._idle else RespConnection(self.client)
-        try:
-            replies = connection.execute(_hmgets(self._hmget, keys))
-        finally:
-            self._idle.append(connection)  # after an error it reconnects on its next call
-        return _fetched(keys, replies)
-
-
-class RedisClusterFeatureReader(DirectFeatureReader):
-    """The same layout and commands on a Redis Cluster: each key's hash slot by redis-py's
-    CRC16, the slot's master from redis-py's slot map, one pipeline per master, all sent
-    before any is read.
-
-    A master that does not answer fails the read (503, and the circuit opens), and the slot map
-    is fetched again before the next read, so the service recovers by itself once the cluster
-    has promoted a replica. A MOVED reply (the slot has moved: a failover seen late, a
-    rebalance) fetches the map and reads once more; an ASK (a slot being migrated) fails the
-    read: resharding under traffic costs 503s for the keys in flight."""
-
-    def __init__(self, store: FeatureStore, schema: ServiceSchema, cluster: RedisCluster) -> None:
-        _check_redis(store, "redis_cluster")
-        self.cluster = cluster
-        self._idle: dict[str, list[RespConnection]] = {}  # per node, as for one server
-        self._stale = False
-        super().__init__(store, schema)
-        self._hmget = _hmget_heads(self.views)
-
-    def _key_suffix(self) -> bytes:
-        return self.project
-
-    def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
-        try:
-            if self._stale:
-                self._refresh()
-                self._stale = False  # one refresh per failed read, not one per request
-            try:
-                return self._fetch_by_node(keys)
-            except ResponseError as exc:
-                if not str(exc).startswith("MOVED"):
-                    raise
-                # A slot moved (a failover, a rebalance): the map again, and once more.
-                self._refresh()
-                return self._fetch_by_node(keys)
-        except (redis.RedisError, RedisClusterException):
-            self._stale = True
-            raise
-
-    def _refresh(self) -> None:
-        """The slot map again; the kept connections of nodes no longer in it are closed (a
-        dead master's would otherwise be kept for good)."""
-        nodes = self.cluster.nodes_manager
-        nodes.initialize()
-        for name in set(self._idle) - set(nodes.nodes_cache):
-            for connection in self._idle.pop(name):
-                connection.close()
-
-    def _fetch_by_node(self, keys: list[list[bytes]]) -> list[Fetched]:
-        nodes = self.cluster.nodes_manager
-        commands = _hmgets(self._hmget, keys)
-        flat = [key for view_keys in keys for key in view_keys]
-        by_node: dict[str, tuple[Any, list[int]]] = {}
-        for index, key in enumerate(flat):
-            node = nodes.get_node_from_slot(key_slot(key))
-            by_node.setdefault(node.name, (node, []))[1].append(index)
-        replies: list[Any] = [None] * len(flat)
-        # Every master's pipeline is sent before any is read: the round trips overlap.
-        asked: list[tuple[RespConnection, list[int]]] = []
-        try:
-            for name, (node, indices) in by_node.items():
-                idle = self._idle.setdefault(name, [])
-                connection = idle.pop() if idle else RespConnection(node.redis_connection)
-                asked.append((connection, indices))
-                connection.send([commands[i] for i in indices])
-            for connection, indices in asked:
-                for index, reply in zip(indices, connection.receive(), strict=True):
-                    replies[index] = reply
-        except BaseException:
-            for connection, _ in asked:
-                connection.close()  # replies may be owed: the next use connects afresh
-            raise
-        finally:
-            for (name, _), (connection, _) in zip(by_node.items(), asked, strict=False):
-                self._idle[name].append(connection)
-        return _fetched(keys, replies)
-
-
-def _check_redis(store: FeatureStore, redis_type: str) -> None:
-    config = store.config
-    if config.online_store.type not in (
-        "redis",
-        "feast.infra.online_stores.redis.RedisOnlineStore",
-    ):
-        raise UnsupportedService("the online store is not Redis")
-    if getattr(config.online_store, "redis_type", "redis") != redis_type:
-        raise UnsupportedService(f"the online store is not {redis_type} (sentinel is not read)")
-
-
-def _hmget_heads(views: list[_View]) -> list[tuple[bytes, bytes]]:
-    """HMGET <key> <fields...> in RESP, per view: only the key changes between requests."""
-    return [
-        (
-            b"*%d\r\n$5\r\nHMGET\r\n" % (len(view.fields) + 2),
-            pack(*view.fields)[_header(len(view.fields)) :],
-        )
-        for view in views
-    ]
-
-
-def _hmgets(heads: list[tuple[bytes, bytes]], keys: list[list[bytes]]) -> list[bytes]:
-    return [
-        b"%s$%d\r\n%s\r\n%s" % (head, len(key), key, fields)
-        for (head, fields), view_keys in zip(heads, keys, strict=True)
-        for key in view_keys
-    ]
-
-
-def _fetched(keys: list[list[bytes]], replies: list[Any]) -> list[Fetched]:
-    """The replies of each view, in the order they were asked."""
-    result: list[Fetched] = []
-    start = 0
-    for view_keys in keys:
-        chunk = replies[start : start + len(view_keys)]
-        start += len(view_keys)
-        result.append([([_decode(raw) for raw in r[:-1]], _seconds(r[-1])) for r in chunk])
-    return result
-
-
-def _header(arguments: int) -> int:
-    """The length of RESP's array header for `arguments` items: `*<n>\\r\\n`."""
-    return len(b"*%d\r\n" % arguments)
-
-
-class SqliteFeatureReader(DirectFeatureReader):
-    """Feast's SQLite layout: a table per view (`<project>_<view>`), a row per entity key and
-    feature, the ValueProto in `value`, the write time in `event_ts`. Its own read-only
-    connection: the service never writes the online store."""
-
-    def __init__(self, store: FeatureStore, schema: ServiceSchema) -> None:
-        config = store.config
-        if config.online_store.type not in (
-            "sqlite",
-            "feast.infra.online_stores.sqlite.SqliteOnlineStore",
-        ):
-            raise UnsupportedService("the online store is not SQLite")
-        path = Path(config.online_store.path)
-        if config.repo_path and not path.is_absolute():
-            path = Path(config.repo_path) / path
-        if not path.exists():
-            raise UnsupportedService(f"no SQLite online store at {path} yet (materialize)")
-        self.connection = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode=ro",
-            uri=True,
-            check_same_thread=False,
-            timeout=0.1,  # a write lock (materialize) costs a request 100 ms, as Redis's timeout
-        )
-        super().__init__(store, schema)
-        project = config.project
-        self.tables = [
-            '"{}"'.format((project + "_" + view.name).replace('"', '""')) for view in self.views
-        ]
-        self._queries: dict[tuple[int, ...], str] = {}
-
-    def _query(self, counts: tuple[int, ...]) -> str:
-        """One statement for every view (a UNION ALL; sqlite keeps it prepared): one call into
-        sqlite per request instead of one per view."""
-        query = self._queries.get(counts)
-        if query is None:
-            if len(self._queries) >= 256:  # batches of many sizes: keep the cache bounded
-                self._queries.clear()
-            query = self._queries[counts] = " UNION ALL ".join(
-                f"SELECT {v}, entity_key, feature_name, value, event_ts FROM {table} "
-                f"WHERE entity_key IN ({','.join('?' * n)})"
-                for v, (table, n) in enumerate(zip(self.tables, counts, strict=True))
-            )
-        return query
-
-    def _fetch(self, keys: list[list[bytes]]) -> list[Fetched]:
-        unique = [list(dict.fromkeys(view_keys)) for view_keys in keys]
-        query = self._query(tuple(len(u) for u in unique))
-        found: list[dict[bytes, tuple[dict[str, bytes], float]]] = [{} for _ in self.views]
-        parameters = [key for view_keys in unique for key in view_keys]
-        for v, key, feature, raw, stamp in self.connection.execute(query, parameters):
-            features, _ = found[v].get(key, ({}, 0.0))
-            features[feature] = raw
-            found[v][key] = (features, _stamp_seconds(stamp))
-        result = []
-        for view, view_keys, view_found in zip(self.views, keys, found, strict=True):
-            rows = []
-            for key in view_keys:
-                features, seconds = view_found.get(key, ({}, 0.0))
-                rows.append(([_decode(features.get(name)) for name in view.features], seconds))
-            result.append(rows)
-        return result
-
-
 _STAMPS: dict[int | str, float] = {}
 
 
-def _stamp_seconds(stamp: int | str | datetime | None) -> float:
+def stamp_seconds(stamp: int | str | datetime | None) -> float:
     """Whole seconds of a stored `event_ts`, read as sqlite holds it: Feast writes a Unix
     epoch integer and its SDK reads it back as a naive local time taken for UTC, which this
     repeats (equal to the SDK on any machine's zone). Kept by value: write times repeat."""
@@ -397,7 +175,7 @@ def _stamp_seconds(stamp: int | str | datetime | None) -> float:
     )
     if len(_STAMPS) >= _CACHE_LIMIT:
         _STAMPS.clear()
-    _STAMPS[stamp] = seconds = _stamp_seconds(moment)
+    _STAMPS[stamp] = seconds = stamp_seconds(moment)
     return seconds
 
 
@@ -410,7 +188,7 @@ _CACHE_LIMIT = 1 << 16
 _MISS = object()
 
 
-def _decode(raw: bytes | None) -> Any:
+def decode_value(raw: bytes | None) -> Any:
     if not raw:
         return None
     known = _DECODED.get(raw, _MISS)
@@ -431,7 +209,7 @@ def _decode(raw: bytes | None) -> Any:
     return decoded
 
 
-def _seconds(raw: bytes | None) -> float:
+def seconds_of(raw: bytes | None) -> float:
     """Whole seconds, as the SDK's response reports a feature's timestamp."""
     if not raw:
         return 0.0

@@ -13,7 +13,8 @@ import redis
 from skewless.features import store as feature_store
 from skewless.features.service import OnlineRead, ServiceSchema, read_online, service_schema
 from skewless.models.configuration import load_model_config
-from skewless.online.readers import RedisFeatureReader, SqliteFeatureReader
+from skewless.online.redis_readers import RedisFeatureReader
+from skewless.online.sqlite_reader import SqliteFeatureReader
 from skewless.settings import Settings
 
 from .serving_setup import ServingWorld

@@ -19,7 +19,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from serving.schemas import rest_body
 from skewless.features import store as feature_store
 from skewless.features.service import read_online
-from skewless.online.readers import RedisClusterFeatureReader
+from skewless.online.redis_readers import RedisClusterFeatureReader
 from skewless.settings import Settings
 from tests.support.redis_cluster import RedisCluster as ClusterProcesses
 
