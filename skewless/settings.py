@@ -5,12 +5,15 @@ Built on first use by `get_settings()`, never at import time.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from skewless.errors import BadInput
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -236,4 +239,6 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    if "SKEWLESS_CONFIG" in os.environ:  # renamed: silently ignoring it would train another model
+        raise BadInput("SKEWLESS_CONFIG is now SKEWLESS_MODEL_FILE; rename the variable")
     return Settings()

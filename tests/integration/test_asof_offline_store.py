@@ -19,7 +19,7 @@ import pytest
 from feast import FeatureStore
 
 from skewless.features import store as feature_store
-from skewless.offline import asof_store
+from skewless.offline import asof_sql
 from skewless.quality.parity import compare_features
 from skewless.settings import Settings
 
@@ -303,9 +303,9 @@ PLANTS: dict[str, Callable[[str], str]] = {
 def test_a_planted_off_by_one_is_caught(
     repo: Path, plant: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    view_sql = asof_store._view_sql
+    view_sql = asof_sql._view_sql
     monkeypatch.setattr(
-        asof_store,
+        asof_sql,
         "_view_sql",
         lambda *args: PLANTS[plant](view_sql(*args)),
     )

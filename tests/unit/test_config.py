@@ -56,3 +56,16 @@ def test_online_store_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SKEWLESS_ONLINE_STORE", "cassandra")
     with pytest.raises(ValidationError, match="online_store"):
         Settings()
+
+
+def test_the_renamed_model_file_variable_is_refused_not_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from skewless.errors import BadInput
+    from skewless.settings import get_settings
+
+    monkeypatch.setenv("SKEWLESS_CONFIG", "/some/model.yaml")
+    get_settings.cache_clear()
+    with pytest.raises(BadInput, match="SKEWLESS_MODEL_FILE"):
+        get_settings()
+    get_settings.cache_clear()
