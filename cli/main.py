@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
@@ -50,7 +51,8 @@ class _Commands(TyperGroup):
                 raise
             first = (str(exc).strip().splitlines() or [""])[0]
             errors.print(
-                f"[red]failed:[/red] {type(exc).__name__}: {first} (SKEWLESS_DEBUG=1 shows where)",
+                f"[red]failed:[/red] {type(exc).__name__}: {escape(first)} "
+                "(SKEWLESS_DEBUG=1 shows where)",
                 highlight=False,
             )
             raise typer.Exit(1) from None

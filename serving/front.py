@@ -84,7 +84,8 @@ class Front:
                 except _BodyTooLarge:
                     await exchange.json(413, self._too_large)
                     return
-                if whole is None:  # the client went away before its body was in
+                if whole is None:  # the client went away before its body was in: not counted
+                    exchange.status = None
                     return
                 raw = whole
                 receive = _replay(raw)
@@ -106,12 +107,13 @@ class Front:
         finally:
             if admitted:
                 self.in_flight -= 1
-            if label in PREDICT_PATHS:
-                since = started or entered
-                self.metrics.child(self.metrics.latency, label, "total").observe(
-                    time.perf_counter() - since
-                )
-            self.metrics.child(self.metrics.requests, label, str(exchange.status)).inc()
+            if exchange.status is not None:  # None: nobody was answered, nothing counted
+                if label in PREDICT_PATHS:
+                    since = started or entered
+                    self.metrics.child(self.metrics.latency, label, "total").observe(
+                        time.perf_counter() - since
+                    )
+                self.metrics.child(self.metrics.requests, label, str(exchange.status)).inc()
 
     def admit(self, path: str, closing: bool = False) -> tuple[bytes, bool] | None:
         """For the protocol (serving/admission.py), once a prediction request's body is in:
@@ -186,7 +188,7 @@ class _Exchange:
     def __init__(self, send: Send, draining: Callable[[], bool]) -> None:
         self._send = send
         self._draining = draining
-        self.status = 500  # unless an answer starts
+        self.status: int | None = 500  # unless an answer starts; None: nobody to answer
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -16,7 +16,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 
-from skewless.errors import BadInput
+from skewless.errors import BadInput, SkewlessError
 from skewless.features.service import ServiceSchema
 from skewless.models.artifacts import ModelFetcher
 from skewless.models.configuration import ModelConfig, load_model_config
@@ -57,15 +57,20 @@ def command_program() -> list[str]:
     """The `skewless` command as a program: this interpreter running the module the installed
     distribution's `skewless` script points to. Read from the package's metadata, so the
     kernel never names the roof."""
-    (script,) = entry_points(group="console_scripts", name="skewless")
-    return [sys.executable, "-m", script.module]
+    scripts = entry_points(group="console_scripts", name="skewless")
+    if not scripts:
+        raise SkewlessError(
+            "skewless is not installed, so one command cannot run another: `pip install -e .` "
+            "in the checkout (scripts/quickstart does)"
+        )
+    return [sys.executable, "-m", next(iter(scripts)).module]
 
 
 def run_command(
     *args: str, env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()
 ) -> int:
     """Run one `skewless` command in a subprocess (its output goes to ours; a crash there stays
-    there), with `env` added to ours (settings such as SKEWLESS_CONFIG); its exit code.
+    there), with `env` added to ours (settings such as SKEWLESS_MODEL_FILE); its exit code.
     `pass_fds`: descriptors it inherits (a lock it must hold while it runs, even should we
     die)."""
     return subprocess.run(
