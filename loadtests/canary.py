@@ -23,13 +23,15 @@ import numpy as np
 
 from serving.core import PAIRED
 from serving.process import ServiceProcess
+from serving.settings import ServingSettings
 from skewless.features import store as feature_store
 from skewless.features.service import service_schema
 from skewless.models.configuration import load_model_config
 from skewless.quality import statistics
 from skewless.records import CheckResult, StepVerdict
-from skewless.registry.adapter import ModelRegistry, PromotionRefused, RegistryError
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
+from skewless.registry.versions import PromotionRefused, RegistryError
 from skewless.settings import Settings
 
 from . import server_metrics
@@ -104,7 +106,8 @@ def run_canary(
         if live:  # every service following the registry: a tag they poll, with a deadline
             deadline = datetime.now(UTC) + timedelta(seconds=config.seconds + LIVE_MARGIN_SECONDS)
             registry.set_canary_share(name, config.share, until=deadline)
-            wait = settings.model_poll_seconds * 3 + 30
+            # the live services' poll interval: their settings, from the same environment
+            wait = ServingSettings().model_poll_seconds * 3 + 30
         else:  # a service of its own, told its share directly: live services see nothing
             service = ServiceProcess(
                 {

@@ -44,7 +44,7 @@ def _sigterm_interrupts() -> None:
 
 
 def _who(by: str | None) -> str:
-    from skewless.registry.adapter import operator
+    from skewless.registry.versions import operator
 
     return by or operator()
 

@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from skewless.models.configuration import load_model_config
-from skewless.registry.adapter import ModelRegistry, RegistryError
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
+from skewless.registry.versions import RegistryError
 from skewless.settings import Settings
 
 from .canary import CanaryReport, run_canary

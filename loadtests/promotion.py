@@ -6,8 +6,10 @@ poll (hot swap)."""
 from __future__ import annotations
 
 from skewless.models.configuration import load_model_config
-from skewless.registry.adapter import ChampionMove, ModelRegistry, PromotionRefused
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER
+from skewless.registry.champion_moves import ChampionMove
+from skewless.registry.versions import PromotionRefused
 from skewless.settings import Settings
 
 from .records import record_step

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from skewless.registry.adapter import GATE_REPORT, GATE_SHA256, GATE_STATUS, ModelRegistry, run_of
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.versions import GATE_REPORT, GATE_SHA256, GATE_STATUS, run_of
 
 from .gate import GateReport
 

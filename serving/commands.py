@@ -25,8 +25,9 @@ def serve_command(
 ) -> None:
     """Serve the champion model over REST (FastAPI) and gRPC, reading features online."""
     from .server import serve
+    from .settings import get_serving_settings
 
-    settings = get_settings()
+    settings = get_serving_settings()
     given = {"serve_host": host, "rest_port": rest_port, "grpc_port": grpc_port, "workers": workers}
     settings = settings.model_copy(update={k: v for k, v in given.items() if v is not None})
     raise typer.Exit(serve(settings))

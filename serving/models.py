@@ -15,8 +15,9 @@ from pathlib import Path
 from skewless.errors import SkewlessError
 from skewless.features.service import ServiceSchema
 from skewless.models.artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
-from skewless.registry.adapter import ModelRegistry, Version
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
+from skewless.registry.versions import Version
 
 from .metrics import Metrics
 

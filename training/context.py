@@ -18,8 +18,9 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from skewless.registry.adapter import ModelRegistry, RegisteredModel, Version
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
+from skewless.registry.versions import RegisteredModel, Version
 
 from .config import PipelineConfig
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from skewless.hashing import sha256_file
 from skewless.quality.reference import REFERENCE_FILE
 from skewless.records import VersionTags
-from skewless.registry.adapter import MODEL_DIR, operator
 from skewless.registry.aliases import CHALLENGER, CHAMPION
+from skewless.registry.versions import MODEL_DIR, operator
 
 from .artifacts import read_json, write_json
 from .context import RunFolder, StepContext, StepOutput

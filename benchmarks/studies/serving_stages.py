@@ -59,9 +59,9 @@ def measure(store: str, calls: int) -> dict[str, float]:
     from serving.core import Instance
     from serving.rest import create_app
     from serving.runtime import Runtime
-    from skewless.settings import Settings
+    from serving.settings import ServingSettings
 
-    runtime = Runtime(Settings())
+    runtime = Runtime(ServingSettings())
     runtime.refresh_models()
     runtime.prediction_log.start()
     champion = runtime.slots.champion

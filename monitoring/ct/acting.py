@@ -15,8 +15,9 @@ from pathlib import Path
 from skewless.errors import SkewlessError
 from skewless.models.configuration import ModelConfig
 from skewless.records import GateVerdict, StepVerdict
-from skewless.registry.adapter import GATE_REPORT, ModelRegistry, Version
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
+from skewless.registry.versions import GATE_REPORT, Version
 from skewless.settings import Settings
 
 from .config import CTConfig

@@ -29,7 +29,7 @@ from skewless.features import store as feature_store
 from skewless.features.outcomes import LABEL, KnownTimes, known_times, outcome_source
 from skewless.models.configuration import ModelConfig
 from skewless.quality.metrics import metrics
-from skewless.registry.adapter import Version
+from skewless.registry.versions import Version
 from skewless.settings import Settings
 
 from ..analysis import TIME, VersionAnalysis

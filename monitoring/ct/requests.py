@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from skewless.registry.adapter import operator
+from skewless.registry.versions import operator
 from skewless.settings import Settings
 
 from .lock import ct_dir

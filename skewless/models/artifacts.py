@@ -24,7 +24,8 @@ from skewless.models.encoder import FeatureEncoder, FeatureRows
 
 if TYPE_CHECKING:  # annotations only: loading a model imports neither Feast nor MLflow
     from skewless.features.service import ServiceSchema
-    from skewless.registry.adapter import ModelRegistry, Version
+    from skewless.registry.adapter import ModelRegistry
+    from skewless.registry.versions import Version
 from skewless.registry.aliases import CHAMPION
 
 # A registered model's artifact folder holds these two files (written by the training pipeline).

@@ -262,8 +262,11 @@ def _ct(world: LoopWorld, url: str, gate: dict[str, Any], name: str) -> CTConfig
 
 
 def _tick(world: LoopWorld, ct: CTConfig, now: datetime) -> Decision:
-    settings = world.settings.model_copy(update={"model_poll_seconds": 0.3})
-    return tick(settings, load_model_config(world.model_file), ct, now)
+    # the canary waits on the live service's poll interval, a serving setting its child
+    # `skewless deploy` reads from the environment it inherits
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKEWLESS_MODEL_POLL_SECONDS", "0.3")
+        return tick(world.settings, load_model_config(world.model_file), ct, now)
 
 
 def _served_version(url: str) -> str:

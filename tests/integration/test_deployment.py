@@ -30,8 +30,9 @@ from loadtests.deploy import GateOutcome, deploy, run_gate
 from loadtests.promotion import promote, rollback
 from skewless.hashing import sha256_file
 from skewless.models.artifacts import MODEL_FILE
-from skewless.registry.adapter import MODEL_DIR, ModelRegistry, PromotionRefused, RegistryError
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
+from skewless.registry.versions import MODEL_DIR, PromotionRefused, RegistryError
 from skewless.settings import Settings
 from tests.support.registry_state import mlflow_client
 from training.config import load_pipeline_config

@@ -30,8 +30,9 @@ from skewless.hashing import sha256_file
 from skewless.models.artifacts import CONTRACT_FILE, MODEL_FILE
 from skewless.quality.prediction_log import FEATURE, read_prediction_log
 from skewless.records import VersionTags
-from skewless.registry.adapter import MODEL_DIR, ModelRegistry
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
+from skewless.registry.versions import MODEL_DIR
 
 from .serving_setup import ServingWorld
 

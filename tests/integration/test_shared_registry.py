@@ -86,7 +86,8 @@ def test_postgresql_keeps_what_sqlite_keeps(database: str, tmp_path: Path) -> No
 RACER = """
 import sys, time
 from pathlib import Path
-from skewless.registry.adapter import ModelRegistry, RegistryError
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.versions import RegistryError
 state, uri, target, start, seconds = sys.argv[1:6]
 registry = ModelRegistry(Path(state), uri)
 time.sleep(max(0.0, float(start) - time.time()))  # both begin together, imports done

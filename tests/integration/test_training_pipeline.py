@@ -16,8 +16,9 @@ import pytest
 from skewless.features import store as feature_store
 from skewless.hashing import sha256_file
 from skewless.models.artifacts import ModelArtifactError, load_model
-from skewless.registry.adapter import UNGATED, ModelRegistry
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
+from skewless.registry.champion_moves import UNGATED
 from skewless.settings import Settings
 from tests.support.registry_state import mlflow_client
 from tests.support.repos import CHECKOUT

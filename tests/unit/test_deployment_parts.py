@@ -21,8 +21,9 @@ from loadtests.report import render_html
 from skewless.features.service import ServiceSchema
 from skewless.quality.statistics import ks_critical
 from skewless.records import CheckResult
-from skewless.registry.adapter import ModelRegistry, RegistryError
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
+from skewless.registry.versions import RegistryError
 from skewless.strict_yaml import ConfigError
 from tests.support.registry_state import mlflow_client, record_passed_gate, register_versions
 

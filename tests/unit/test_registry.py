@@ -18,19 +18,17 @@ from pathlib import Path
 import pytest
 
 from skewless.records import VersionTags
-from skewless.registry.adapter import (
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
+from skewless.registry.champion_moves import (
     LEGACY_HISTORY_TAG,
     TEXT_CAP,
     UNGATED,
     ChampionMove,
-    ModelRegistry,
-    PromotionRefused,
-    RegistryError,
-    RegistryUnavailable,
     move_tag,
     record_of,
 )
-from skewless.registry.aliases import CHAMPION
+from skewless.registry.versions import PromotionRefused, RegistryError, RegistryUnavailable
 from tests.support.registry_state import mlflow_client, record_passed_gate, register_versions
 
 NAME = "m"

@@ -23,11 +23,11 @@ from serving.metrics import Metrics
 from serving.models import ModelSlots
 from serving.runtime import request_path_settings
 from serving.schemas import WireModels
+from serving.settings import ServingSettings
 from skewless.features.service import OnlineRead, ServiceSchema, apply_ttl
 from skewless.models.artifacts import LoadedModel, ModelRefused, ServedModel, check_fits
 from skewless.models.contract import FeatureSpec, ModelContract
 from skewless.quality.prediction_log import FEATURE, REQUEST, LogRecord, read_prediction_log
-from skewless.settings import Settings
 
 NOW = datetime(2013, 6, 1, 12, tzinfo=UTC)
 SCHEMA = ServiceSchema(
@@ -262,12 +262,12 @@ def test_a_model_for_another_feature_service_is_refused() -> None:
 
 
 def test_request_path_redis_options_are_added_without_overriding_given_ones() -> None:
-    settings = Settings(online_store="redis", redis_connection="r:6380,socket_timeout=2")
+    settings = ServingSettings(online_store="redis", redis_connection="r:6380,socket_timeout=2")
     connection = request_path_settings(settings).redis_connection
     assert connection.startswith("r:6380,socket_timeout=2,")
     assert "socket_connect_timeout=0.1" in connection and "retry=null" in connection
     assert connection.count("socket_timeout") == 1
-    sqlite = Settings(online_store="sqlite", redis_connection="r:6380")
+    sqlite = ServingSettings(online_store="sqlite", redis_connection="r:6380")
     assert request_path_settings(sqlite).redis_connection == "r:6380"  # untouched
 
 
