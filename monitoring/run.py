@@ -35,8 +35,9 @@ from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
 from . import history, report
-from .analysis import TIME, VersionAnalysis, VersionReference, paired_comparison
+from .analysis import TIME, VersionAnalysis, VersionReference
 from .config import MonitoringConfig
+from .paired import paired_comparison
 
 RESULT_FILE, REPORT_FILE, HISTORY_FILE = "monitor.json", "report.html", "history.parquet"
 

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.analysis import _shares_from_quantiles, window_start
+from monitoring.analysis import window_start
 from monitoring.config import Drift, load_monitoring_config
+from monitoring.distributions import shares_from_quantiles
 from monitoring.drift import feature_drift
 from skewless.models.configuration import load_model_config
 from skewless.quality import statistics
@@ -79,7 +80,7 @@ def test_psi_critical_grows_with_bins_and_shrinks_with_rows() -> None:
 def test_reference_shares_read_off_quantiles_match_the_sample() -> None:
     values = REFERENCE["temp"].to_numpy()
     edges = np.linspace(30, 70, 21)
-    shares = _shares_from_quantiles(SCHEMA["columns"]["temp"]["quantiles"], edges)
+    shares = shares_from_quantiles(SCHEMA["columns"]["temp"]["quantiles"], edges)
     direct = np.histogram(np.clip(values, 30, 70), bins=edges)[0] / len(values)
     assert shares.sum() == pytest.approx(1.0)
     assert np.abs(shares - direct).max() < 0.01
@@ -112,7 +113,7 @@ def test_the_monitoring_section_is_strict(tmp_path: Path) -> None:
 def test_two_versions_are_compared_on_the_same_requests_only() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from monitoring.analysis import paired_comparison
+    from monitoring.paired import paired_comparison
 
     n = 400
     labels = RNG.integers(0, 2, n).astype("float64")
