@@ -17,7 +17,8 @@ from skewless.settings import Settings
 
 from .canary import CanaryReport, run_canary
 from .config import CanaryConfig, GateConfig
-from .gate import Gate, GateReport
+from .gate import Gate
+from .gate_report import GateReport
 from .records import record_gate, record_step
 from .report import write_report
 

@@ -17,78 +17,34 @@ Whatever happens, including Ctrl-C, everything started is stopped before `run` r
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
-import httpx
 import pandas as pd
 
 from serving.batch import TIMESTAMP, score_rows
-from serving.grpc_face import grpc_instance
 from serving.process import ServiceProcess
-from serving.protos import prediction_pb2 as pb
-from serving.protos import prediction_pb2_grpc as pb_grpc
-from serving.schemas import rest_body
 from skewless.features import store as feature_store
 from skewless.features.service import service_schema
 from skewless.models.artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
 from skewless.models.configuration import load_model_config
 from skewless.quality.prediction_log import read_prediction_log
 from skewless.quality.skew import check_skew
-from skewless.records import CheckResult, GateVerdict
+from skewless.records import CheckResult
 from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
 from . import server_metrics
 from .config import GateConfig
+from .gate_report import GateReport, now
+from .golden import golden_grpc, golden_rest
+from .load_judgement import judge_load
 from .locust_run import ClientStats, LoadPlan, LocustRun, signals_held
 from .payloads import replay_payloads, write_payloads
 
 log = logging.getLogger("skewless.gate")
-LATENCY = "skewless_request_duration_seconds"
-PREDICT_ENDPOINTS = {"rest": "/v1/predict", "grpc": "grpc/Predict"}
-QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
-
-
-@dataclass
-class GateReport:
-    model_name: str
-    version: str
-    sha256: str
-    blessed: bool
-    config: dict[str, Any]
-    out_dir: str
-    started_at: str
-    finished_at: str = ""
-    checks: list[CheckResult] = field(default_factory=list)
-    stopped: str | None = None  # why the gate ended early, if it did
-    server: dict[str, Any] = field(default_factory=dict)  # latency and errors, service view
-    client: dict[str, Any] = field(default_factory=dict)  # per protocol, locust's view
-    skew: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def verdict(self) -> GateVerdict:
-        """What the registry and the controller read back from report.json."""
-        return GateVerdict(
-            tuple(self.checks),
-            self.stopped,
-            self.model_name,
-            self.version,
-            self.sha256,
-            self.finished_at,
-        )
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict.passed
-
-    def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), **self.verdict.to_report()}
 
 
 class GateStopped(Exception):
@@ -121,7 +77,7 @@ class Gate:
             blessed=found.record.blessed,
             config=config.model_dump(mode="json"),
             out_dir=str(out_dir),
-            started_at=_now(),
+            started_at=now(),
         )
         self.service: ServiceProcess | None = None
         self.locusts: list[LocustRun] = []
@@ -153,7 +109,7 @@ class Gate:
             with signals_held():
                 self.close()
                 loader.close()
-            self.report.finished_at = _now()
+            self.report.finished_at = now()
         return self.report
 
     def _check(self, stage: str, name: str, passed: bool, detail: str) -> bool:
@@ -213,8 +169,8 @@ class Gate:
         self.progress(f"contract: {n} golden requests over REST and gRPC, then batch scoring")
         rows = feature_store.recent_entity_rows(store, self.model_config, schema, n)
         feature_time = self._feature_time()
-        rest, rest_errors = _golden_rest(self.service.url, rows, schema, self.report.version)
-        grpc_scores, grpc_errors = _golden_grpc(self.service.grpc_target, rows, schema)
+        rest, rest_errors = golden_rest(self.service.url, rows, schema, self.report.version)
+        grpc_scores, grpc_errors = golden_grpc(self.service.grpc_target, rows, schema)
         errors = rest_errors + grpc_errors
         self._check(
             "contract",
@@ -274,75 +230,10 @@ class Gate:
     def _judge_load(
         self, delta: server_metrics.Samples, stats: dict[str, ClientStats], protocols: list[str]
     ) -> None:
-        budgets = self.config.budgets
-        endpoints = [PREDICT_ENDPOINTS[p] for p in protocols]
-        per_endpoint = {
-            e: server_metrics.histogram(delta, LATENCY, endpoint=e, stage="total")
-            for e in endpoints
-        }
-        combined = server_metrics.add(list(per_endpoint.values()))
-        server_q = {k: combined.quantile(q) * 1000 for k, q in QUANTILES.items()}
-        requests = sum(
-            server_metrics.counter(delta, "skewless_requests", endpoint=e) for e in endpoints
-        )
-        failed = requests - sum(
-            server_metrics.counter(delta, "skewless_requests", endpoint=e, status=ok)
-            for e in endpoints
-            for ok in ("200", "OK")
-        )
-        self.report.server = {
-            "requests": requests,
-            "errors": failed,
-            "error_ratio": failed / requests if requests else 1.0,
-            "latency_ms": server_q,
-            "per_endpoint_ms": {
-                e: {k: h.quantile(q) * 1000 for k, q in QUANTILES.items()}
-                for e, h in per_endpoint.items()
-            },
-            "cdf": [(b * 1000, share) for b, share in combined.cdf()],
-        }
-        self.report.client = {p: asdict(s) for p, s in stats.items()}
-        target = self.config.load.rate
-        for key in QUANTILES:
-            budget = getattr(budgets.server, f"{key}_ms")
-            self._check(
-                "load",
-                f"server {key}",
-                server_q[key] <= budget,
-                f"{server_q[key]:.2f} ms (budget {budget:g} ms)",
-            )
-        for protocol, s in stats.items():
-            for key, column in (("p50", "50%"), ("p95", "95%"), ("p99", "99%")):
-                value = s.percentiles_ms.get(column, math.inf)
-                budget = getattr(budgets.client, f"{key}_ms")
-                self._check(
-                    "load",
-                    f"client {protocol} {key}",
-                    value <= budget,
-                    f"{value:g} ms (budget {budget:g} ms)",
-                )
-        client_requests = sum(s.requests for s in stats.values())
-        client_failures = sum(s.failures for s in stats.values())
-        ratio = max(
-            client_failures / client_requests if client_requests else 1.0,
-            self.report.server["error_ratio"],
-        )
-        examples = [e for s in stats.values() for e in s.failure_examples][:2]
-        self._check(
-            "load",
-            "error ratio",
-            ratio <= budgets.max_error_ratio,
-            f"{ratio:.4f} (client {client_failures} of {client_requests}, server {failed:g} of "
-            f"{requests:g}; max {budgets.max_error_ratio:g})"
-            + (f"; {examples}" if examples else ""),
-        )
-        achieved = sum(s.rate for s in stats.values())
-        self._check(
-            "load",
-            "achieved rate",
-            achieved >= budgets.min_rate_ratio * target,
-            f"{achieved:.1f} requests/s of {target:g} (at least {budgets.min_rate_ratio:.0%})",
-        )
+        judgement = judge_load(self.config, delta, stats, protocols)
+        self.report.server, self.report.client = judgement.server, judgement.client
+        for name, passed, detail in judgement.checks:
+            self._check("load", name, passed, detail)
 
     def _skew(self, store: Any, schema: Any, loader: ModelFetcher) -> None:
         self.progress("skew: the gate's own requests, recomputed offline")
@@ -389,73 +280,3 @@ class Gate:
         for run in self.locusts:
             run.stop()
         self._stop_service()
-
-
-def _golden_rest(
-    url: str, rows: pd.DataFrame, schema: Any, version: str
-) -> tuple[list[float], list[str]]:
-    """Each row alone, then all of them in one batch; every answer checked for form."""
-    scores: list[float] = []
-    errors: list[str] = []
-    bodies = [rest_body(row, schema, request_id=f"golden-{k}") for k, row in rows.iterrows()]
-    with httpx.Client(base_url=url, timeout=10) as client:
-        for body in bodies:
-            response = client.post("/v1/predict", json=body)
-            if response.status_code != 200:
-                errors.append(
-                    f"REST {body['request_id']}: {response.status_code} {response.text[:200]}"
-                )
-                scores.append(math.nan)
-                continue
-            found = response.json()
-            errors += _form_errors(found, body["request_id"], version)
-            scores.append(float(found.get("probability", math.nan)))
-        batch = client.post("/v1/predict/batch", json={"instances": [b for b in bodies]})
-        if batch.status_code != 200:
-            errors.append(f"REST batch: {batch.status_code} {batch.text[:200]}")
-        else:
-            answers = batch.json().get("predictions", [])
-            if [a.get("probability") for a in answers] != scores:
-                errors.append("REST batch answers differ from the single requests")
-    return scores, errors
-
-
-def _form_errors(found: dict[str, Any], request_id: str, version: str) -> list[str]:
-    probability = found.get("probability")
-    problems = []
-    if found.get("request_id") != request_id:
-        problems.append("request_id not echoed")
-    if not isinstance(probability, float) or not 0.0 <= probability <= 1.0:
-        problems.append(f"probability {probability!r}")
-    elif found.get("decision") != (probability >= found.get("threshold", math.inf)):
-        problems.append("decision disagrees with the threshold")
-    if found.get("model_version") != version:
-        problems.append(f"served by version {found.get('model_version')!r}")
-    if not isinstance(found.get("missing_features"), list):
-        problems.append("missing_features absent")
-    return [f"REST {request_id}: {p}" for p in problems]
-
-
-def _golden_grpc(target: str, rows: pd.DataFrame, schema: Any) -> tuple[list[float], list[str]]:
-    scores: list[float] = []
-    errors: list[str] = []
-    with grpc.insecure_channel(target) as channel:
-        stub = pb_grpc.PredictionStub(channel)
-        for k, row in rows.iterrows():
-            request_id = f"golden-grpc-{k}"
-            try:
-                answer = stub.Predict(
-                    pb.PredictRequest(instance=grpc_instance(row, schema, request_id)), timeout=10
-                )
-            except grpc.RpcError as exc:
-                errors.append(f"gRPC {request_id}: {exc.code().name} {exc.details()}")
-                scores.append(math.nan)
-                continue
-            if answer.request_id != request_id or not 0.0 <= answer.probability <= 1.0:
-                errors.append(f"gRPC {request_id}: malformed answer")
-            scores.append(answer.probability)
-    return scores, errors
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

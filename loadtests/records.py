@@ -13,7 +13,7 @@ from typing import Any
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.versions import GATE_REPORT, GATE_SHA256, GATE_STATUS, run_of
 
-from .gate import GateReport
+from .gate_report import GateReport
 
 ARTIFACT_DIR = "deployment"
 

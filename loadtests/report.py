@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .gate import GateReport
+from .gate_report import GateReport
 
 WIDTH, HEIGHT, PAD = 640, 320, 48
 X_MIN_MS = 0.1

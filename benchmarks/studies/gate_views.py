@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.loadgen import HttpPool, http_request, open_loop
 from loadtests import server_metrics
-from loadtests.gate import LATENCY
+from loadtests.load_judgement import LATENCY
 from loadtests.locust_run import LoadPlan, LocustRun
 from loadtests.payloads import replay_payloads, write_payloads
 from serving.process import ServiceProcess

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from loadtests.gate import GateReport
+from loadtests.gate_report import GateReport
 from loadtests.records import record_gate
 from loadtests.report import write_report
 from skewless.records import CheckResult, VersionTags

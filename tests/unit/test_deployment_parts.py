@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from loadtests import server_metrics
 from loadtests.canary import CanaryReport, _judge, ks_distance, psi
 from loadtests.config import CONFIG_DIR, load_canary_config, load_gate_config
-from loadtests.gate import GateReport
+from loadtests.gate_report import GateReport
 from loadtests.payloads import UNKNOWN, unknown_keys
 from loadtests.report import render_html
 from skewless.features.service import ServiceSchema
