@@ -25,7 +25,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,10 +38,9 @@ from skewless.errors import BadInput
 from skewless.features import store as feature_store
 from skewless.features.outcomes import KNOWN_AT, LABEL, KnownTimes, outcome_source
 from skewless.features.service import ENTITY_TIMESTAMP, historical_features, service_schema
-from skewless.models.artifacts import LoadedModel, load_artifacts
+from skewless.models.artifacts import load_artifacts
 from skewless.models.configuration import ModelConfig
 from skewless.models.contract import ModelContract
-from skewless.quality.metrics import metrics
 from skewless.quality.prediction_log import FEATURE
 from skewless.quality.reference import REFERENCE_FILE, SCHEMA_FILE
 from skewless.registry.adapter import ModelRegistry
@@ -51,54 +49,13 @@ from skewless.settings import Settings
 
 from ..analysis import TIME, VersionAnalysis, VersionReference
 from ..config import MonitoringConfig
-from .config import CTConfig, Degradation, DistributionChange, NewData
+from .backtest_policies import Model, PolicyRun, policy_config
+from .backtest_report import result_of
+from .config import CTConfig
 from .evidence import Champion, labelled_since, recent_auc
 from .triggers import Evidence, evaluate, ready_at
 
-POLICIES = ("static", "monthly", "weekly", "new-data", "performance", "drift", "combined")
 Runner = Callable[..., int]
-
-
-def policy_config(name: str, base: CTConfig) -> CTConfig:
-    """The policy as a controller configuration: which triggers are on (thresholds from the
-    model's `ct:` section, or their defaults)."""
-    off: dict[str, Any] = {"schedule": None, "new_data": None, "performance": None, "drift": None}
-    on = {
-        "new_data": base.new_data or NewData(),
-        "performance": base.performance or Degradation(),
-        "drift": base.drift or DistributionChange(),
-    }
-    updates: dict[str, dict[str, Any]] = {
-        "static": off,
-        "monthly": {**off, "schedule": "0 0 1 * *", "cooldown_hours": 0.0},
-        "weekly": {**off, "schedule": "0 0 * * 1", "cooldown_hours": 0.0},
-        "new-data": {**off, "new_data": on["new_data"]},
-        "performance": {**off, "performance": on["performance"]},
-        "drift": {**off, "drift": on["drift"]},
-        "combined": {**off, **on},
-    }
-    if name not in updates:
-        raise BadInput(f"--policy: {name!r} is not one of {', '.join(POLICIES)}")
-    return base.model_copy(update=updates[name])
-
-
-@dataclass
-class Model:
-    version: str
-    loaded: LoadedModel
-    analysis: VersionAnalysis  # the drift trigger's, against `ct.drift.against`
-    facts: Champion  # its registered test AUC and what it was trained until
-
-
-@dataclass
-class PolicyRun:
-    name: str
-    config: CTConfig
-    model: Model
-    scores: np.ndarray  # per request of the period, NaN until served
-    versions: np.ndarray  # the version that served each request
-    retrains: list[dict[str, Any]] = field(default_factory=list)
-    last_tick: datetime | None = None
 
 
 class Backtest:
@@ -247,7 +204,8 @@ class Backtest:
             self.progress(
                 f"{day:%Y-%m-%d}: " + ", ".join(f"{r.name} v{r.model.version}" for r in runs)
             )
-        result = self._result(frame, runs, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        result = result_of(frame, runs, (self.start, self.end), self.base, seconds)
         (self.output / "backtest.json").write_text(json.dumps(result, indent=2, default=str))
         return result
 
@@ -327,100 +285,3 @@ class Backtest:
                 f"retrain as of {now:%Y-%m-%d}: {self.retrains[now][2]} ({seconds:.0f} s)"
             )
         return self.retrains[now]
-
-    # --- results -----------------------------------------------------------------------------
-
-    def _result(self, frame: pd.DataFrame, runs: list[PolicyRun], seconds: float) -> dict[str, Any]:
-        months = pd.to_datetime(frame[TIME]).dt.strftime("%Y-%m")
-        labels = frame[LABEL].to_numpy(dtype="float64")
-        table = []
-        for run in runs:
-            monthly = {}
-            for month, index in months.groupby(months).indices.items():
-                ok = ~np.isnan(labels[index]) & ~np.isnan(run.scores[index])
-                monthly[month] = metrics(labels[index][ok], run.scores[index][ok])["roc_auc"]
-            values = [v for v in monthly.values() if v is not None]
-            table.append(
-                {
-                    "policy": run.name,
-                    "monthly_auc": monthly,
-                    "mean_auc": float(np.mean(values)) if values else None,
-                    "retrains": len(run.retrains),
-                    "adopted": sum(r["version"] is not None for r in run.retrains),
-                    "retrain_seconds": float(sum(r["seconds"] for r in run.retrains)),
-                    "retrain_log": run.retrains,
-                }
-            )
-        return {
-            "start": self.start.isoformat(),
-            "end": self.end.isoformat(),
-            "base_version": self.base,
-            "seconds": seconds,
-            "policies": table,
-        }
-
-
-def markdown(result: dict[str, Any]) -> str:
-    months = list(result["policies"][0]["monthly_auc"]) if result["policies"] else []
-    static = next((p["mean_auc"] for p in result["policies"] if p["policy"] == "static"), None)
-    lines = [
-        "| policy | "
-        + " | ".join(months)
-        + " | mean AUC | vs static | retrains (adopted) | retrain time |",
-        "|---|" + "---|" * len(months) + "---|---|---|---|",
-    ]
-    for p in result["policies"]:
-        cells = [
-            f"{p['monthly_auc'][m]:.4f}" if p["monthly_auc"][m] is not None else "n/a"
-            for m in months
-        ]
-        mean = f"{p['mean_auc']:.4f}" if p["mean_auc"] is not None else "n/a"
-        gain = (
-            f"{p['mean_auc'] - static:+.4f}"
-            if static is not None and p["mean_auc"] is not None
-            else "n/a"
-        )
-        cost = f"{p['retrains']} ({p['adopted']}) | {p['retrain_seconds']:.0f} s"
-        lines.append(f"| {p['policy']} | " + " | ".join(cells) + f" | {mean} | {gain} | {cost} |")
-    return "\n".join(lines)
-
-
-def plot(result: dict[str, Any], path: Path) -> Path:
-    """Left: each policy's ROC AUC per month minus the static model's (the months differ far
-    more from each other than the policies do). Right: mean gain against retrains spent."""
-    from ..plots import svg  # noqa: I001  (first: it selects the file-only backend)
-
-    import matplotlib.pyplot as plt
-
-    policies = result["policies"]
-    static = next((p for p in policies if p["policy"] == "static"), None)
-    figure, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 4.5), layout="constrained", gridspec_kw={"width_ratios": [3, 2]}
-    )
-    for p in policies:
-        months = list(p["monthly_auc"])
-        values = np.array([np.nan if v is None else v for v in p["monthly_auc"].values()])
-        if static is not None:
-            values = values - np.array(
-                [np.nan if v is None else v for v in static["monthly_auc"].values()]
-            )
-        left.plot(months, values, marker="o", label=p["policy"])
-        gain = p["mean_auc"] - static["mean_auc"] if static and p["mean_auc"] else np.nan
-        right.scatter(p["retrains"], gain)
-        right.annotate(
-            p["policy"],
-            (p["retrains"], gain),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
-    left.axhline(0, color="grey", linewidth=0.8)
-    left.set_ylabel("ROC AUC minus the static model's" if static else "ROC AUC")
-    left.set_title("Per month, what each policy served")
-    left.legend(fontsize=8, ncols=2)
-    right.axhline(0, color="grey", linewidth=0.8)
-    right.set_xlabel("retrains over the period")
-    right.set_ylabel("mean ROC AUC gain over static")
-    right.set_title("What the retrains bought")
-    path.write_text(svg(figure))
-    return path

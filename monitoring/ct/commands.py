@@ -153,7 +153,9 @@ def backtest_command(
     from pathlib import Path
 
     from ..config import load_monitoring_config
-    from .backtest import POLICIES, Backtest, markdown, plot
+    from .backtest import Backtest
+    from .backtest_policies import POLICIES
+    from .backtest_report import markdown, plot
 
     settings, cfg, ct = _context(config)
     folder = Path(output) if output else settings.state_dir / "backtest"

@@ -11,7 +11,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from monitoring.config import load_monitoring_config
-from monitoring.ct.backtest import Backtest, markdown
+from monitoring.ct.backtest import Backtest
+from monitoring.ct.backtest_report import markdown
 from monitoring.ct.config import CTConfig
 from skewless.models.configuration import load_model_config
 
