@@ -13,10 +13,8 @@ sandbox registry of the backtest's own, which learns only from labels known by t
 blessed version is adopted from the next day on. The gate and canary are not replayed: they
 judge serving, not accuracy.
 
-Shared work is done once: the point-in-time features of every request of the period (the
-same whatever model serves them), and each retrain, cached by its moment across policies
-(monthly and combined may ask for the same one). Its cost still counts for every policy that
-uses it.
+Shared work is done once: the point-in-time features of every request of the period, and
+each retrain, cached by its moment across policies (its cost counts for every policy using it).
 """
 
 from __future__ import annotations
@@ -65,8 +63,8 @@ class Backtest:
         config: ModelConfig,
         monitoring: MonitoringConfig,
         ct: CTConfig,
-        start: datetime,
-        end: datetime,
+        start: datetime | None,
+        end: datetime | None,
         output: Path,
         *,
         base_version: str | None = None,
@@ -74,14 +72,16 @@ class Backtest:
         progress: Callable[[str], None] = print,
     ) -> None:
         self.settings, self.config, self.monitoring, self.ct = settings, config, monitoring, ct
-        self.start, self.end, self.output = start, end, output
-        self.runner, self.progress = runner, progress
+        self.output, self.runner, self.progress = output, runner, progress
         self.state = output / "state"
         self.registry = self._sandbox(base_version)
+        # By default the days the base model never saw (earlier, it would score its own labels).
+        self.start = start or self.base_data_end
+        self.end = end or self._last_day()
+        if self.start >= self.end:
+            raise BadInput(f"nothing to replay from {self.start} to {self.end}: pass --start")
         self.models: dict[str, Model] = {}
         self.retrains: dict[datetime, tuple[str | None, float, str]] = {}
-
-    # --- set-up ------------------------------------------------------------------------------
 
     def _sandbox(self, base_version: str | None) -> ModelRegistry:
         """A registry of the backtest's own: a copy of the real one (artifacts stay where
@@ -107,6 +107,10 @@ class Backtest:
             raise BadInput(f"{name} has no champion to start from; pass --base-version")
         registry.set_alias(name, CHAMPION, str(found.version))  # a sandbox: no gate here
         self.base = str(found.version)
+        data_end = Champion.of(found).trained_until
+        if data_end is None:
+            raise BadInput(f"version {self.base} records no data end: pass --start")
+        self.base_data_end: datetime = pd.Timestamp(data_end).ceil("D").to_pydatetime()
         text = yaml.safe_load(Path(str(self.config.source)).read_text())
         training = text.setdefault("pipeline", {}).setdefault("training", {})
         training["search_budget"] = 1  # the policies are compared, not the search
@@ -133,6 +137,14 @@ class Backtest:
                 Champion.of(found),
             )
         return self.models[version]
+
+    def _last_day(self) -> datetime:
+        """The end (exclusive) of the last day of the entity source."""
+        store = feature_store.open_store(self.settings)
+        path = feature_store.file_source_path(store, self.config.entity_source)
+        last = pd.read_parquet(path, columns=[ENTITY_TIMESTAMP])[ENTITY_TIMESTAMP].max()
+        end: datetime = (pd.Timestamp(last).floor("D") + pd.Timedelta(days=1)).to_pydatetime()
+        return end
 
     def _requests(self) -> pd.DataFrame:
         """Every request of the period and the lookback before it, with its point-in-time

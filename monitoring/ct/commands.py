@@ -136,8 +136,14 @@ def backtest_command(
             "(repeat; default: all)."
         ),
     ] = None,
-    start: Annotated[str, typer.Option(help="First day replayed (ISO).")] = "2013-07-01",
-    end: Annotated[str, typer.Option(help="Last day replayed, included (ISO).")] = "2013-12-31",
+    start: Annotated[
+        str | None,
+        typer.Option(help="First day replayed (ISO; default: the end of the base model's data)."),
+    ] = None,
+    end: Annotated[
+        str | None,
+        typer.Option(help="Last day replayed, included (ISO; default: the entities' last day)."),
+    ] = None,
     base_version: Annotated[
         str | None, typer.Option(help="The model every policy starts from (default: champion).")
     ] = None,
@@ -164,8 +170,8 @@ def backtest_command(
         cfg,
         load_monitoring_config(cfg),
         ct,
-        parse_time(start, "--start"),
-        parse_time(end, "--end") + timedelta(days=1),
+        parse_time(start, "--start") if start else None,
+        parse_time(end, "--end") + timedelta(days=1) if end else None,
         folder,
         base_version=base_version,
         progress=console.print,

@@ -14,7 +14,10 @@ from monitoring.config import load_monitoring_config
 from monitoring.ct.backtest import Backtest
 from monitoring.ct.backtest_report import markdown
 from monitoring.ct.config import CTConfig
+from skewless.features import store as feature_store
+from skewless.features.service import ENTITY_TIMESTAMP
 from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry
 
 from .monitoring_setup import MonitoringWorld
 
@@ -78,3 +81,30 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
     assert static["monthly_auc"]["2013-04"] == pytest.approx(expected, abs=1e-9)
     table = markdown(result)
     assert "| static |" in table and "| weekly |" in table
+
+
+def test_by_default_the_backtest_replays_the_days_its_base_model_never_saw(
+    monitoring_world: MonitoringWorld, tmp_path: Path
+) -> None:
+    config = load_model_config(monitoring_world.config_file(0))
+    backtest = Backtest(
+        monitoring_world.settings,
+        config,
+        load_monitoring_config(config),
+        CTConfig(),
+        None,
+        None,
+        tmp_path / "bt",
+        base_version="1",
+        progress=lambda _: None,
+    )
+    registry = ModelRegistry(monitoring_world.settings.state_dir)
+    data_until = registry.version(config.name, "1").record.trained_until
+    assert data_until is not None
+    assert backtest.start == pd.Timestamp(data_until).ceil("D")  # from the end of its data
+    store = feature_store.open_store(monitoring_world.settings)
+    path = feature_store.file_source_path(store, config.entity_source)
+    entities = pd.read_parquet(path, columns=[ENTITY_TIMESTAMP])
+    last = entities[ENTITY_TIMESTAMP].max()
+    assert backtest.end == pd.Timestamp(last).floor("D") + pd.Timedelta(days=1)  # last day in
+    assert backtest.start < backtest.end
