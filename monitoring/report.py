@@ -4,24 +4,11 @@ from the JSON result alone, so that the page and the result can never disagree."
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
 from skewless.quality.monitoring_result import MonitoringResult, Paired, VersionResult
 
 from . import plots
-
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
-       color: #222; padding: 0 1em; }
-h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: .5em 0 1em; }
-td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
-th { background: #f4f4f4; } td.l, th.l { text-align: left; }
-.alert { background: #fde8e8; border-left: 5px solid #c62828; padding: .6em 1em; }
-.ok { background: #e8f5e9; border-left: 5px solid #2e7d32; padding: .6em 1em; }
-tr.drifted td { background: #fff3e0; } .muted { color: #777; }
-figure { margin: 1em 0; } svg { max-width: 100%; height: auto; }
-"""
+from .html_parts import CSS, cell, figure, percent, table
 
 HOW_TO_READ = """
 <p>Each model version that served predictions in the period is compared with <b>its own</b>
@@ -39,38 +26,6 @@ the number of labelled predictions stands beside every figure.</li>
 <li><b>Skew</b>: a sample of served predictions recomputed offline, value by value.</li>
 </ul>
 """
-
-
-def _f(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return '<span class="muted">n/a</span>'
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return escape(str(value))
-
-
-def _pct(value: float | None) -> str:
-    return '<span class="muted">n/a</span>' if value is None else f"{value:.1%}"
-
-
-def _table(
-    headers: list[str], rows: list[list[str]], left: int = 1, classes: list[str] | None = None
-) -> str:
-    head = "".join(
-        f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(headers)
-    )
-    body = []
-    for k, row in enumerate(rows):
-        cls = f' class="{classes[k]}"' if classes and classes[k] else ""
-        cells = "".join(
-            f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(row)
-        )
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
-
-
-def _figure(svg: str, caption: str) -> str:
-    return f"<figure>{svg}<figcaption class='muted'>{escape(caption)}</figcaption></figure>"
 
 
 def _version(v: VersionResult) -> str:
@@ -93,35 +48,35 @@ def _version(v: VersionResult) -> str:
     parts.append("<h3>Labels</h3>")
     parts.append(
         f"<p>{labels.labelled:,} of {v.rows:,} predictions labelled "
-        f"({_pct(labels.coverage)}); label delay median "
-        f"{_f(labels.delay_hours_median, 1)} h, 90th percentile "
-        f"{_f(labels.delay_hours_p90, 1)} h.</p>"
+        f"({percent(labels.coverage)}); label delay median "
+        f"{cell(labels.delay_hours_median, 1)} h, 90th percentile "
+        f"{cell(labels.delay_hours_p90, 1)} h.</p>"
     )
     perf, test = v.performance.overall, v.reference.test_metrics
     parts.append("<h3>Performance</h3>")
     names = ["roc_auc", "log_loss", "brier", "ece", "positive_rate"]
     parts.append(
-        _table(
+        table(
             ["", "labelled", *names],
             [
-                ["served", f"{int(perf.rows or 0):,}", *[_f(getattr(perf, n)) for n in names]],
+                ["served", f"{int(perf.rows or 0):,}", *[cell(getattr(perf, n)) for n in names]],
                 [
                     "test window",
                     f"{int(test.get('rows') or 0):,}",
-                    *[_f(test.get(n)) for n in names],
+                    *[cell(test.get(n)) for n in names],
                 ],
             ],
         )
     )
     if v.windows:
         parts.append(
-            _figure(
+            figure(
                 plots.performance_over_time(v.windows, test.get("roc_auc")),
                 "ROC AUC and expected calibration error per window (labelled predictions only).",
             )
         )
         parts.append(
-            _figure(
+            figure(
                 plots.labels_over_time(v.windows),
                 "Share of each window's predictions whose label was known.",
             )
@@ -130,7 +85,7 @@ def _version(v: VersionResult) -> str:
         shown = groups[:15]
         parts.append(f"<h4>Per {escape(segment)}</h4>")
         parts.append(
-            _table(
+            table(
                 [
                     segment,
                     "predictions",
@@ -146,11 +101,11 @@ def _version(v: VersionResult) -> str:
                         escape(g.value),
                         f"{g.predictions:,}",
                         f"{int(g.rows or 0):,}",
-                        _f(g.mean_score),
-                        _f(g.positive_rate),
-                        _f(g.roc_auc),
-                        _f(g.log_loss),
-                        _f(g.ece),
+                        cell(g.mean_score),
+                        cell(g.positive_rate),
+                        cell(g.roc_auc),
+                        cell(g.log_loss),
+                        cell(g.ece),
                     ]
                     for g in shown
                 ],
@@ -163,12 +118,10 @@ def _version(v: VersionResult) -> str:
     scores = v.prediction_drift
     parts.append("<h3>Prediction drift</h3>")
     parts.append(
-        f"<p>KS distance to the test window's scores {_f(scores.ks)}, PSI {_f(scores.psi)}; "
-        f"mean served score {_f(scores.mean_score)}.</p>"
+        f"<p>KS distance to the test window's scores {cell(scores.ks)}, PSI {cell(scores.psi)}; "
+        f"mean served score {cell(scores.mean_score)}.</p>"
     )
-    parts.append(
-        _figure(plots.scores(scores.histogram), "Served scores against the test window's.")
-    )
+    parts.append(figure(plots.scores(scores.histogram), "Served scores against the test window's."))
 
     drift = v.drift
     parts.append("<h3>Data drift</h3>")
@@ -180,14 +133,14 @@ def _version(v: VersionResult) -> str:
     if v.windows:
         importance = {d.feature: d.importance for d in drift.features}
         parts.append(
-            _figure(
+            figure(
                 plots.drift_over_time(v.windows, importance),
                 "Each cell: a window's distance to training divided by its threshold.",
             )
         )
     if v.distributions:
         parts.append(
-            _figure(
+            figure(
                 plots.distributions(v.distributions),
                 "Training (grey bars) against served (blue), the most drifted features first.",
             )
@@ -201,20 +154,20 @@ def _version(v: VersionResult) -> str:
             [
                 escape(d.feature),
                 d.kind,
-                _pct(d.importance),
+                percent(d.importance),
                 d.statistic,
-                _f(d.value),
-                _f(d.threshold),
-                _f(d.psi),
-                _pct(d.missing_rate),
-                _pct(d.reference_missing_rate),
-                _pct(d.unknown_rate),
+                cell(d.value),
+                cell(d.threshold),
+                cell(d.psi),
+                percent(d.missing_rate),
+                percent(d.reference_missing_rate),
+                percent(d.unknown_rate),
                 verdict,
             ]
         )
         classes.append("drifted" if d.drifted else "")
     parts.append(
-        _table(
+        table(
             [
                 "feature",
                 "kind",
@@ -262,15 +215,15 @@ def _paired(pairs: list[Paired]) -> str:
                     f"v{escape(version)} ({side})",
                     f"{p.rows:,}",
                     f"{p.labelled:,}",
-                    *[_f(getattr(figures, n)) for n in names],
-                    _f(p.score_ks),
+                    *[cell(getattr(figures, n)) for n in names],
+                    cell(p.score_ks),
                 ]
             )
-    table = _table(["version", "same requests", "labelled", *names, "score KS"], rows)
+    paired = table(["version", "same requests", "labelled", *names, "score KS"], rows)
     return (
         "<h2>Two versions on the same requests</h2><p>Where a canary had the champion score "
         "the challenger's requests too (or in shadow mode), both versions' quality on exactly "
-        f"the same labelled rows: only the models differ.</p>{table}"
+        f"the same labelled rows: only the models differ.</p>{paired}"
     )
 
 

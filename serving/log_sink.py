@@ -118,5 +118,17 @@ def main() -> None:
     run(json.loads(sys.argv[1]))
 
 
+def one_cpu() -> bool:
+    """May this process run on one CPU only: pinned (affinity), or a cgroup quota of at most
+    one CPU (a container's `--cpus=1`, a pod's `limits.cpu: 1`)?"""
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2:
+        return True
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return False
+    return quota != "max" and int(quota) <= int(period)
+
+
 if __name__ == "__main__":
     main()

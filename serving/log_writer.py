@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from skewless.quality.prediction_log import LogRecord
 
-from .log_sink import HEADER, sink_settings
+from .log_sink import HEADER, one_cpu, sink_settings
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -51,18 +51,6 @@ CHUNK = 128
 # the writer, while the sink writes a part.
 PIPE_BYTES = 1 << 20
 RESPAWN_SECONDS = 5.0
-
-
-def one_cpu() -> bool:
-    """May this process run on one CPU only: pinned (affinity), or a cgroup quota of at most
-    one CPU (a container's `--cpus=1`, a pod's `limits.cpu: 1`)?"""
-    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < 2:
-        return True
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-    except (OSError, ValueError):
-        return False
-    return quota != "max" and int(quota) <= int(period)
 
 
 class PredictionLog:

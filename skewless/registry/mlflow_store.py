@@ -34,8 +34,7 @@ from .versions import (
 
 BATCH = 100  # entities per MLflow log_batch: its limit for tags and parameters
 REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError)
-# OSError: the artifact store (local files). Only this module catches them: every other one
-# sees `RegistryUnavailable`.
+# OSError: the artifact store (local files). Every other module sees `RegistryUnavailable`.
 STORE_ERRORS: tuple[type[Exception], ...] = (*REGISTRY_ERRORS, OSError)
 
 T = TypeVar("T")

@@ -121,7 +121,7 @@ def test_a_worker_on_one_cpu_converts_in_its_writer_thread(tmp_path: Path) -> No
             "0",
             sys.executable,
             "-c",
-            "from serving.log_writer import one_cpu; print(one_cpu())",
+            "from serving.log_sink import one_cpu; print(one_cpu())",
         ],
         capture_output=True,
         text=True,
