@@ -73,7 +73,7 @@ class Front:
         admitted = bool(scope.get(ADMITTED))  # counted in flight by the protocol already
         raw = b""
         try:
-            length = _declared_length(scope)
+            length, content_type = _length_and_type(scope)
             if length is not None and length > self.limit:
                 await exchange.json(413, self._too_large)
                 return
@@ -98,7 +98,7 @@ class Front:
                     return
                 self.in_flight += 1
                 admitted = True
-            status, body, started = await self._answer(path, raw, scope)
+            status, body, started = await self._answer(path, raw, content_type)
             arrived = scope.get(ARRIVAL)
             if arrived is not None:
                 wait = (started or entered) - arrived
@@ -152,10 +152,10 @@ class Front:
             if not message.get("more_body", False):
                 return b"".join(chunks)
 
-    async def _answer(self, path: str, raw: bytes, scope: Scope) -> Answer:
+    async def _answer(self, path: str, raw: bytes, content_type: bytes | None) -> Answer:
         """A prediction request's answer: (status, body, when its batch began)."""
         try:
-            if not _is_json(_header(scope, b"content-type")):
+            if not _is_json(content_type):
                 raise InvalidInput("content-type: the body must be application/json", "body")
             if path == SINGLE:
                 body: Any = self.runtime.wire.single.model_validate_json(raw)
@@ -216,18 +216,17 @@ def _headers(body: bytes, close: bool, *extra: tuple[bytes, bytes]) -> list[tupl
     return headers
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def _length_and_type(scope: Scope) -> tuple[int | None, bytes | None]:
+    """The declared body length (None when none is declared: chunked) and content type, in
+    one pass over the headers. A length that is not a number is left to the server, which
+    refuses it before the app."""
+    length = content_type = None
     for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def _declared_length(scope: Scope) -> int | None:
-    """The declared body length; None when none is declared (chunked). A length that is not
-    a number is left to the server, which refuses it before the app."""
-    value = _header(scope, b"content-length")
-    return int(value) if value is not None and value.isdigit() else None
+        if key == b"content-length":
+            length = int(value) if value.isdigit() else None
+        elif key == b"content-type":
+            content_type = bytes(value)
+    return length, content_type
 
 
 def _is_json(content_type: bytes | None) -> bool:
