@@ -88,7 +88,11 @@ class Gate:
         store = feature_store.open_store(self.settings)
         schema = service_schema(store, self.model_config.feature_service)
         loader = ModelFetcher(
-            self.registry, self.model_config.name, schema, self.out_dir / "models"
+            self.registry,
+            self.model_config.name,
+            schema,
+            self.out_dir / "models",
+            allow_definition_skew=self.settings.definition_skew == "allow",
         )
         try:
             candidate = self._preflight(loader)

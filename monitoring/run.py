@@ -146,7 +146,9 @@ def analyse(
     registry = ModelRegistry.of(settings)
     schema = service_schema(store, config.feature_service)
     fetch_dir = Path(tempfile.mkdtemp(prefix="monitor-", dir=_cache(settings)))
-    loader = ModelFetcher(registry, config.name, schema, fetch_dir)
+    # What was served is analysed whatever definitions it was served on: a changed definition
+    # shows as skew here, it does not stop the analysis.
+    loader = ModelFetcher(registry, config.name, schema, fetch_dir, allow_definition_skew=True)
     versions = []
     references = {}
     try:

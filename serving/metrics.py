@@ -105,6 +105,12 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.definition_skew = Counter(
+            "skewless_definition_skew_refusals",
+            "Model versions refused because their features' definitions changed since "
+            "they were trained (the version already served keeps serving).",
+            registry=r,
+        )
         self.missing_features = Counter(
             "skewless_missing_features",
             "Features missing or stale at request time.",

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from skewless.errors import SkewlessError
 from skewless.features.service import ServiceSchema
-from skewless.models.artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
+from skewless.models.artifacts import (
+    DefinitionSkew,
+    ModelArtifactError,
+    ModelFetcher,
+    ModelRefused,
+    ServedModel,
+)
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.registry.versions import Version
@@ -41,8 +47,11 @@ class ModelLoader(ModelFetcher):
         metrics: Metrics,
         cache_dir: Path,
         pinned_version: str | None = None,
+        allow_definition_skew: bool = False,
     ) -> None:
-        super().__init__(registry, model_name, schema, cache_dir)
+        super().__init__(
+            registry, model_name, schema, cache_dir, allow_definition_skew=allow_definition_skew
+        )
         self.pinned_version = pinned_version  # serve this version, not the champion alias
         self.metrics = metrics
         self.refused: dict[str, str] = {}  # "version:sha" -> why, so a bad one is tried once
@@ -89,6 +98,8 @@ class ModelLoader(ModelFetcher):
         except (ModelRefused, ModelArtifactError) as exc:
             self.refused[identity] = str(exc)
             self.metrics.model_loads.labels("refused").inc()
+            if isinstance(exc, DefinitionSkew):
+                self.metrics.definition_skew.inc()
             log.error("refused %s version %s: %s", alias, version.version, exc)
             return current
         self.metrics.model_loads.labels("loaded").inc()

@@ -131,6 +131,7 @@ class Runtime:
             self.metrics,
             settings.state_dir / "serving-cache",
             pinned_version=settings.serve_version,
+            allow_definition_skew=settings.definition_skew == "allow",
         )
         client = request_path_redis(settings) if settings.redis_online else None
         self.reader = self._reader(client)
@@ -213,7 +214,8 @@ class Runtime:
         if self.draining:
             return False, "shutting down"
         if self.slots.champion is None:
-            return False, "no model loaded"
+            refused = list(self.loader.refused.values())
+            return False, "no model loaded" + (f": {refused[-1]}" if refused else "")
         if not self.probe.ok():
             return False, "online store does not answer"
         self._close_circuit()  # it answers: requests may read it again at once

@@ -50,7 +50,13 @@ def parse_time(value: str, option: str) -> datetime:
 def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:
     """Registered models for one-off commands (batch scoring, the skew check)."""
     name = model_config(None, settings).name
-    return ModelFetcher(ModelRegistry.of(settings), name, schema, settings.state_dir / "cli")
+    return ModelFetcher(
+        ModelRegistry.of(settings),
+        name,
+        schema,
+        settings.state_dir / "cli",
+        allow_definition_skew=settings.definition_skew == "allow",
+    )
 
 
 def command_program() -> list[str]:

@@ -30,6 +30,7 @@ from skewless.models.configuration import Windows
 SHA256, BLESSED, FEATURE_SERVICE, WINDOWS = "sha256", "blessed", "feature_service", "windows"
 GIT_COMMIT, FEAST_REGISTRY = "git_commit", "feast_registry_sha256"
 TEST_ROC_AUC, DATA_UNTIL = "test_roc_auc", "data_until"
+DEFINITIONS = "definitions"  # the fingerprint of the feature definitions it was trained on
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class VersionTags:
     # The moment its labels were taken (`--as-of`, else its test window's end): labels that
     # became known after it are new data to this version.
     data_until: datetime | None = None
+    definitions: str = ""  # `definitions_fingerprint` of its features (empty: registered before)
     legacy: tuple[str, ...] = field(default=(), compare=False)  # tags read in an older form
 
     @property
@@ -74,6 +76,8 @@ class VersionTags:
             tags[TEST_ROC_AUC] = f"{self.test_roc_auc:.5f}"
         if self.data_until is not None:
             tags[DATA_UNTIL] = self.data_until.isoformat()
+        if self.definitions:
+            tags[DEFINITIONS] = self.definitions
         return tags
 
     @classmethod
@@ -91,6 +95,7 @@ class VersionTags:
             feast_registry_sha256=tags.get(FEAST_REGISTRY, ""),
             test_roc_auc=_float(tags.get(TEST_ROC_AUC)),
             data_until=_time(tags.get(DATA_UNTIL)),
+            definitions=tags.get(DEFINITIONS, ""),
             legacy=tuple(legacy),
         )
 

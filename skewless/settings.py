@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         "replayed data set such as nycflights13); wall: as of the wall clock.",
     )
 
+    definition_skew: Literal["refuse", "allow"] = Field(
+        default="refuse",
+        description="refuse: a model whose features' definitions changed since it was "
+        "trained (skewless/features/definitions.py) is not served, gated or used for batch "
+        "scoring; allow: it is, with a warning in the log and in the service's /readyz (an "
+        "override for an emergency, never the default).",
+    )
     prediction_log: Path | None = Field(
         default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
     )

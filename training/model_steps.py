@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from skewless.features.definitions import feature_definitions
 from skewless.features.service import ENTITY_TIMESTAMP, service_schema
 from skewless.hashing import sha256_file
 from skewless.models.artifacts import LoadedModel, load_model
@@ -64,6 +65,7 @@ def train_step(context: StepContext, splits: Splits) -> Trained:
         feature_service_version=service.tags.get("version", ""),
         label=config.label,
         features=derive_features(train_rows, list(schema.features)),
+        definitions=feature_definitions(context.store, config.feature_service),
     )
     model = train(train_rows, validation_rows, contract, config.training)
     # Chosen on validation scores of the model before any refit, which never saw them.

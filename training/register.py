@@ -13,7 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from skewless.fingerprints import definitions_fingerprint
 from skewless.hashing import sha256_file
+from skewless.models.contract import ModelContract
 from skewless.quality.reference import REFERENCE_FILE
 from skewless.records import VersionTags
 from skewless.registry.aliases import CHALLENGER, CHAMPION
@@ -81,6 +83,9 @@ def register_step(
             test_roc_auc=evaluated.evaluation["candidate"]["overall"]["roc_auc"],
             # The moment its labels were taken at: new data is what became known after it.
             data_until=config.as_of or config.windows.test.end,
+            definitions=definitions_fingerprint(
+                ModelContract.load(context.path("contract.json")).definitions
+            ),
         )
         version = registry.register(name, context.run_id, record)
         context.hook("register:registered")

