@@ -184,7 +184,7 @@ def check_skew_command(
         )
     store = feature_store.open_store(settings)
     schema = service_schema(store, model_config(None, settings).feature_service)
-    loader = model_fetcher(settings, schema)
+    loader = model_fetcher(settings, schema, analysis=True)
     try:
         report = check_skew(store, schema, served, loader, sample=sample, tolerance=tolerance)
     finally:

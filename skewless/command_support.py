@@ -47,15 +47,20 @@ def parse_time(value: str, option: str) -> datetime:
     return result
 
 
-def model_fetcher(settings: Settings, schema: ServiceSchema) -> ModelFetcher:
-    """Registered models for one-off commands (batch scoring, the skew check)."""
+def model_fetcher(
+    settings: Settings, schema: ServiceSchema, *, analysis: bool = False
+) -> ModelFetcher:
+    """Registered models for one-off commands. Those that score (batch scoring, replay)
+    refuse a model trained on other feature definitions, as the service does; an analysis of
+    what was served (the skew check) reads it anyway: there, a changed definition is what it
+    finds."""
     name = model_config(None, settings).name
     return ModelFetcher(
         ModelRegistry.of(settings),
         name,
         schema,
         settings.state_dir / "cli",
-        allow_definition_skew=settings.definition_skew == "allow",
+        allow_definition_skew=analysis or settings.definition_skew == "allow",
     )
 
 

@@ -264,7 +264,7 @@ class ModelFetcher:
         if not self.allow_definition_skew:
             raise DefinitionSkew(why)
         self.overridden[version] = why
-        log.warning("serving despite definition skew (definition_skew=allow): %s", why)
+        log.warning("loaded despite definition skew (allowed here): %s", why)
 
     def close(self) -> None:
         shutil.rmtree(self.cache_dir, ignore_errors=True)
