@@ -16,8 +16,6 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-CONSTANTS = (int, float, str, bytes, bool, tuple, frozenset)
-
 
 def code_hash(*functions: Callable[..., Any], parameters: Any = None) -> str:
     """sha256 over the functions' code and what they call of this repository, and the build
@@ -49,8 +47,15 @@ def _collect(function: Callable[..., Any], seen: dict[str, str]) -> None:
             continue
         if inspect.isfunction(target) and target.__module__.split(".")[0] == package:
             _collect(target, seen)
-        elif isinstance(target, CONSTANTS) and name.split(".")[0] == package:
-            seen[name] = repr(target)
+        elif name.split(".")[0] == package and _is_value(target):
+            seen[name] = repr(target)  # a module's constant: a Timedelta, a list of columns
+
+
+def _is_value(target: Any) -> bool:
+    """A module-level value the code reads (not a module, class or function, not absent)."""
+    return target is not None and not (
+        isinstance(target, ModuleType) or inspect.isclass(target) or callable(target)
+    )
 
 
 def _without_docstrings(tree: ast.AST) -> ast.AST:

@@ -13,12 +13,16 @@ from feature_repo.tables.code_hash import code_hash
 from skewless.fingerprints import definition_changes, skew_message
 
 HELPERS = '''
+from datetime import timedelta
+
 WINDOW = 7
+KNOWN_AFTER = timedelta(minutes=15)
+COLUMNS = ["dep_delay", "arr_delay"]
 
 
 def late_rate(rows):
     """The share of late departures."""
-    return sum(rows) / max(len(rows), 1) * WINDOW
+    return sum(rows) / max(len(rows), 1) * WINDOW + KNOWN_AFTER.seconds + len(COLUMNS)
 
 
 def unrelated():
@@ -58,10 +62,21 @@ def _hash(folder: Path, helpers: str, builder: str, package: str) -> str:
         (HELPERS.replace("The share of", "Share of"), BUILDER, True),  # a docstring
         (HELPERS.replace("return 0", "return 1"), BUILDER, True),  # a helper it never calls
         (HELPERS.replace("WINDOW = 7", "WINDOW = 14"), BUILDER, False),  # a constant it reads
+        (HELPERS.replace("minutes=15", "minutes=30"), BUILDER, False),  # a Timedelta it reads
+        (HELPERS.replace(', "arr_delay"', ""), BUILDER, False),  # a list it reads
         (HELPERS.replace("/ max(", "/ min("), BUILDER, False),  # the helper it calls
         (HELPERS, BUILDER.replace("late_rate(rows)", "late_rate(rows[1:])"), False),
     ],
-    ids=["comment", "docstring", "uncalled-helper", "constant", "called-helper", "builder"],
+    ids=[
+        "comment",
+        "docstring",
+        "uncalled-helper",
+        "constant",
+        "timedelta",
+        "list",
+        "called-helper",
+        "builder",
+    ],
 )
 def test_a_builders_code_hash_follows_what_it_runs(
     tmp_path: Path, helpers: str, builder: str, same: bool
