@@ -38,7 +38,9 @@ def definition_changes(
         if now is None:
             changes.append(f"{name}: no longer defined")
             continue
-        parts = sorted(p for p in set(was) | set(now) if was.get(p) != now.get(p))
+        # A part known on one side only (a serving host without the build manifest) cannot
+        # be compared: only the parts both sides know are.
+        parts = sorted(p for p in set(was) & set(now) if was[p] != now[p])
         if parts:
             changes.append(f"{name}: {', '.join(parts)} changed")
     return changes

@@ -131,8 +131,8 @@ class _Reader:
         if self.repo is not None and path.is_absolute():
             try:
                 return path.resolve().relative_to(self.repo).as_posix()
-            except ValueError:
-                pass
+            except ValueError:  # applied from a repository elsewhere (a shared registry)
+                return f"{path.parent.name}/{path.name}"
         return uri
 
     def _table_code(self, source: dict[str, Any]) -> str | None:
