@@ -16,7 +16,7 @@ from monitoring.ct.backtest_report import markdown
 from monitoring.ct.config import CTConfig
 from skewless.features import store as feature_store
 from skewless.features.service import ENTITY_TIMESTAMP
-from skewless.models.configuration import load_model_config
+from skewless.models.configuration import ModelConfig, load_model_config
 from skewless.registry.adapter import ModelRegistry
 
 from .monitoring_setup import MonitoringWorld
@@ -24,21 +24,29 @@ from .monitoring_setup import MonitoringWorld
 START, END = datetime(2013, 4, 1, tzinfo=UTC), datetime(2013, 4, 10, tzinfo=UTC)
 
 
-def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
-    monitoring_world: MonitoringWorld, tmp_path: Path
-) -> None:
-    config = load_model_config(monitoring_world.config_file(0))
+def _backtest(
+    world: MonitoringWorld, tmp_path: Path, start: datetime | None, end: datetime | None
+) -> tuple[Backtest, ModelConfig]:
+    """A backtest from version 1 of the monitoring world over [start, end)."""
+    config = load_model_config(world.config_file(0))
     backtest = Backtest(
-        monitoring_world.settings,
+        world.settings,
         config,
         load_monitoring_config(config),
         CTConfig(),
-        START,
-        END,
+        start,
+        end,
         tmp_path / "bt",
         base_version="1",
         progress=lambda _: None,
     )
+    return backtest, config
+
+
+def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
+    monitoring_world: MonitoringWorld, tmp_path: Path
+) -> None:
+    backtest, config = _backtest(monitoring_world, tmp_path, START, END)
     result = backtest.run(["static", "weekly"])
     static, weekly = result["policies"]
     assert static["retrains"] == 0
@@ -86,18 +94,7 @@ def test_a_weekly_policy_retrains_on_monday_and_the_static_one_never(
 def test_by_default_the_backtest_replays_the_days_its_base_model_never_saw(
     monitoring_world: MonitoringWorld, tmp_path: Path
 ) -> None:
-    config = load_model_config(monitoring_world.config_file(0))
-    backtest = Backtest(
-        monitoring_world.settings,
-        config,
-        load_monitoring_config(config),
-        CTConfig(),
-        None,
-        None,
-        tmp_path / "bt",
-        base_version="1",
-        progress=lambda _: None,
-    )
+    backtest, config = _backtest(monitoring_world, tmp_path, None, None)
     registry = ModelRegistry(monitoring_world.settings.state_dir)
     data_until = registry.version(config.name, "1").record.trained_until
     assert data_until is not None
