@@ -62,12 +62,6 @@ def build_tables_command(
         console.print(f"built {len(result.rows)} tables in {result.seconds:.1f} s")
 
 
-def apply_command() -> None:
-    """Register the feature definitions (`feast apply` on the configured online store)."""
-    settings = get_settings()
-    console.print(feature_store.apply(settings).strip())
-
-
 def materialize_command(
     end: Annotated[
         str | None, typer.Option(help="Up to this time (default: config as_of).")
@@ -235,7 +229,6 @@ def register(app: typer.Typer) -> None:
     app.command("init")(init_command)
     app.command("build-tables")(build_tables_command)
     app.command("migrate-registry")(migrate_registry_command)
-    app.command("apply")(apply_command)
     app.command("materialize")(materialize_command)
     app.command("online-features")(online_features_command)
     app.command("extract")(extract_command)

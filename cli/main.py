@@ -19,7 +19,7 @@ import monitoring.commands
 import monitoring.ct.commands
 import serving.commands
 import training.commands
-from cli import feature_commands
+from cli import definition_commands, feature_commands
 from skewless.command_support import ConfigOption, console
 from skewless.errors import SkewlessError
 from skewless.settings import get_settings
@@ -67,6 +67,7 @@ app = typer.Typer(
 
 
 feature_commands.register(app)
+definition_commands.register(app)
 training.commands.register(app)
 serving.commands.register(app)
 monitoring.commands.register(app)
@@ -81,7 +82,7 @@ def quickstart_command(config: ConfigOption = None) -> None:
     from serving.demo import serve_examples
 
     feature_commands.build_tables_command(force=False)
-    feature_commands.apply_command()
+    definition_commands.apply_command(allow_definition_skew=False, config=config)
     feature_commands.materialize_command(end=None, incremental=False, config=config)
     feature_commands.online_features_command(entity_id=None, config=config)
     feature_commands.extract_command(start=None, end=None, config=config)

@@ -21,6 +21,7 @@ service fingerprints what it serves in milliseconds at start.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,18 @@ UNRELATED = frozenset(
 )
 
 
-def feature_definitions(store: FeatureStore, service_name: str) -> dict[str, Definition]:
-    """Every feature of a feature service, by the name the model sees, with its definition."""
+def feature_definitions(
+    store: FeatureStore,
+    service_name: str,
+    built_code: Mapping[Path, Mapping[str, str]] | None = None,
+) -> dict[str, Definition]:
+    """Every feature of a feature service, by the name the model sees, with its definition.
+    `built_code`: per data folder, the table code hashes to use in place of its manifest's
+    (what the project's builders would build now, for `skewless plan`)."""
     service = store.get_feature_service(service_name)
     reader = _Reader(store)
+    for folder, code in (built_code or {}).items():
+        reader.manifests[folder.resolve()] = dict(code)
     out: dict[str, Definition] = {}
     for projection in service.feature_view_projections:
         for field in projection.features:
@@ -142,7 +151,7 @@ class _Reader:
         path = Path(uri.removeprefix("file://"))
         if not path.is_absolute() and self.repo is not None:
             path = self.repo / path
-        folder = path.parent
+        folder = path.parent.resolve()
         if folder not in self.manifests:
             try:
                 manifest = json.loads((folder / MANIFEST).read_text())

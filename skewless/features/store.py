@@ -67,11 +67,11 @@ def repo_yaml(settings: Settings) -> Path:
     return generated
 
 
-def _repo_config(settings: Settings) -> RepoConfig:
-    """The repository's Feast configuration, its `${VARIABLES}` expanded as Feast expands them,
-    with SKEWLESS_REDIS_CONNECTION taken from the settings (the process's environment is
-    left as it is)."""
-    path = repo_yaml(settings)
+def _repo_config(settings: Settings, path: Path | None = None) -> RepoConfig:
+    """The repository's Feast configuration (or the one `path` holds), its `${VARIABLES}`
+    expanded as Feast expands them, with SKEWLESS_REDIS_CONNECTION taken from the settings
+    (the process's environment is left as it is)."""
+    path = path or repo_yaml(settings)
     environment = feast_environment(settings)
     text = string.Template(path.read_text()).safe_substitute(environment)
     raw = yaml.safe_load(os.path.expandvars(text))
@@ -83,8 +83,10 @@ def _repo_config(settings: Settings) -> RepoConfig:
     return config
 
 
-def open_store(settings: Settings) -> FeatureStore:
-    config = _repo_config(settings)
+def open_store(settings: Settings, config_file: Path | None = None) -> FeatureStore:
+    """The repository's feature store; `config_file`: under another Feast configuration of the
+    same repository (a scratch registry `skewless plan` applies the pending definitions to)."""
+    config = _repo_config(settings, config_file)
     if settings.offline_store == "duckdb":
         # Feast's stock DuckDB store, whatever the yaml names: for comparison and as the
         # fallback should the ASOF plug-in (skewless.offline.asof_store) misbehave.
@@ -97,7 +99,7 @@ def open_store(settings: Settings) -> FeatureStore:
         raise FeatureRepoError(f"the Feast registry failed to open: {first}") from exc
 
 
-def feast_command(settings: Settings, *args: str) -> list[str]:
+def feast_command(settings: Settings, *args: str, config_file: Path | None = None) -> list[str]:
     # Feast's own command line, run by this interpreter: the `feast` script's module, found
     # whether or not a `feast` script sits beside it.
     return [
@@ -107,27 +109,41 @@ def feast_command(settings: Settings, *args: str) -> list[str]:
         "-c",
         str(settings.repo_path),
         "-f",
-        str(repo_yaml(settings)),
+        str(config_file or repo_yaml(settings)),
         *args,
     ]
 
 
-def apply(settings: Settings) -> str:
+def apply(settings: Settings, config_file: Path | None = None) -> str:
     """`feast apply`, exactly as a data scientist runs it; returns its output."""
+    return run_feast(settings, "apply", config_file=config_file)
+
+
+def run_feast(settings: Settings, verb: str, config_file: Path | None = None) -> str:
+    """One of Feast's own commands on the repository (apply, plan); its output."""
+    command = feast_command(settings, verb, config_file=config_file)
     done = subprocess.run(
-        feast_command(settings, "apply"),
-        env=feast_environment(settings),
-        capture_output=True,
-        text=True,
-        check=False,
+        command, env=feast_environment(settings), capture_output=True, text=True, check=False
     )
     if done.returncode != 0:  # Feast's own trace: its last line says what failed
         lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
         raise FeatureRepoError(
-            f"feast apply failed: {lines[-1] if lines else 'no output'} "
-            f"(`{' '.join(feast_command(settings, 'apply'))}` shows Feast's whole output)"
+            f"feast {verb} failed: {lines[-1] if lines else 'no output'} "
+            f"(`{' '.join(command)}` shows Feast's whole output)"
         )
     return done.stdout
+
+
+def scratch_config(settings: Settings, folder: Path) -> Path:
+    """The repository's Feast configuration with a registry and an online store of its own in
+    `folder`: what applying the repository's files would register, without touching the
+    registry and the store the service reads."""
+    config = yaml.safe_load(repo_yaml(settings).read_text())  # ${...} kept for Feast
+    config["registry"] = str(folder / "registry.db")
+    config["online_store"] = {"type": "sqlite", "path": str(folder / "online.db")}
+    path = folder / "feature_store.scratch.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
 
 
 def materialize(
