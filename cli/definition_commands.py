@@ -15,12 +15,15 @@ from skewless.definition_plan import (
     DefinitionPlan,
     Definitions,
     Recorded,
+    pending_definitions,
     plan,
     recorded_definitions,
 )
 from skewless.errors import CheckFailed, SkewlessError
+from skewless.features import namespaces
 from skewless.features import store as feature_store
 from skewless.features.definitions import MANIFEST, feature_definitions
+from skewless.fingerprints import definitions_fingerprint
 from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings, get_settings
 
@@ -89,6 +92,13 @@ def plan_command(config: ConfigOption = None) -> None:
 
 
 def apply_command(
+    candidate: Annotated[
+        bool,
+        typer.Option(
+            help="Apply to a candidate namespace of its own (its own Feast project: "
+            "registry objects, online tables or keys) that the champion does not read."
+        ),
+    ] = False,
     allow_definition_skew: Annotated[
         bool,
         typer.Option(
@@ -101,6 +111,9 @@ def apply_command(
     """Register the feature definitions (`feast apply` on the configured online store);
     refused while it would change the meaning of a feature the champion reads."""
     settings = get_settings()
+    if candidate:
+        apply_candidate(settings, config)
+        return
     recorded = recorded_definitions(settings, model_config(config, settings).name)
     if not recorded:  # no model to skew (a first apply): Feast's apply alone
         console.print(feature_store.apply(settings).strip())
@@ -117,6 +130,22 @@ def apply_command(
     console.print(feature_store.apply(settings).strip())
     if skewed:
         console.print(f"[yellow]applied despite definition skew: {skewed[0].line()}[/yellow]")
+
+
+def apply_candidate(settings: Settings, config: ConfigOption = None) -> None:
+    """The repository's definitions applied to a namespace named after their fingerprint."""
+    service = model_config(config, settings).feature_service
+    pending = pending_definitions(settings, service, _built_code(settings))
+    name = namespaces.candidate_name(
+        feature_store.yaml_project(settings), definitions_fingerprint(pending)
+    )
+    namespaces.with_candidate(settings.state_dir, name)
+    output = feature_store.apply(settings.model_copy(update={"namespace": "candidate"}))
+    console.print(output.strip())
+    console.print(
+        f"applied to the candidate namespace {name}; with SKEWLESS_NAMESPACE=candidate, "
+        "materialize, train and gate there, then `skewless switch`"
+    )
 
 
 class SkewlessRefusal(SkewlessError):

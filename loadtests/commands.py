@@ -129,6 +129,33 @@ def rollback_command(why: Why, by: By = None) -> None:
     console.print(f"champion rolled back: version {move.previous} -> {move.version}")
 
 
+def switch_command(
+    version: Annotated[
+        str | None, typer.Option(help="The version trained there (default: the challenger).")
+    ] = None,
+    back: Annotated[
+        bool, typer.Option("--rollback", help="Back to the namespace and champion before.")
+    ] = False,
+    why: Why = "switched to the candidate namespace",
+    by: By = None,
+) -> None:
+    """Make the candidate namespace (`skewless apply --candidate`) and the model trained and
+    gated there live in one step; the namespace before is kept for `switch --rollback`."""
+    from loadtests.promotion import switch, switch_back
+    from skewless.settings import get_settings
+
+    settings = get_settings()
+    with _refusals():
+        if back:
+            move, now = switch_back(settings, by=_who(by), why=why)
+        else:
+            move, now = switch(settings, version, by=_who(by), why=why)
+    console.print(
+        f"live namespace: {now.live}, champion version {move.previous} -> {move.version}; "
+        f"rollback: {now.rollback}"
+    )
+
+
 def canary_command(
     share: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="Share to the challenger.")
@@ -209,5 +236,6 @@ def register(app: typer.Typer) -> None:
     app.command("gate")(gate_command)
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)
+    app.command("switch")(switch_command)
     app.command("canary")(canary_command)
     app.command("deploy")(deploy_command)

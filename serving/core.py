@@ -27,7 +27,7 @@ from .breaker import CircuitBreaker
 from .errors import ModelFailed, NotReady, OnlineStoreUnavailable
 from .log_writer import PredictionLog
 from .metrics import Metrics
-from .models import ModelSlots
+from .models import FeatureNamespace, ModelSlots
 
 log = logging.getLogger("skewless.serving")
 # RedisClusterException: a cluster with no node answering, or a slot no master serves; not a
@@ -58,6 +58,7 @@ class Prediction:
     served_by: str
     missing_features: tuple[str, ...]
     features: dict[str, Any] | None
+    definitions: str  # the fingerprint of the feature definitions the features were read with
 
 
 # Reads the feature service online for rows of join keys and request fields, as of a time.
@@ -77,9 +78,11 @@ class PredictorCore:
         challenger_shadow: bool = False,
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        self.reader = reader
+        """`reader` and `schema`: the namespace the service starts on; a switch replaces
+        `slots` whole, with its champion and its namespace (serving/models.py)."""
         self.breaker = breaker
-        self.schema = schema
+        if slots.namespace is None:
+            slots.namespace = FeatureNamespace.of("", schema, reader)
         self.slots = slots
         self.metrics = metrics
         self.clock = clock
@@ -91,17 +94,17 @@ class PredictorCore:
         self, instances: list[Instance], *, endpoint: str, return_features: bool = False
     ) -> list[Prediction]:
         started = time.perf_counter()
-        champion = self.slots.champion  # one reference for the whole request (hot swap)
-        challenger = self.slots.challenger
-        if champion is None:
+        slots = self.slots  # one reference for the whole request (hot swap, switch)
+        champion, challenger, namespace = slots.champion, slots.challenger, slots.namespace
+        if champion is None or namespace is None:
             raise NotReady("no model is loaded yet")
         now = self.clock()
         rows = [{**i.entities, **i.request} for i in instances]
-        read = self._read(rows, now)
+        read = self._read(namespace.reader, rows, now)
         t_read = time.perf_counter()
         self.metrics.child(self.metrics.latency, endpoint, "features").observe(t_read - started)
 
-        routes = [self._route(i, challenger) for i in instances]
+        routes = [self._route(i, challenger, namespace.schema) for i in instances]
         models = [challenger if r == "challenger" and challenger else champion for r in routes]
         roles = ["challenger" if m is challenger else "champion" for m in models]
         scores = self._score(read, models, roles)
@@ -122,9 +125,10 @@ class PredictorCore:
                     model.version,
                     roles[k],
                     read.missing[k],
-                    {n: read.values[n][k] for n in self.schema.features}
+                    {n: read.values[n][k] for n in namespace.schema.features}
                     if return_features
                     else None,
+                    namespace.fingerprint,
                 )
             )
             self.metrics.child(
@@ -145,7 +149,7 @@ class PredictorCore:
             self._pair(champion, read, rows, request_ids, roles, now, endpoint)
         return predictions
 
-    def _read(self, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
+    def _read(self, reader: OnlineReader, rows: list[dict[str, Any]], now: datetime) -> OnlineRead:
         breaker = self.breaker
         if breaker is not None and breaker.open:
             self.metrics.store_refused.inc()
@@ -154,7 +158,7 @@ class PredictorCore:
                 f"{breaker.open_seconds():.1f} s); retry later"
             )
         try:
-            read = self.reader(rows, now)
+            read = reader(rows, now)
         except STORE_ERRORS as exc:
             self.metrics.store_errors.inc()
             log.warning("online store read failed: %s", exc)
@@ -168,11 +172,13 @@ class PredictorCore:
             breaker.succeeded()
         return read
 
-    def _route(self, instance: Instance, challenger: ServedModel | None) -> str:
+    def _route(
+        self, instance: Instance, challenger: ServedModel | None, schema: ServiceSchema
+    ) -> str:
         """Sticky by entity: the same keys always go the same way at a given share."""
         if challenger is None or self.challenger_share <= 0 or self.challenger_shadow:
             return "champion"
-        key = "\x1f".join(str(instance.entities.get(k)) for k in self.schema.join_keys)
+        key = "\x1f".join(str(instance.entities.get(k)) for k in schema.join_keys)
         return (
             "challenger" if zlib.crc32(key.encode()) / 2**32 < self.challenger_share else "champion"
         )

@@ -185,6 +185,7 @@ def _response(p: Prediction) -> pb.PredictResponse:
         served_by=p.served_by,
         missing_features=list(p.missing_features),
         features={k: to_value(v) for k, v in (p.features or {}).items()},
+        definitions=p.definitions,
     )
 
 

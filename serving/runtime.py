@@ -13,11 +13,13 @@ from typing import Any
 
 import redis
 from feast import FeatureStore
+from feast.errors import FeatureServiceNotFoundException
 from redis.cluster import ClusterNode, RedisCluster
 
 from skewless.errors import SkewlessError
 from skewless.features import store as feature_store
 from skewless.features.service import ServiceSchema, read_online, service_schema
+from skewless.models.artifacts import ModelRefused
 from skewless.models.configuration import ModelConfig, load_model_config
 from skewless.online.readers import UnsupportedService
 from skewless.online.redis_readers import RedisClusterFeatureReader, RedisFeatureReader
@@ -29,7 +31,7 @@ from .coalescer import Coalescer
 from .core import STORE_ERRORS, OnlineReader, PredictorCore
 from .log_writer import PredictionLog
 from .metrics import Metrics
-from .models import ModelLoader, ModelSlots
+from .models import FeatureNamespace, ModelLoader, ModelSlots
 from .schemas import WireModels
 from .settings import ServingSettings
 
@@ -123,18 +125,20 @@ class Runtime:
         self.store: FeatureStore = feature_store.open_store(self.settings)
         self.schema: ServiceSchema = service_schema(self.store, self.config.feature_service)
         self.metrics = Metrics(settings.metrics_dir)
-        self.slots = ModelSlots()
         self.loader = ModelLoader(
             ModelRegistry.of(settings),
             self.config.name,
             self.schema,
             self.metrics,
             settings.state_dir / "serving-cache",
+            self.namespace,
             pinned_version=settings.serve_version,
             allow_definition_skew=settings.definition_skew == "allow",
         )
         client = request_path_redis(settings) if settings.redis_online else None
-        self.reader = self._reader(client)
+        self.client = client
+        reader = self._reader(self.store, self.schema, client)
+        slots = ModelSlots(namespace=FeatureNamespace.of(self.store.project, self.schema, reader))
         self.prediction_log = PredictionLog(
             settings.prediction_log_dir,
             self.metrics,
@@ -148,9 +152,9 @@ class Runtime:
             else settings.prediction_log_sink == "thread",
         )
         self.core = PredictorCore(
-            self.reader,
+            reader,
             self.schema,
-            self.slots,
+            slots,
             self.metrics,
             self.clock,
             self.prediction_log,
@@ -166,20 +170,37 @@ class Runtime:
         self._poll_task: asyncio.Task[None] | None = None
         self._probe_task: asyncio.Task[None] | None = None
 
-    def _reader(self, client: RedisClient | None) -> OnlineReader:
+    @property
+    def slots(self) -> ModelSlots:
+        return self.core.slots
+
+    def namespace(self, project: str) -> FeatureNamespace:
+        """Another namespace's features, read as this one's are (a champion trained there)."""
+        store = feature_store.open_store(self.settings, project=project)
+        try:
+            schema = service_schema(store, self.config.feature_service)
+        except FeatureServiceNotFoundException:
+            raise ModelRefused(
+                f"namespace {project} has no feature service {self.config.feature_service!r}"
+            ) from None
+        return FeatureNamespace.of(project, schema, self._reader(store, schema, self.client))
+
+    def _reader(
+        self, store: FeatureStore, schema: ServiceSchema, client: RedisClient | None
+    ) -> OnlineReader:
         """The direct reader of the online store where it applies (proved equal to the SDK
         by the parity tests), else the Feast SDK."""
         if self.settings.direct_online_reader:
             try:
                 if isinstance(client, RedisCluster):
-                    return RedisClusterFeatureReader(self.store, self.schema, client).read
+                    return RedisClusterFeatureReader(store, schema, client).read
                 if client is not None:
-                    return RedisFeatureReader(self.store, self.schema, client).read
-                return SqliteFeatureReader(self.store, self.schema).read
+                    return RedisFeatureReader(store, schema, client).read
+                return SqliteFeatureReader(store, schema).read
             except UnsupportedService as exc:
                 log.warning("reading features through the Feast SDK: %s", exc)
-        service = self.store.get_feature_service(self.schema.name)
-        return partial(read_online, self.store, self.schema, service=service)
+        service = store.get_feature_service(schema.name)
+        return partial(read_online, store, schema, service=service)
 
     def clock(self) -> datetime:
         if self.settings.serve_clock == "replay":
@@ -238,8 +259,8 @@ class Runtime:
                 canary = self.core.challenger_share
             share = canary if canary is not None else share
         self.core.challenger_share = share
-        self.loader.refresh(
-            self.slots,
+        self.core.slots = self.loader.refresh(
+            self.core.slots,
             challenger=self.settings.serve_version is None
             and (share > 0 or self.settings.challenger_shadow),
         )

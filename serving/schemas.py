@@ -83,6 +83,10 @@ class Prediction(BaseModel):
     features: dict[str, FeatureValue] | None = Field(
         default=None, description="The feature values used, when return_features is true."
     )
+    definitions: str = Field(
+        description="Fingerprint of the feature definitions the features were read with "
+        "(the namespace's): with model_version, it changes in one step at a switch."
+    )
 
 
 class BatchPrediction(BaseModel):

@@ -31,6 +31,7 @@ SHA256, BLESSED, FEATURE_SERVICE, WINDOWS = "sha256", "blessed", "feature_servic
 GIT_COMMIT, FEAST_REGISTRY = "git_commit", "feast_registry_sha256"
 TEST_ROC_AUC, DATA_UNTIL = "test_roc_auc", "data_until"
 DEFINITIONS = "definitions"  # the fingerprint of the feature definitions it was trained on
+NAMESPACE = "namespace"  # the Feast project it was trained on (skewless/features/namespaces.py)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class VersionTags:
     # became known after it are new data to this version.
     data_until: datetime | None = None
     definitions: str = ""  # `definitions_fingerprint` of its features (empty: registered before)
+    namespace: str = ""  # the Feast project it read (empty: registered before namespaces)
     legacy: tuple[str, ...] = field(default=(), compare=False)  # tags read in an older form
 
     @property
@@ -78,6 +80,8 @@ class VersionTags:
             tags[DATA_UNTIL] = self.data_until.isoformat()
         if self.definitions:
             tags[DEFINITIONS] = self.definitions
+        if self.namespace:
+            tags[NAMESPACE] = self.namespace
         return tags
 
     @classmethod
@@ -96,6 +100,7 @@ class VersionTags:
             test_roc_auc=_float(tags.get(TEST_ROC_AUC)),
             data_until=_time(tags.get(DATA_UNTIL)),
             definitions=tags.get(DEFINITIONS, ""),
+            namespace=tags.get(NAMESPACE, ""),
             legacy=tuple(legacy),
         )
 

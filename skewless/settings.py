@@ -126,6 +126,12 @@ class Settings(BaseSettings):
         "scoring; allow: it is, with a warning in the log and in the service's /readyz (an "
         "override for an emergency, never the default).",
     )
+    namespace: Literal["live", "candidate"] = Field(
+        default="live",
+        description="The Feast project commands read and write: live (the one switched to "
+        "last, else the yaml's) or candidate (the one `skewless apply --candidate` made), "
+        "skewless/features/namespaces.py. The service follows its champion's.",
+    )
     prediction_log: Path | None = Field(
         default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
     )

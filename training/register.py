@@ -86,6 +86,7 @@ def register_step(
             definitions=definitions_fingerprint(
                 ModelContract.load(context.path("contract.json")).definitions
             ),
+            namespace=context.store.project,
         )
         version = registry.register(name, context.run_id, record)
         context.hook("register:registered")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from skewless.errors import BadInput, SkewlessError
+from skewless.features import namespaces
 from skewless.features.service import ServiceSchema
 from skewless.models.configuration import ModelConfig
 from skewless.settings import Settings
@@ -38,26 +39,37 @@ def feast_environment(settings: Settings) -> dict[str, str]:
     return {**os.environ, "SKEWLESS_REDIS_CONNECTION": settings.redis_connection}
 
 
+def yaml_project(settings: Settings) -> str:
+    """The Feast project the repository's yaml names (the first namespace)."""
+    return str(yaml.safe_load(settings.feature_store_yaml.read_text()).get("project"))
+
+
 def repo_yaml(settings: Settings) -> Path:
     """The Feast configuration the settings name: the repository's yaml for the online store,
-    or, with `feast_registry_uri`, the same with Feast's SQL registry in place of the file
-    (written under the state folder, so the `feast` CLI and the SDK read one configuration)."""
+    or a copy under the state folder (so the `feast` CLI and the SDK read one configuration)
+    with the namespace's project in place of the yaml's (skewless/features/namespaces.py)
+    and, with `feast_registry_uri`, Feast's SQL registry in place of the file."""
     given = settings.feature_store_yaml
     if not given.is_file():
         raise BadInput(
             f"no Feast repository at {settings.repo_path} "
             f"({given.name} not found; see SKEWLESS_REPO_PATH)"
         )
-    if settings.feast_registry_uri is None:
-        return given
     config = yaml.safe_load(given.read_text())  # ${...} kept: Feast expands them on load
-    config["registry"] = {
-        "registry_type": "sql",
-        "path": settings.feast_registry_uri,
-        "cache_ttl_seconds": 60,
-        "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
-    }
-    generated = settings.state_dir / "feast" / f"{given.stem}.sql-registry.yaml"
+    project = namespaces.project_for(settings, str(config.get("project")))
+    if settings.feast_registry_uri is None and project == config.get("project"):
+        return given
+    config["project"] = project
+    suffix = ""
+    if settings.feast_registry_uri is not None:
+        config["registry"] = {
+            "registry_type": "sql",
+            "path": settings.feast_registry_uri,
+            "cache_ttl_seconds": 60,
+            "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+        }
+        suffix = ".sql-registry"
+    generated = settings.state_dir / "feast" / f"{given.stem}.{project}{suffix}.yaml"
     generated.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config, sort_keys=False)
     if not generated.is_file() or generated.read_text() != text:
@@ -67,7 +79,9 @@ def repo_yaml(settings: Settings) -> Path:
     return generated
 
 
-def _repo_config(settings: Settings, path: Path | None = None) -> RepoConfig:
+def _repo_config(
+    settings: Settings, path: Path | None = None, project: str | None = None
+) -> RepoConfig:
     """The repository's Feast configuration (or the one `path` holds), its `${VARIABLES}`
     expanded as Feast expands them, with SKEWLESS_REDIS_CONNECTION taken from the settings
     (the process's environment is left as it is)."""
@@ -80,13 +94,18 @@ def _repo_config(settings: Settings, path: Path | None = None) -> RepoConfig:
     except ValidationError as exc:
         raise FeatureRepoError(f"{path}: {describe(exc)}") from None
     config.repo_path = settings.repo_path
+    if project is not None:
+        config.project = project
     return config
 
 
-def open_store(settings: Settings, config_file: Path | None = None) -> FeatureStore:
+def open_store(
+    settings: Settings, config_file: Path | None = None, *, project: str | None = None
+) -> FeatureStore:
     """The repository's feature store; `config_file`: under another Feast configuration of the
-    same repository (a scratch registry `skewless plan` applies the pending definitions to)."""
-    config = _repo_config(settings, config_file)
+    same repository (a scratch registry `skewless plan` applies the pending definitions to);
+    `project`: another namespace's (the one a served model was trained on)."""
+    config = _repo_config(settings, config_file, project)
     if settings.offline_store == "duckdb":
         # Feast's stock DuckDB store, whatever the yaml names: for comparison and as the
         # fallback should the ASOF plug-in (skewless.offline.asof_store) misbehave.

@@ -242,23 +242,26 @@ class ModelFetcher:
             raise ModelRefused(f"{self.model_name} has no {alias!r} version in the registry")
         return self.load_version(found)
 
-    def load_version(self, version: Version) -> ServedModel:
+    def load_version(self, version: Version, schema: ServiceSchema | None = None) -> ServedModel:
+        """`schema`: checked against this feature service's definitions (another namespace's)
+        instead of the fetcher's."""
+        schema = schema or self.schema
         folder = self.cache_dir / f"v{version.version}"
         shutil.rmtree(folder, ignore_errors=True)
         fetched = self.registry.fetch(version, folder)
         if not fetched.sha256:
             raise ModelRefused(f"version {version.version} has no recorded sha256")
         model = load_artifacts(fetched.artifacts, fetched.sha256)
-        check_fits(model, self.schema)
-        self._check_definitions(model, str(version.version))
+        check_fits(model, schema)
+        self._check_definitions(model, str(version.version), schema)
         return ServedModel(
             fetched.name, str(fetched.version), fetched.sha256, model, fetched.artifacts
         )
 
-    def _check_definitions(self, model: LoadedModel, version: str) -> None:
+    def _check_definitions(self, model: LoadedModel, version: str, schema: ServiceSchema) -> None:
         """Refuse a model trained on other feature definitions than the ones read now, unless
         the operator allowed it (`definition_skew: allow`): then said, loudly, and kept."""
-        why = skew_message(model.contract.definitions, self.schema.definitions, version)
+        why = skew_message(model.contract.definitions, schema.definitions, version)
         if why is None:
             return
         if not self.allow_definition_skew:

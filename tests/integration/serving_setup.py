@@ -4,10 +4,13 @@ prediction service started on them as a child process."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pandas as pd
 
 from serving.process import ServiceProcess
@@ -94,3 +97,40 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
         redis.stop(save=False)  # no redis-server left behind by a failed setup
         raise
     return ServingWorld(settings, redis, config, schema, folder)
+
+
+class Stream:
+    """Sequential requests in a thread, each answer kept in order."""
+
+    def __init__(self, service: ServiceProcess, body: dict) -> None:
+        self.service, self.body = service, body
+        self.answers: list[httpx.Response | Exception] = []
+        self.times: list[float] = []  # time.monotonic() of each answer
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.service.url, timeout=10) as client:
+            while not self.stop.is_set():
+                self.sent += 1
+                try:
+                    self.answers.append(client.post("/v1/predict", json=self.body))
+                except httpx.HTTPError as exc:
+                    self.answers.append(exc)
+                self.times.append(time.monotonic())
+
+    def first_seen(self, version: str) -> float:
+        """When the first answer from `version` came back."""
+        for answer, at in zip(self.answers, self.times, strict=True):
+            if isinstance(answer, httpx.Response) and answer.json().get("model_version") == version:
+                return at
+        raise AssertionError(f"no answer from version {version}")
+
+    def __enter__(self) -> Stream:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join(30)

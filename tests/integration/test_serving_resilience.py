@@ -34,7 +34,7 @@ from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
 from skewless.registry.versions import MODEL_DIR
 
-from .serving_setup import ServingWorld
+from .serving_setup import ServingWorld, Stream
 
 
 @pytest.fixture(scope="module")
@@ -258,34 +258,6 @@ def test_an_open_loop_burst_at_three_times_capacity_is_shed_fast_and_counted(
     assert len(shed) <= shed_after - shed_before <= len(shed) + unlogged
     assert len(ok) <= ok_after - ok_before <= len(ok) + unlogged
     assert waited >= ok_after  # every admitted request's wait observed
-
-
-class Stream:
-    """Sequential requests in a thread, each answer kept in order."""
-
-    def __init__(self, service: ServiceProcess, body: dict) -> None:
-        self.service, self.body = service, body
-        self.answers: list[httpx.Response | Exception] = []
-        self.sent = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.service.url, timeout=10) as client:
-            while not self.stop.is_set():
-                self.sent += 1
-                try:
-                    self.answers.append(client.post("/v1/predict", json=self.body))
-                except httpx.HTTPError as exc:
-                    self.answers.append(exc)
-
-    def __enter__(self) -> Stream:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
 
 
 def _register_copy(
