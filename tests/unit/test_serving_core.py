@@ -21,9 +21,9 @@ from serving.errors import InvalidInput, NotReady, OnlineStoreUnavailable
 from serving.log_writer import CHUNK, PredictionLog
 from serving.metrics import Metrics
 from serving.models import ModelSlots
-from serving.runtime import request_path_settings
 from serving.schemas import WireModels
 from serving.settings import ServingSettings
+from serving.store_client import request_path_settings
 from skewless.features.service import OnlineRead, ServiceSchema, apply_ttl
 from skewless.models.artifacts import LoadedModel, ModelRefused, ServedModel, check_fits
 from skewless.models.contract import FeatureSpec, ModelContract
