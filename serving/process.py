@@ -45,7 +45,8 @@ class ServiceProcess:
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def start(self, timeout: float = 90.0) -> ServiceProcess:
+    def start(self, timeout: float = 90.0, *, until: str = "/readyz") -> ServiceProcess:
+        """Start it and wait for `until` to answer 200 (`/livez`: up, ready or not)."""
         out = self.log_path.open("wb") if self.log_path else subprocess.DEVNULL
         self._log_file = out if self.log_path else None
         command = [
@@ -63,10 +64,10 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             command, env=self.env, stdout=out, stderr=out, start_new_session=True
         )
-        self.wait_ready(timeout)
+        self.wait_ready(timeout, until)
         return self
 
-    def wait_ready(self, timeout: float) -> None:
+    def wait_ready(self, timeout: float, path: str = "/readyz") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
@@ -75,7 +76,7 @@ class ServiceProcess:
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
             try:
-                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

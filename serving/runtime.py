@@ -159,13 +159,18 @@ class Runtime:
     def ready(self) -> tuple[bool, str]:
         if self.draining:
             return False, "shutting down"
-        if self.slots.champion is None:
+        champion = self.slots.champion
+        if champion is None:
             refused = list(self.loader.refused.values())
             return False, "no model loaded" + (f": {refused[-1]}" if refused else "")
         if not self.probe.ok():
             return False, "online store does not answer"
         self._close_circuit()  # it answers: requests may read it again at once
-        return True, "ready"
+        allowed = self.loader.overridden.get(champion.version)
+        # The override is never silent: ready, and saying what it lets through.
+        return True, "ready" + (
+            f" (allowed by SKEWLESS_DEFINITION_SKEW: {allowed})" if allowed else ""
+        )
 
     def _close_circuit(self) -> None:
         breaker = self.core.breaker

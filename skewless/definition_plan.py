@@ -84,6 +84,8 @@ Recorded = list[tuple[str, str, Definitions]]  # (alias, version, its training's
 
 def recorded_definitions(settings: Settings, model_name: str) -> Recorded:
     """The definitions the champion and the challenger were trained on (their contracts)."""
+    if not ModelRegistry.exists(settings):
+        return []
     registry = ModelRegistry.of(settings)
     cache = Path(tempfile.mkdtemp(prefix="skewless-plan-models-"))
     found = []

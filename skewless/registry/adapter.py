@@ -52,7 +52,7 @@ from .champion_moves import (
     previous_champion,
     record_of,
 )
-from .mlflow_store import STORE_ERRORS, MlflowStore, unavailable
+from .mlflow_store import SQLITE_FILE, STORE_ERRORS, MlflowStore, unavailable
 from .versions import GATE_REPORT, PromotionRefused, RegistryError, run_of
 
 CANARY_TAG = "skewless.canary_share"
@@ -72,6 +72,12 @@ class ModelRegistry(MlflowStore):
     def of(cls, settings: Settings) -> ModelRegistry:
         """The registry the settings name: the one place that reads them."""
         return cls(settings.state_dir, settings.registry_uri, settings.artifact_root)
+
+    @staticmethod
+    def exists(settings: Settings) -> bool:
+        """Could the settings' registry hold a model (a database named, or the embedded
+        file made)? Asked before opening it creates an empty one."""
+        return settings.registry_uri is not None or (settings.state_dir / SQLITE_FILE).is_file()
 
     def migrate_history(self, model_name: str, *, dry_run: bool = False) -> int:
         """Rewrite, once, an older registry's champion history (one JSON list in one tag) as

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,11 @@ from .versions import (
     run_of,
 )
 
+# MLflow's SQL store uses a loader strategy SQLAlchemy deprecates; it says so on stderr at the
+# first registry read of every command, where a user reads it as a fault of theirs.
+warnings.filterwarnings("ignore", message=r"The ``noload`` loader strategy is deprecated")
+
+SQLITE_FILE = "mlflow.db"  # the embedded default's registry, in the state folder
 BATCH = 100  # entities per MLflow log_batch: its limit for tags and parameters
 REGISTRY_ERRORS: tuple[type[Exception], ...] = (MlflowException, SQLAlchemyError)
 # OSError: the artifact store (local files). Every other module sees `RegistryUnavailable`.
@@ -79,7 +85,7 @@ class MlflowStore:
                 f"registry_uri {uri.split('://')[0]}://...: a SQLite file or a PostgreSQL "
                 "database (postgresql://...); other stores do not serialize champion moves"
             )
-        self.uri = uri or f"sqlite:///{state_dir / 'mlflow.db'}"
+        self.uri = uri or f"sqlite:///{state_dir / SQLITE_FILE}"
         self.artifact_root = artifact_root
         # MLflow's client: used by this module alone (its errors are translated here). Made
         # here, it opens the store: a locked file, a server that does not answer or a schema

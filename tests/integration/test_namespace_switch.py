@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from loadtests.deploy import run_gate
 from loadtests.promotion import switch, switch_back
+from serving.process import ServiceProcess
 from serving.schemas import rest_body
 from skewless.features import namespaces
 from skewless.features import store as feature_store
@@ -160,6 +161,28 @@ def _switch_and_back(world: ServingWorld, repo: Path, monkeypatch: pytest.Monkey
             time.sleep(0.5)
         _one_step(_served(stream.answers), new, old)
         assert feature_store.open_store(live).project == live_project
+
+    # Forced into the live namespace instead, the change makes a service starting on it
+    # refuse the champion, and the override serves it, saying so.
+    forced = CliRunner().invoke(app, ["apply", "--allow-definition-skew"])
+    assert forced.exit_code == 0 and "applied despite definition skew" in forced.output
+    refusing = ServiceProcess(world.env(), log_path=world.folder / "refusing.log")
+    try:
+        refusing.start(until="/livez")
+        _wait_for(lambda: "definition_skew" in httpx.get(refusing.url + "/readyz").text)
+        ready = httpx.get(refusing.url + "/readyz", timeout=10)
+        assert ready.status_code == 503, ready.text
+        reason = ready.json()["reason"]
+        assert f"definition_skew: version {old[0]} was trained on other definitions" in reason
+        assert "weather_temp: view changed" in reason
+        metrics = httpx.get(refusing.url + "/metrics", timeout=10).text
+        assert "skewless_definition_skew_refusals_total 1.0" in metrics
+    finally:
+        refusing.stop()
+    with world.service("allowing", definition_skew="allow") as allowing:
+        ready = httpx.get(allowing.url + "/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert "allowed by SKEWLESS_DEFINITION_SKEW" in ready.json()["reason"]
 
 
 def _new_version(answer: httpx.Response | Exception, version: str) -> bool:

@@ -79,6 +79,7 @@ def test_rest_grpc_and_batch_scoring_give_the_same_scores(
         schema,
         Metrics(),
         serving_world.folder / "cache",
+        namespace_of=lambda project: pytest.fail(f"no other namespace here ({project})"),
     )
     batch = score_rows(
         store, schema, loader.load(), rows.assign(**{TIMESTAMP: serving_world.config.as_of})
