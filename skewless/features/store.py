@@ -139,18 +139,45 @@ def apply(settings: Settings, config_file: Path | None = None) -> str:
 
 
 def run_feast(settings: Settings, verb: str, config_file: Path | None = None) -> str:
-    """One of Feast's own commands on the repository (apply, plan); its output."""
-    command = feast_command(settings, verb, config_file=config_file)
+    """One of Feast's own commands on the repository (apply, plan); its output. Under a
+    namespace's own project, Feast's apply and plan with the repository's Project object
+    renamed (skewless/features/namespace_apply.py): Feast's command refuses a Project object
+    that names another project."""
+    config_file = config_file or repo_yaml(settings)
+    if _project_of(config_file) == _project_of(settings.feature_store_yaml):
+        command = feast_command(settings, verb, config_file=config_file)
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "skewless.features.namespace_apply",
+            verb,
+            str(settings.repo_path),
+            str(config_file),
+        ]
     done = subprocess.run(
         command, env=feast_environment(settings), capture_output=True, text=True, check=False
     )
-    if done.returncode != 0:  # Feast's own trace: its last line says what failed
-        lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    if done.returncode != 0:
         raise FeatureRepoError(
-            f"feast {verb} failed: {lines[-1] if lines else 'no output'} "
+            f"feast {verb} failed: {feast_failure(done)} "
             f"(`{' '.join(command)}` shows Feast's whole output)"
         )
     return done.stdout
+
+
+def _project_of(config_file: Path) -> str:
+    return str(yaml.safe_load(config_file.read_text()).get("project"))
+
+
+def feast_failure(done: subprocess.CompletedProcess[str]) -> str:
+    """What Feast says failed: its trace's last line, or, when it printed a reason and
+    exited without one (a Project object naming another project), that reason."""
+    errors = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    said = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    if errors and ("Traceback" in done.stderr or not said):
+        return errors[-1]
+    return said[-1] if said else "no output"
 
 
 def scratch_config(settings: Settings, folder: Path) -> Path:
