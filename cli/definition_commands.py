@@ -30,7 +30,7 @@ from skewless.settings import Settings, get_settings
 FEAST_SUMMARY = ("Created", "Updated", "Deleted", "No changes")
 
 
-def _built_code(settings: Settings) -> dict[str, str] | None:
+def built_code(settings: Settings) -> dict[str, str] | None:
     """The code hash each table would be built with now, where the project built the
     repository's tables (a build manifest beside them): a changed table builder is a pending
     change like a changed view."""
@@ -56,7 +56,7 @@ def definition_plan(
     if recorded is None:
         recorded = recorded_definitions(settings, model.name)
     applied = _applied(settings, model.feature_service)
-    return plan(settings, model.feature_service, applied, recorded, _built_code(settings))
+    return plan(settings, model.feature_service, applied, recorded, built_code(settings))
 
 
 def print_plan(found: DefinitionPlan) -> None:
@@ -135,7 +135,7 @@ def apply_command(
 def apply_candidate(settings: Settings, config: ConfigOption = None) -> None:
     """The repository's definitions applied to a namespace named after their fingerprint."""
     service = model_config(config, settings).feature_service
-    pending = pending_definitions(settings, service, _built_code(settings))
+    pending = pending_definitions(settings, service, built_code(settings))
     name = namespaces.candidate_name(
         feature_store.yaml_project(settings), definitions_fingerprint(pending)
     )

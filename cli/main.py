@@ -5,7 +5,7 @@ check), never a traceback."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -19,7 +19,7 @@ import monitoring.commands
 import monitoring.ct.commands
 import serving.commands
 import training.commands
-from cli import definition_commands, feature_commands
+from cli import definition_commands, environments, feature_commands, release_commands
 from skewless.command_support import ConfigOption, console
 from skewless.errors import SkewlessError
 from skewless.settings import get_settings
@@ -66,7 +66,25 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _environment(
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            envvar=environments.ENV_VARIABLE,
+            help="Run in this environment of environments.yaml (its state, registries, "
+            "stores and address); default: the one local environment.",
+        ),
+    ] = None,
+) -> None:
+    """Resolved once, here, before any command reads its settings (cli/environments.py)."""
+    if env is not None:
+        environments.select(env)
+
+
 feature_commands.register(app)
+release_commands.register(app)
 definition_commands.register(app)
 training.commands.register(app)
 serving.commands.register(app)

@@ -107,6 +107,19 @@ class Settings(BaseSettings):
         "of the online store the settings name, so one database per online store. Default: "
         "the file the feature_store yaml names.",
     )
+    feast_state: Path | None = Field(
+        default=None,
+        description="A folder of Feast state of its own: the registry file and, on the SQLite "
+        "online store, its database, in place of the ones the feature_store yaml names (an "
+        "environment's, skewless/environments; a release check's scratch run). Default: the "
+        "yaml's.",
+    )
+    release_ledger: Path | None = Field(
+        default=None,
+        description="The release ledger (SQLite): releases, their checks and the runs each "
+        "environment recorded for them, the one file environments share. Default: "
+        "<state_dir>/releases.db.",
+    )
     artifact_root: str | None = Field(
         default=None,
         description="Where new experiments keep their artifacts (models, reports): a location "
@@ -154,6 +167,10 @@ class Settings(BaseSettings):
     @property
     def prediction_log_dir(self) -> Path:
         return self.prediction_log or self.state_dir / "prediction_log"
+
+    @property
+    def ledger_file(self) -> Path:
+        return self.release_ledger or self.state_dir / "releases.db"
 
     @property
     def data_dir(self) -> Path:

@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 
 from skewless.errors import BadInput
 from skewless.features import store as feature_store
+from skewless.hashing import sha256_file
 from skewless.offline.ray_batch import historical_features_for
 from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
@@ -50,17 +51,49 @@ Out = TypeVar("Out", bound=StepOutput)
 class Step(Generic[Out]):
     name: str
     output: type[Out]
+    artifacts: tuple[str, ...]  # what it writes into the run folder (checked by releases)
     compares_with_champion: bool = False  # the champion is one of its inputs too
 
 
-EXTRACT = Step("extract", Extracted)
-VALIDATE = Step("validate_data", Validated, compares_with_champion=True)
-SPLIT = Step("split", Splits)
-TRAIN = Step("train", Trained)
-EVALUATE = Step("evaluate", Evaluated, compares_with_champion=True)
-BLESS = Step("bless", Blessed, compares_with_champion=True)
-REGISTER = Step("register", Registered, compares_with_champion=True)
-STEPS = tuple(s.name for s in (EXTRACT, VALIDATE, SPLIT, TRAIN, EVALUATE, BLESS, REGISTER))
+EXTRACT = Step("extract", Extracted, ("dataset.parquet",))
+VALIDATE = Step(
+    "validate_data", Validated, ("schema.json", "validation.json"), compares_with_champion=True
+)
+SPLIT = Step("split", Splits, ("train.parquet", "validation.parquet", "test.parquet"))
+TRAIN = Step(
+    "train", Trained, ("model.txt", "contract.json", "training.json", "training_test_scores.npy")
+)
+EVALUATE = Step(
+    "evaluate",
+    Evaluated,
+    ("evaluation.json", "reference.json", "test_scores.npy"),
+    compares_with_champion=True,
+)
+BLESS = Step("bless", Blessed, ("verdict.json",), compares_with_champion=True)
+REGISTER = Step("register", Registered, ("registration.json",), compares_with_champion=True)
+ALL_STEPS = (EXTRACT, VALIDATE, SPLIT, TRAIN, EVALUATE, BLESS, REGISTER)
+STEPS = tuple(s.name for s in ALL_STEPS)
+
+
+def artifact_problems(run_dir: Path) -> list[str]:
+    """What a finished run's folder lacks: a step that did not record its run, or did not
+    write (or record, or keep intact) an artifact it declares. Empty when all is there."""
+    state = RunState.load(run_dir / "state.json")
+    problems = []
+    for step in ALL_STEPS:
+        if step.name not in state.steps:
+            problems.append(f"{step.name}: no record of the step in state.json")
+            continue
+        recorded = state.outputs(step.name)
+        for name in step.artifacts:
+            path = run_dir / name
+            if name not in recorded:
+                problems.append(f"{step.name}: {name} declared but not recorded")
+            elif not path.is_file():
+                problems.append(f"{step.name}: {name} recorded but not written")
+            elif sha256_file(path) != recorded[name]:
+                problems.append(f"{step.name}: {name} changed since it was written")
+    return problems
 
 
 @dataclass

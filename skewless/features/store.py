@@ -3,6 +3,7 @@ operations skewless wraps (apply, materialize)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import string
 import subprocess
@@ -47,8 +48,9 @@ def yaml_project(settings: Settings) -> str:
 def repo_yaml(settings: Settings) -> Path:
     """The Feast configuration the settings name: the repository's yaml for the online store,
     or a copy under the state folder (so the `feast` CLI and the SDK read one configuration)
-    with the namespace's project in place of the yaml's (skewless/features/namespaces.py)
-    and, with `feast_registry_uri`, Feast's SQL registry in place of the file."""
+    with the namespace's project in place of the yaml's (skewless/features/namespaces.py),
+    with `feast_state`, a registry file and SQLite database of its own, and, with
+    `feast_registry_uri`, Feast's SQL registry in place of the file."""
     given = settings.feature_store_yaml
     if not given.is_file():
         raise BadInput(
@@ -57,10 +59,19 @@ def repo_yaml(settings: Settings) -> Path:
         )
     config = yaml.safe_load(given.read_text())  # ${...} kept: Feast expands them on load
     project = namespaces.project_for(settings, str(config.get("project")))
-    if settings.feast_registry_uri is None and project == config.get("project"):
+    own_state = settings.feast_state
+    if project == config.get("project") and settings.feast_registry_uri is None and not own_state:
         return given
     config["project"] = project
     suffix = ""
+    if own_state is not None:  # an environment's own registry file and SQLite database
+        own_state.mkdir(parents=True, exist_ok=True)
+        config["registry"] = str(own_state.resolve() / "registry.db")
+        online = config.get("online_store") or {"type": "sqlite"}
+        if isinstance(online, dict) and online.get("type", "sqlite") == "sqlite":
+            path = str(own_state.resolve() / "online_store.db")
+            config["online_store"] = {**online, "path": path}
+        suffix = f".{_path_tag(own_state)}"
     if settings.feast_registry_uri is not None:
         config["registry"] = {
             "registry_type": "sql",
@@ -68,7 +79,7 @@ def repo_yaml(settings: Settings) -> Path:
             "cache_ttl_seconds": 60,
             "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
         }
-        suffix = ".sql-registry"
+        suffix += ".sql-registry"
     generated = settings.state_dir / "feast" / f"{given.stem}.{project}{suffix}.yaml"
     generated.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(config, sort_keys=False)
@@ -77,6 +88,10 @@ def repo_yaml(settings: Settings) -> Path:
         tmp.write_text(text)
         tmp.replace(generated)
     return generated
+
+
+def _path_tag(folder: Path) -> str:
+    return hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:8]
 
 
 def _repo_config(
