@@ -173,20 +173,24 @@ def _logloss(labels: np.ndarray, p: float) -> float:
 
 
 def converges(run_dir: Path, config: PipelineConfig) -> Check:
-    """Validation log loss below the base rate's (the training label rate as the only
-    prediction) and falling over the rounds."""
-    name = "training_converges"
+    """The run's training history against its own labels (`convergence`)."""
     if not (run_dir / "training.json").is_file():
-        return Check(name, False, "no training.json: training did not finish")
+        return Check("training_converges", False, "no training.json: training did not finish")
     history = json.loads((run_dir / "training.json").read_text())["validation_logloss"]
     train = pd.read_parquet(run_dir / "train.parquet", columns=[config.label])
     validation = pd.read_parquet(run_dir / "validation.parquet", columns=[config.label])
-    base = _logloss(validation[config.label].to_numpy(), float(train[config.label].mean()))
+    return convergence(history, train[config.label].to_numpy(), validation[config.label].to_numpy())
+
+
+def convergence(history: list[float], train_labels: np.ndarray, labels: np.ndarray) -> Check:
+    """Validation log loss below the base rate's (the training label rate as the only
+    prediction) and falling over the rounds."""
+    base = _logloss(labels, float(np.mean(train_labels)))
     best = min(history)
     at = history.index(best) + 1
-    passed = best < base - MIN_LOGLOSS_GAIN and best < history[0] - MIN_LOGLOSS_GAIN
+    passed = bool(best < base - MIN_LOGLOSS_GAIN and best < history[0] - MIN_LOGLOSS_GAIN)
     return Check(
-        name,
+        "training_converges",
         passed,
         f"validation log loss {best:.4f} at round {at} of {len(history)} (round 1: "
         f"{history[0]:.4f}); the base rate's {base:.4f}",
@@ -196,16 +200,20 @@ def converges(run_dir: Path, config: PipelineConfig) -> Check:
 def finite_features(
     run_dir: Path, config: PipelineConfig, settings: Settings, folder: Path
 ) -> Check:
-    """No ±infinity in any feature of the extract, and in its newest window no feature
-    missing more often than in training by more than the pipeline's own margin
-    (`validation.max_null_increase`; its `null_exempt` features excepted)."""
-    name = "finite_features"
+    """The run's extract, by the feature service's features (`finite`)."""
     if not (run_dir / "dataset.parquet").is_file():
-        return Check(name, False, "no dataset.parquet: the extract did not finish")
+        return Check("finite_features", False, "no dataset.parquet: the extract did not finish")
     store = feature_store.open_store(scratch_settings(settings, folder))
     features = list(service_schema(store, config.feature_service).features)
-    dataset = pd.read_parquet(run_dir / "dataset.parquet")
-    numeric = [f for f in features if f in dataset and pd.api.types.is_numeric_dtype(dataset[f])]
+    return finite(pd.read_parquet(run_dir / "dataset.parquet"), features, config)
+
+
+def finite(dataset: pd.DataFrame, features: list[str], config: PipelineConfig) -> Check:
+    """No ±infinity in any feature, and in the newest (test) window no feature missing more
+    often than in training by more than the pipeline's own margin
+    (`validation.max_null_increase`; its `null_exempt` features excepted)."""
+    present = [f for f in features if f in dataset]
+    numeric = [f for f in present if pd.api.types.is_numeric_dtype(dataset[f])]
     infinite = {
         f: int(np.isinf(dataset[f].to_numpy(dtype="float64", na_value=np.nan)).sum())
         for f in numeric
@@ -213,8 +221,8 @@ def finite_features(
     problems = [f"{f}: {n} infinite value(s)" for f, n in infinite.items() if n]
     parts = split(dataset, config.windows)
     margin = config.validation.max_null_increase
-    for feature in features:
-        if feature in config.validation.null_exempt or feature not in dataset:
+    for feature in present:
+        if feature in config.validation.null_exempt:
             continue
         trained, newest = parts.train[feature].isna().mean(), parts.test[feature].isna().mean()
         if newest > trained + margin:
@@ -222,11 +230,11 @@ def finite_features(
                 f"{feature}: missing in {newest:.0%} of the newest rows vs {trained:.0%}"
             )
     if problems:
-        return Check(name, False, "; ".join(problems))
+        return Check("finite_features", False, "; ".join(problems))
     return Check(
-        name,
+        "finite_features",
         True,
-        f"{len(features)} features, {len(dataset):,} rows: no infinity; missing shares within "
+        f"{len(present)} features, {len(dataset):,} rows: no infinity; missing shares within "
         f"{margin:.0%} of training's",
     )
 

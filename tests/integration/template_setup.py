@@ -89,6 +89,10 @@ class Template:
         result = CliRunner().invoke(app, list(args))
         return result.exit_code, result.output
 
+    def requests(self) -> pd.DataFrame:
+        """The entity source the test wrote: requests, their values to add, their labels."""
+        return pd.read_parquet(self.settings.repo_path / "data" / "driver_requests.parquet")
+
     def edit(self, old: str, new: str) -> None:
         path = self.settings.repo_path / "feature_definitions.py"
         text = path.read_text()

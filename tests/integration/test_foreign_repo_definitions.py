@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 from loadtests.deploy import run_gate
@@ -26,7 +25,7 @@ from skewless.features import store as feature_store
 from skewless.features.definitions import feature_definitions
 from skewless.features.service import service_schema
 from skewless.models.configuration import load_model_config
-from skewless.settings import Settings, get_settings
+from skewless.settings import get_settings
 
 from .serving_setup import Stream
 from .template_setup import GATE, ON_DEMAND, SERVICE, Template, make_template
@@ -72,7 +71,7 @@ def test_the_template_trained_refused_and_switched(template: Template) -> None:
     assert code == 1 and "refused: champion version 1 would be refused" in refused, refused
     assert feature_definitions(feature_store.open_store(live), SERVICE) == applied
 
-    body = rest_body(_requests_file(live).iloc[-1], service_schema(store, SERVICE))
+    body = rest_body(template.requests().iloc[-1], service_schema(store, SERVICE))
     with ServiceProcess(template.env(), log_path=template.folder / "service.log") as service:
         before = httpx.post(service.url + "/v1/predict", json=body, timeout=10).json()
         old = (before["model_version"], before["definitions"])
@@ -127,13 +126,9 @@ def test_the_template_trained_refused_and_switched(template: Template) -> None:
     gate = run_gate(live, old[0], GATE, out_dir=template.folder / "gate-refused")
     assert not gate.report.passed and "definition_skew" in str(gate.report.stopped)
     entity_rows = template.folder / "rows.parquet"
-    _requests_file(live).tail(20).to_parquet(entity_rows)
+    template.requests().tail(20).to_parquet(entity_rows)
     code, output = template.cli("score", str(entity_rows), "--output", str(template.folder / "o"))
     assert code == 1 and "definition_skew" in output, output
-
-
-def _requests_file(settings: Settings) -> pd.DataFrame:
-    return pd.read_parquet(settings.repo_path / "data" / "driver_requests.parquet")
 
 
 def _version(answer: httpx.Response | Exception) -> str | None:

@@ -1,0 +1,232 @@
+"""A pipeline release through environments, on `feast init`'s template (a repository the
+project did not write): built after its CI checks, deployed to staging (its first champion,
+then through a candidate namespace), refused for production with one staging run fewer than
+configured and promoted with enough, switched in production under a stream with no failed
+request, and a production gate that fails switches nothing. Staging and production share
+nothing but the ledger. Real commands in subprocesses, real services, real gates."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cli.environments import FILE_VARIABLE, environment_variables
+from cli.main import app
+from loadtests.release.checks import artifacts_written
+from serving.process import ServiceProcess
+from serving.schemas import rest_body
+from skewless.features import namespaces
+from skewless.features import store as feature_store
+from skewless.features.service import service_schema
+from skewless.ledger import Ledger
+from skewless.registry.adapter import ModelRegistry
+from skewless.registry.aliases import CHAMPION
+from skewless.settings import Settings, get_settings
+
+from .serving_setup import Stream
+from .template_setup import GATE, SERVICE, Template, make_template
+from .test_namespace_switch import _one_step, _served, _wait_for
+
+pytestmark = pytest.mark.integration
+
+RUNS_BEFORE_PROMOTION = 2
+
+FEATURE_TESTS = """
+import pandas as pd
+
+def test_rates_are_rates():
+    stats = pd.read_parquet("driver_demo/feature_repo/data/driver_stats.parquet")
+    assert stats["conv_rate"].between(0, 1).all()
+"""
+
+
+@pytest.fixture
+def restored_environ() -> Iterator[None]:
+    """`--env` sets the environment's variables in this process (as in any command's): put
+    them back for the tests after this one."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
+def _environments(template: Template) -> Path:
+    folder = template.folder
+    (folder / "feature_tests.py").write_text(FEATURE_TESTS)
+    (folder / "gate.yaml").write_text(yaml.safe_dump(GATE.model_dump(mode="json")))
+    impossible = GATE.model_copy(
+        update={"budgets": GATE.budgets.model_copy(update={"server": {"p50_ms": 0.001}})}
+    )
+    (folder / "impossible_gate.yaml").write_text(yaml.safe_dump(impossible.model_dump(mode="json")))
+    common = {
+        "repo_path": "driver_demo/feature_repo",
+        "model_file": "driver_model.yaml",
+        "model_poll_seconds": 0.3,
+        "prediction_log_flush_seconds": 0.2,
+        "drain_seconds": 0.5,
+    }
+    config = {
+        "ledger": "ledger/releases.db",
+        "release": {
+            "feature_tests": [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "feature_tests.py",
+            ],
+            "runs_before_promotion": RUNS_BEFORE_PROMOTION,
+        },
+        "environments": {
+            name: {
+                "settings": {**common, "state_dir": name, "feast_state": f"{name}/feast"},
+                "gate": "gate.yaml",
+                "by_hand": name == "prod",
+            }
+            for name in ("staging", "prod")
+        },
+    }
+    path = folder / "environments.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    get_settings.cache_clear()
+    return result.exit_code, result.output
+
+
+def _settings(name: str, file: Path) -> Settings:
+    variables = environment_variables(name, file)
+    prefix = "SKEWLESS_"
+    values = {
+        k[len(prefix) :].lower(): v
+        for k, v in variables.items()
+        if k != "SKEWLESS_ENV" and k[len(prefix) :].lower() in Settings.model_fields
+    }
+    return Settings(**values)
+
+
+def _state(settings: Settings, model: str) -> tuple[object, ...]:
+    """What a deploy elsewhere must not change: versions, aliases, namespaces."""
+    registry = ModelRegistry.of(settings)
+    versions = [(v.version, v.record.namespace) for v in registry.versions(model)]
+    champion = registry.by_alias(model, CHAMPION)
+    return versions, champion and champion.version, namespaces.load(settings.state_dir)
+
+
+def test_a_release_goes_to_staging_then_to_prod_by_hand(
+    tmp_path: Path, restored_environ: None
+) -> None:
+    template = make_template(tmp_path)
+    file = _environments(template)
+    os.environ[FILE_VARIABLE] = str(file)
+    model = "driver_reliability"
+
+    code, built = _cli("--env", "staging", "release", "build")
+    assert code == 0, built
+    ledger = Ledger(tmp_path / "ledger" / "releases.db")
+    (release,) = ledger.releases()
+    assert release.passed and [c.name for c in release.checks] == [
+        "feature_tests",
+        "end_to_end_run",
+        "training_converges",
+        "finite_features",
+        "artifacts_written",
+    ]
+    assert "exit 0: 1 passed" in release.checks[0].evidence
+    staging, prod = _settings("staging", file), _settings("prod", file)
+
+    # Staging: its first champion, then the same release through a candidate namespace.
+    code, output = _cli("release", "deploy", release.id, "--env", "staging")
+    assert code == 0, output
+    code, output = _cli("release", "promote", release.id, "--to", "prod", "--why", "early")
+    assert code == 1 and "has 1 successful run(s) in staging" in output, output
+    assert not prod.state_dir.exists()  # nothing of prod was touched
+    code, output = _cli("release", "deploy", release.id, "--env", "staging")
+    assert code == 0, output
+    assert [r.outcome for r in ledger.runs(release.id, "staging")] == ["first", "switched"]
+    assert not prod.state_dir.exists()
+    code, output = _cli("release", "deploy", release.id, "--env", "prod")
+    assert code == 2 and "prod is reached by hand" in output
+
+    # Prod, by hand: its own first champion, from its own run; staging unchanged.
+    before = _state(staging, model)
+    code, output = _cli("release", "promote", release.id, "--to", "prod", "--why", "2 runs")
+    assert code == 0, output
+    assert _state(staging, model) == before
+
+    # Then switched under a stream: no failed request, and every answer after it is prod's
+    # own new model on the release's definitions.
+    prod_env = {FILE_VARIABLE: str(file), **environment_variables("prod", file)}
+    store = feature_store.open_store(prod)
+    row = template.requests().iloc[-1]
+    body = rest_body(row, service_schema(store, SERVICE))
+    with ServiceProcess(prod_env, log_path=tmp_path / "prod.log") as service:
+        first = httpx.post(service.url + "/v1/predict", json=body, timeout=10).json()
+        old = (first["model_version"], first["definitions"])
+        with Stream(service, body) as stream:
+            time.sleep(0.3)
+            code, output = _cli("release", "promote", release.id, "--to", "prod", "--why", "again")
+            assert code == 0, output
+            new_version = str(ledger.runs(release.id, "prod")[-1].version)
+            _wait_for(lambda: stream.answers and _version(stream.answers[-1]) == new_version)
+            time.sleep(0.3)
+        pairs = _served(stream.answers)
+        assert pairs[-1] == (new_version, release.manifest["definitions_fingerprint"])
+        _one_step(pairs, old, pairs[-1])
+        assert _state(staging, model) == before
+
+        # A prod gate that fails: nothing switches, and the service keeps its model.
+        text = file.read_text().replace(
+            "gate: gate.yaml\n  by_hand: true", "gate: impossible_gate.yaml\n  by_hand: true"
+        )
+        assert text != file.read_text()
+        file.write_text(text)
+        serving = _state(prod, model)
+        code, output = _cli("release", "promote", release.id, "--to", "prod", "--why", "gate")
+        assert code == 1 and "gate_failed" in output, output
+        assert _state(prod, model)[1:] == serving[1:]  # champion and namespaces unchanged
+        answer = httpx.post(service.url + "/v1/predict", json=body, timeout=10).json()
+        assert answer["model_version"] == new_version
+
+    assert [r.outcome for r in ledger.runs(release.id, "prod")] == [
+        "first",
+        "switched",
+        "gate_failed",
+    ]
+    code, status = _cli("release", "status", release.id)
+    assert code == 0, status
+    for line in ("staging  run", "prod     run", "gate_failed", f"version {new_version}"):
+        assert line in status, status
+    tagged = ModelRegistry.of(prod).version(model, new_version)
+    assert tagged.tags.get("release") == release.id  # the lineage in prod's MLflow too
+
+    # A checkout that is not the release is not deployed as it.
+    template.edit('description="Average daily trips"', 'description="Trips a day"')
+    code, output = _cli("release", "deploy", release.id, "--env", "staging")
+    assert code == 2 and f"not {release.id}" in output, output
+
+    # And a step that wrote no artifact is caught: staging's last run, one file gone.
+    run_dir = max((staging.state_dir / "runs").glob("*/"), key=lambda p: p.stat().st_mtime)
+    (run_dir / "training.json").unlink()
+    check = artifacts_written(run_dir)
+    assert not check.passed and "train: training.json recorded but not written" in check.evidence
+
+
+def _version(answer: httpx.Response | Exception) -> str | None:
+    if isinstance(answer, httpx.Response) and answer.status_code == 200:
+        return str(answer.json()["model_version"])
+    return None
