@@ -17,6 +17,7 @@ from loadtests.release.deploy import Deploy, Environments, promotion_refusal
 from loadtests.release.manifest import Manifest, release_manifest
 from skewless.command_support import ConfigOption, console, model_config
 from skewless.errors import BadInput, CheckFailed
+from skewless.hashing import git_commit
 from skewless.ledger import Ledger, Release, Run
 from skewless.settings import Settings, get_settings, home
 from training.config import pipeline_config
@@ -77,11 +78,20 @@ def build_command(config: ConfigOption = None) -> None:
     model = model_config(config, settings)
     results = run_checks(settings, pipeline_config(model), checks, progress=console.print)
     ledger = _ledger(settings)
-    ledger.record_build(manifest.id, manifest.content, results)
+    ledger.record_build(
+        manifest.id, manifest.content, results, git_commit(settings.repo_path, mark_changes=True)
+    )
     failed = [c.name for c in results if not c.passed]
     if failed:
         raise CheckFailed(f"release {manifest.id} failed {', '.join(failed)} (in {ledger.path})")
     console.print(f"release {manifest.id} passed {len(results)} checks (in {ledger.path})")
+
+
+@app.command("id")
+def id_command(config: ConfigOption = None) -> None:
+    """Print the id of the release this checkout is (nothing built, nothing recorded): what
+    a CI job passes to `release deploy` and `release promote`."""
+    print(_manifest(get_settings(), config).id)
 
 
 def _deploy(name: str, release_id: str, config: ConfigOption, why: str = "") -> Run:
@@ -162,8 +172,9 @@ def _print_release(ledger: Ledger, release: Release, order: list[str]) -> None:
     content = release.manifest
     state = "passed" if release.passed else "FAILED"
     console.print(
-        f"release {release.id}  built {release.built_at}  checks {state}  model "
-        f"{content['model']}  definitions {content['definitions_fingerprint']}"
+        f"release {release.id}  built {release.built_at} from {release.source or 'unknown'}  "
+        f"checks {state}  model {content['model']}  definitions "
+        f"{content['definitions_fingerprint']}"
     )
     for check in release.checks:
         console.print(f"  {'pass' if check.passed else 'FAIL'}  {check.name}: {check.evidence}")

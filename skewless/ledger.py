@@ -26,7 +26,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS releases (
     id TEXT PRIMARY KEY,
     built_at TEXT NOT NULL,
-    manifest TEXT NOT NULL
+    manifest TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS checks (
     release TEXT NOT NULL REFERENCES releases(id),
@@ -73,6 +74,7 @@ class Release:
     built_at: str
     manifest: dict[str, Any]
     checks: list[Check] = field(default_factory=list)  # the latest build's
+    source: str = ""  # the commit it was first built from (deploy checks that out)
 
     @property
     def passed(self) -> bool:
@@ -118,12 +120,19 @@ class Ledger:
             db.close()
 
     # --- releases -------------------------------------------------------------------------
-    def record_build(self, release_id: str, manifest: dict[str, Any], checks: list[Check]) -> None:
+    def record_build(
+        self,
+        release_id: str,
+        manifest: dict[str, Any],
+        checks: list[Check],
+        source: str = "",
+    ) -> None:
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
             db.execute(
-                "INSERT OR IGNORE INTO releases (id, built_at, manifest) VALUES (?, ?, ?)",
-                (release_id, _now(), json.dumps(manifest, sort_keys=True)),
+                "INSERT OR IGNORE INTO releases (id, built_at, manifest, source) "
+                "VALUES (?, ?, ?, ?)",
+                (release_id, _now(), json.dumps(manifest, sort_keys=True), source),
             )
             (build,) = db.execute(
                 "SELECT COALESCE(MAX(build), 0) + 1 FROM checks WHERE release = ?", (release_id,)
@@ -137,20 +146,20 @@ class Ledger:
     def release(self, release_id: str) -> Release:
         with self._db() as db:
             found = db.execute(
-                "SELECT id, built_at, manifest FROM releases WHERE id = ? OR id LIKE ?",
+                "SELECT id, built_at, manifest, source FROM releases WHERE id = ? OR id LIKE ?",
                 (release_id, f"{release_id}%"),
             ).fetchall()
             if len(found) != 1:
                 known = "several releases start so" if found else "no such release"
                 raise BadInput(f"release {release_id!r}: {known} in the ledger {self.path}")
-            rid, built_at, manifest = found[0]
+            rid, built_at, manifest, source = found[0]
             rows = db.execute(
                 "SELECT name, passed, evidence, seconds FROM checks WHERE release = ? AND "
                 "build = (SELECT MAX(build) FROM checks WHERE release = ?) ORDER BY rowid",
                 (rid, rid),
             ).fetchall()
         checks = [Check(n, bool(p), e, s) for n, p, e, s in rows]
-        return Release(rid, built_at, json.loads(manifest), checks)
+        return Release(rid, built_at, json.loads(manifest), checks, source)
 
     def releases(self) -> list[Release]:
         with self._db() as db:

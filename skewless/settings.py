@@ -111,7 +111,7 @@ class Settings(BaseSettings):
         default=None,
         description="A folder of Feast state of its own: the registry file and, on the SQLite "
         "online store, its database, in place of the ones the feature_store yaml names (an "
-        "environment's, skewless/environments; a release check's scratch run). Default: the "
+        "environment's, docs/releases.md; a release check's scratch run). Default: the "
         "yaml's.",
     )
     release_ledger: Path | None = Field(

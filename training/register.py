@@ -9,12 +9,11 @@ after registering finds its version instead of registering a duplicate.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from skewless.fingerprints import definitions_fingerprint
-from skewless.hashing import sha256_file
+from skewless.hashing import git_commit, sha256_file
 from skewless.models.contract import ModelContract
 from skewless.quality.reference import REFERENCE_FILE
 from skewless.records import VersionTags
@@ -48,17 +47,6 @@ class Registered(StepOutput):
         return cls(files, registration["version"], registration["aliases"])
 
 
-def _git_commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).parent,
-        check=False,
-    )
-    return done.stdout.strip() or "unknown"
-
-
 def _feast_registry_file(context: StepContext, repo_path: Path) -> Path:
     path = Path(str(context.store.config.registry.path))
     return path if path.is_absolute() else repo_path / path
@@ -78,7 +66,7 @@ def register_step(
             blessed=blessed.blessed,
             feature_service=config.feature_service,
             windows=config.windows,
-            git_commit=_git_commit(),
+            git_commit=git_commit(Path(__file__).parent),
             feast_registry_sha256=sha256_file(_feast_registry_file(context, repo_path)),
             test_roc_auc=evaluated.evaluation["candidate"]["overall"]["roc_auc"],
             # The moment its labels were taken at: new data is what became known after it.

@@ -38,7 +38,10 @@ class Namespaces:
         """The candidate live, the live one kept for rollback."""
         if self.candidate is None:
             raise BadInput("no candidate namespace: `skewless apply --candidate` first")
-        return Namespaces(self.candidate, None, self.live or yaml_project)
+        live = self.live or yaml_project
+        if self.candidate == live:  # the same definitions again (a redeploy): keep the old one
+            return Namespaces(live, None, self.rollback)
+        return Namespaces(self.candidate, None, live)
 
     def rolled_back(self, yaml_project: str) -> Namespaces:
         if self.rollback is None:

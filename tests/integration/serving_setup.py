@@ -100,10 +100,11 @@ def build_world(real_repo: Settings, folder: Path) -> ServingWorld:
 
 
 class Stream:
-    """Sequential requests in a thread, each answer kept in order."""
+    """Sequential requests in a thread, each answer kept in order; `pause` seconds between
+    them leaves the machine's cores to what the test runs beside the stream."""
 
-    def __init__(self, service: ServiceProcess, body: dict) -> None:
-        self.service, self.body = service, body
+    def __init__(self, service: ServiceProcess, body: dict, pause: float = 0.0) -> None:
+        self.service, self.body, self.pause = service, body, pause
         self.answers: list[httpx.Response | Exception] = []
         self.times: list[float] = []  # time.monotonic() of each answer
         self.sent = 0
@@ -119,6 +120,7 @@ class Stream:
                 except httpx.HTTPError as exc:
                     self.answers.append(exc)
                 self.times.append(time.monotonic())
+                self.stop.wait(self.pause)
 
     def first_seen(self, version: str) -> float:
         """When the first answer from `version` came back."""

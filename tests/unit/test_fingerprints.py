@@ -96,3 +96,15 @@ def test_changes_name_each_feature_and_part() -> None:
     current = {"a": {"field": "1", "view": "9"}, "b": {"field": "3"}}
     assert definition_changes(recorded, current) == ["a: view changed", "c: no longer defined"]
     assert skew_message(recorded, recorded, "1") is None
+
+
+def test_a_switch_to_the_namespace_already_live_keeps_the_rollback() -> None:
+    from skewless.features.namespaces import Namespaces
+
+    first = Namespaces(None, "p_aaaa", None).switched("p")
+    assert first == Namespaces("p_aaaa", None, "p")
+    # The same definitions deployed again: the candidate is the live namespace; rolling back
+    # must still reach the one before it, not the live one itself.
+    again = Namespaces("p_aaaa", "p_aaaa", "p").switched("p")
+    assert again == Namespaces("p_aaaa", None, "p")
+    assert again.rolled_back("p") == Namespaces("p", None, "p_aaaa")
