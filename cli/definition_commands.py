@@ -5,6 +5,7 @@ would skew), `skewless apply` (refused while it would skew the champion), and th
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -24,10 +25,14 @@ from skewless.features import namespaces
 from skewless.features import store as feature_store
 from skewless.features.definitions import MANIFEST, feature_definitions
 from skewless.fingerprints import definitions_fingerprint
+from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings, get_settings
 
 FEAST_SUMMARY = ("Created", "Updated", "Deleted", "No changes")
+
+# On a version: when and why definitions it was not trained on were applied anyway.
+OVERRIDE_TAG = "definition_skew_applied"
 
 
 def built_code(settings: Settings) -> dict[str, str] | None:
@@ -127,9 +132,22 @@ def apply_command(
             "(`skewless apply --candidate`), materialize, train and gate there, then "
             "`skewless switch`; or apply anyway with --allow-definition-skew"
         )
+    if skewed:
+        # The override is recorded before it happens, where each skewed model's lineage is.
+        registry = ModelRegistry.of(settings)
+        when = datetime.now(UTC).isoformat(timespec="seconds")
+        for impact in (i for i in found.impacts if i.changes):
+            registry.tag_version(
+                model_config(config, settings).name,
+                impact.version,
+                {OVERRIDE_TAG: f"{when}: apply --allow-definition-skew: {impact.line()}"[:4000]},
+            )
     console.print(feature_store.apply(settings).strip())
     if skewed:
-        console.print(f"[yellow]applied despite definition skew: {skewed[0].line()}[/yellow]")
+        console.print(
+            f"[yellow]applied despite definition skew: {skewed[0].line()} (recorded on each "
+            f"version it skews as the tag {OVERRIDE_TAG})[/yellow]"
+        )
 
 
 def apply_candidate(settings: Settings, config: ConfigOption = None) -> None:

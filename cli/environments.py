@@ -26,6 +26,9 @@ from skewless.strict_yaml import StrictModel, describe, load_strict
 FILE_VARIABLE = "SKEWLESS_ENVIRONMENTS"
 ENV_VARIABLE = "SKEWLESS_ENV"
 Value = str | int | float | bool
+# Settings a command chooses for itself (which namespace it reads, how a first model is
+# promoted), which an environment must not pin.
+PER_COMMAND = {"namespace", "first_champion"}
 
 
 class Environment(StrictModel):
@@ -42,6 +45,14 @@ class Environment(StrictModel):
             raise ValueError(f"unknown setting(s) {', '.join(unknown)}")
         if "release_ledger" in self.settings:
             raise ValueError("release_ledger is the file's `ledger:`, shared by every environment")
+        chosen_per_command = sorted(PER_COMMAND & set(self.settings))
+        if chosen_per_command:
+            raise ValueError(
+                f"{', '.join(chosen_per_command)}: chosen per command (a deploy sets them for "
+                "its steps), not per environment"
+            )
+        if "state_dir" not in self.settings:
+            raise ValueError("state_dir: each environment needs its own state folder")
         return self
 
 
@@ -61,6 +72,15 @@ class EnvironmentsFile(StrictModel):
     def _some(self) -> EnvironmentsFile:
         if not self.environments:
             raise ValueError("environments: name at least one")
+        for key in ("state_dir", "feast_state"):  # each environment's own, never shared
+            seen: dict[str, str] = {}
+            for name, environment in self.environments.items():
+                value = environment.settings.get(key)
+                if value is None:
+                    continue
+                if str(value) in seen:
+                    raise ValueError(f"{name} and {seen[str(value)]} share {key} {value}")
+                seen[str(value)] = name
         return self
 
 
@@ -73,8 +93,7 @@ def load_environments(path: Path | None = None) -> EnvironmentsFile:
     path = path or environments_file()
     if not path.is_file():
         raise BadInput(
-            f"no environments file at {path} (set {FILE_VARIABLE}, or write one: "
-            "docs/environments.md)"
+            f"no environments file at {path} (set {FILE_VARIABLE}, or write one: docs/releases.md)"
         )
     return load_strict(path, EnvironmentsFile)
 
@@ -122,10 +141,27 @@ def _as_settings(variables: dict[str, str]) -> dict[str, Any]:
 
 
 def select(name: str) -> None:
-    """Make environment `name` this process's (and its children's) settings."""
-    os.environ.update(environment_variables(name))
+    """Make environment `name` this process's (and its children's) settings: what another
+    environment of the file set (a `SKEWLESS_ENV` exported for one, then `--env` another) is
+    removed first, so nothing of it leaks into this one."""
+    path = environments_file()
+    chosen = environment_variables(name, path)
+    for other in load_environments(path).environments.values():
+        for key in other.settings:
+            variable = f"SKEWLESS_{key.upper()}"
+            if variable not in chosen:
+                os.environ.pop(variable, None)
+    os.environ.update(chosen)
     get_settings.cache_clear()
     get_serving_settings.cache_clear()
+
+
+def ledger_file() -> Path | None:
+    """The environments file's ledger, whichever environment is selected (or none)."""
+    path = environments_file()
+    if not path.is_file():
+        return None
+    return path.resolve().parent / load_environments(path).ledger
 
 
 def gate_file(name: str) -> Path | None:

@@ -78,8 +78,9 @@ def _environment(
         ),
     ] = None,
 ) -> None:
-    """Resolved once, here, before any command reads its settings (cli/environments.py)."""
-    if env is not None:
+    """Resolved once, here, before any command reads its settings (cli/environments.py);
+    an empty SKEWLESS_ENV (a deploy's steps: they inherit the selection made) selects none."""
+    if env:
         environments.select(env)
 
 

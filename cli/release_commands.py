@@ -34,7 +34,9 @@ def _file() -> EnvironmentsFile | None:
 
 
 def _ledger(settings: Settings) -> Ledger:
-    return Ledger(settings.ledger_file)
+    """The environments file's ledger whenever there is a file (with or without `--env`),
+    else the local environment's."""
+    return Ledger(environments.ledger_file() or settings.ledger_file)
 
 
 def _manifest(settings: Settings, config: ConfigOption) -> Manifest:
@@ -99,6 +101,7 @@ def _deploy(name: str, release_id: str, config: ConfigOption, why: str = "") -> 
     settings = get_settings()
     ledger = _ledger(settings)
     release = ledger.release(release_id)
+    release.require_passed()  # before anything is computed or touched
     here = _manifest(settings, config)
     if here.id != release.id:
         raise BadInput(

@@ -80,6 +80,15 @@ class Release:
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
+    def require_passed(self) -> None:
+        """No environment deploys a release whose latest build failed a check."""
+        if not self.passed:
+            failed = [c.name for c in self.checks if not c.passed] or ["never built"]
+            raise BadInput(
+                f"release {self.id} did not pass its checks ({', '.join(failed)}): "
+                "`skewless release build` again once they pass"
+            )
+
 
 @dataclass(frozen=True)
 class Run:

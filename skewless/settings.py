@@ -139,6 +139,12 @@ class Settings(BaseSettings):
         "scoring; allow: it is, with a warning in the log and in the service's /readyz (an "
         "override for an emergency, never the default).",
     )
+    first_champion: Literal["blessed", "gated"] = Field(
+        default="blessed",
+        description="blessed: the first blessed model of a registry without a champion becomes "
+        "champion (recorded as ungated: the quickstart); gated: it stays challenger until it "
+        "passes its gate and is promoted, like every later one (a release's deploy sets it).",
+    )
     namespace: Literal["live", "candidate"] = Field(
         default="live",
         description="The Feast project commands read and write: live (the one switched to "

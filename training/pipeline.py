@@ -175,7 +175,14 @@ class Pipeline:
         evaluated = run(EVALUATE, lambda c: evaluate_step(c, trained))
         blessed = run(BLESS, lambda c: bless_step(c, trained, evaluated))
         registered = run(
-            REGISTER, lambda c: register_step(c, evaluated, blessed, self.settings.repo_path)
+            REGISTER,
+            lambda c: register_step(
+                c,
+                evaluated,
+                blessed,
+                self.settings.repo_path,
+                first_is_champion=self.settings.first_champion == "blessed",
+            ),
         )
         result.evaluation, result.verdict = evaluated.evaluation, blessed.verdict
         result.blessed = blessed.blessed

@@ -1,7 +1,8 @@
 """Step 7 of the pipeline, register: the run's artifacts as an MLflow model version with its
 lineage, `challenger` when blessed, and `champion` only for the first blessed model of a
-registry that never had one (recorded as ungated). Every later champion goes through the
-gate (`skewless gate`, `skewless promote`; `skewless train --promote` chains them).
+registry that never had one (recorded as ungated; not even that one with
+`SKEWLESS_FIRST_CHAMPION=gated`, as a release's deploy runs it). Every later champion goes
+through the gate (`skewless gate`, `skewless promote`; `skewless train --promote` chains them).
 
 It only reads finished artifacts, so nothing half-made is ever registered, and a run resumed
 after registering finds its version instead of registering a duplicate.
@@ -53,7 +54,12 @@ def _feast_registry_file(context: StepContext, repo_path: Path) -> Path:
 
 
 def register_step(
-    context: StepContext, evaluated: Evaluated, blessed: Blessed, repo_path: Path
+    context: StepContext,
+    evaluated: Evaluated,
+    blessed: Blessed,
+    repo_path: Path,
+    *,
+    first_is_champion: bool = True,
 ) -> Registered:
     registry, config = context.registry, context.config
     name = config.model_name
@@ -85,7 +91,7 @@ def register_step(
         aliases.append(CHALLENGER)
         if current is not None and str(current.version) == str(version.version):
             aliases.append(CHAMPION)  # a resumed run that had got this far already
-        elif current is None and not registry.champion_history(name):
+        elif current is None and first_is_champion and not registry.champion_history(name):
             registry.move_champion(
                 name,
                 version.version,

@@ -90,9 +90,11 @@ def run_checks(
         run_dir, e2e = end_to_end(settings, config, checks, folder, progress)
         results.append(e2e)
         sample = sample_config(config, checks.sample_days, checks.max_rounds)
-        results.append(_timed(lambda: converges(run_dir, sample)))
-        results.append(_timed(lambda: finite_features(run_dir, sample, settings, folder)))
-        results.append(_timed(lambda: artifacts_written(run_dir)))
+        results.append(_timed("training_converges", lambda: converges(run_dir, sample)))
+        results.append(
+            _timed("finite_features", lambda: finite_features(run_dir, sample, settings, folder))
+        )
+        results.append(_timed("artifacts_written", lambda: artifacts_written(run_dir)))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for check in results:
@@ -100,9 +102,15 @@ def run_checks(
     return results
 
 
-def _timed(body: Callable[[], Check]) -> Check:
+def _timed(name: str, body: Callable[[], Check]) -> Check:
+    """A check's verdict with its time; a check that could not run (the run it reads is
+    missing or malformed) fails with the reason, and the build is still recorded."""
     started = time.perf_counter()
-    check = body()
+    try:
+        check = body()
+    except Exception as exc:  # the check's verdict, not the build's crash
+        first = (str(exc).strip().splitlines() or [""])[0]
+        check = Check(name, False, f"could not check: {type(exc).__name__}: {first}")
     return Check(check.name, check.passed, check.evidence, time.perf_counter() - started)
 
 

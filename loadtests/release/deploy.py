@@ -4,16 +4,19 @@ Each step is the environment's own `skewless` command in a subprocess (a crash s
 with the environment's settings (the roof set them): apply the release's definitions to a
 candidate namespace, materialize it, train there, gate the version it trained, then switch
 namespace and model in one step. An environment without a champion yet gets its first from
-the same steps in its live namespace. Nothing switches unless the gate passed; every step is
+the same steps in its live namespace, promoted once its gate passed. Nothing goes live
+unless the gate passed, not even an environment's first model; every step is
 recorded in the ledger against the release, and the version is tagged with the release in
 the environment's MLflow registry (the lineage there)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitoring.ct.lock import lock_holder, pipeline_lock
 from skewless.command_support import run_command
 from skewless.errors import BadInput
 from skewless.features import namespaces
@@ -62,26 +65,27 @@ class Deploy:
         self.env = {"SKEWLESS_MODEL_FILE": str(config.source)} if config.source else {}
 
     def run(self, why: str = "") -> Run:
-        if not self.release.passed:
-            failed = [c.name for c in self.release.checks if not c.passed] or ["never built"]
-            raise BadInput(
-                f"release {self.release.id} did not pass its checks ({', '.join(failed)}): "
-                "`skewless release build` again once they pass"
-            )
+        self.release.require_passed()
+        with pipeline_lock(self.settings) as held:  # one pipeline at a time per environment
+            if held is None:
+                raise BadInput(
+                    f"another pipeline runs in {self.environment} (a deploy or the CT "
+                    f"controller: {lock_holder(self.settings)}); try again when it is done"
+                )
+            return self._run(why)
+
+    def _run(self, why: str) -> Run:
         run_id = self.ledger.start_run(self.release.id, self.environment)
         self.progress(f"release {self.release.id} -> {self.environment} (ledger run {run_id})")
         try:
-            if self._champion() is None:
-                outcome, version, namespace, detail = self._first(run_id)
-            else:
-                outcome, version, namespace, detail = self._through_candidate(run_id)
+            outcome, version, namespace, detail = self._deploy(run_id, first=not self._champion())
+            if version is not None:
+                ModelRegistry.of(self.settings).tag_version(
+                    self.config.name, version, {RELEASE_TAG: self.release.id}
+                )
         except BaseException as exc:
             self.ledger.finish_run(run_id, "failed", detail=f"interrupted: {exc!r}"[:500])
             raise
-        if version is not None:
-            ModelRegistry.of(self.settings).tag_version(
-                self.config.name, version, {RELEASE_TAG: self.release.id}
-            )
         detail = f"{detail}; why: {why}" if why else detail
         self.ledger.finish_run(run_id, outcome, version=version, namespace=namespace, detail=detail)
         self.progress(f"release {self.release.id} in {self.environment}: {outcome} ({detail})")
@@ -93,48 +97,58 @@ class Deploy:
         found = ModelRegistry.of(self.settings).by_alias(self.config.name, CHAMPION)
         return None if found is None else str(found.version)
 
+    def _versions(self) -> set[str]:
+        if not ModelRegistry.exists(self.settings):
+            return set()
+        return {str(v.version) for v in ModelRegistry.of(self.settings).versions(self.config.name)}
+
     def _step(self, run_id: int, name: str, *args: str, candidate: bool = False) -> bool:
-        env = {**self.env, "SKEWLESS_NAMESPACE": "candidate" if candidate else "live"}
+        env = {
+            **self.env,
+            "SKEWLESS_NAMESPACE": "candidate" if candidate else "live",
+            # Even an environment's first model waits for its gate; and the steps inherit
+            # the environment selected here rather than select it again.
+            "SKEWLESS_FIRST_CHAMPION": "gated",
+            "SKEWLESS_ENV": "",
+        }
         self.progress(f"[{self.environment}] skewless {' '.join(args)}")
+        started = time.perf_counter()
         code = self.command(*args, env=env)
-        self.ledger.step(run_id, name, code == 0, f"exit {code}")
+        seconds = time.perf_counter() - started
+        self.ledger.step(run_id, name, code == 0, f"exit {code} in {seconds:.1f} s")
         return code == 0
 
-    def _first(self, run_id: int) -> tuple[str, str | None, str | None, str]:
-        """No champion yet: the environment's live namespace gets the release's definitions
-        and its first champion from the same pipeline."""
-        for name, args in (("apply", ("apply",)), ("materialize", ("materialize",))):
-            if not self._step(run_id, name, *args):
-                return "failed", None, None, f"{name} failed"
-        if not self._step(run_id, "train", "train"):
-            return "failed", None, None, "train failed"
-        champion = self._champion()
-        live = namespaces.load(self.settings.state_dir).live or yaml_project(self.settings)
-        if champion is None:
-            return "failed", None, live, "the first version was not blessed: no champion"
-        return "first", champion, live, f"version {champion} is the environment's first champion"
-
-    def _through_candidate(self, run_id: int) -> tuple[str, str | None, str | None, str]:
-        if not self._step(run_id, "apply", "apply", "--candidate"):
-            return "failed", None, None, "apply --candidate failed"
-        candidate = namespaces.load(self.settings.state_dir).candidate
-        if not self._step(run_id, "materialize", "materialize", candidate=True):
-            return "failed", None, candidate, "materialize failed"
-        if not self._step(run_id, "train", "train", candidate=True):
-            return "failed", None, candidate, "train failed"
+    def _deploy(self, run_id: int, *, first: bool) -> tuple[str, str | None, str | None, str]:
+        """The release's definitions in a candidate namespace (an environment without a
+        champion: its live one), materialized; a model trained there; its gate; then the
+        switch (the first champion: its promotion). Nothing goes live unless the gate passed."""
+        candidate = not first
+        if not self._step(run_id, "apply", "apply", *(() if first else ("--candidate",))):
+            return "failed", None, None, "apply failed"
+        current = namespaces.load(self.settings.state_dir)
+        namespace = (current.live or yaml_project(self.settings)) if first else current.candidate
+        if not self._step(run_id, "materialize", "materialize", candidate=candidate):
+            return "failed", None, namespace, "materialize failed"
+        before = self._versions()
+        if not self._step(run_id, "train", "train", candidate=candidate):
+            return "failed", None, namespace, "train failed"
         trained = ModelRegistry.of(self.settings).by_alias(self.config.name, CHALLENGER)
-        if trained is None or trained.record.namespace != candidate:
-            return "failed", None, candidate, "not blessed: no challenger in the candidate"
+        if trained is None or str(trained.version) in before:
+            return "failed", None, namespace, "not blessed: this run registered no challenger"
         version = str(trained.version)
-        gated = self._step(
-            run_id, "gate", "gate", "--candidate", version, *self.gate, candidate=True
-        )
-        if not gated:
-            return "gate_failed", version, candidate, f"version {version} failed its gate"
+        if trained.record.namespace != namespace:
+            return "failed", version, namespace, f"version {version} was trained elsewhere"
+        gate = ("gate", "--candidate", version, *self.gate)
+        if not self._step(run_id, "gate", *gate, candidate=candidate):
+            return "gate_failed", version, namespace, f"version {version} failed its gate"
         why = f"release {self.release.id}"
+        if first:
+            if not self._step(run_id, "promote", "promote", version, "--why", why):
+                return "failed", version, namespace, "promote failed"
+            return "first", version, namespace, f"version {version} is the first champion"
         if not self._step(run_id, "switch", "switch", "--version", version, "--why", why):
-            return "failed", version, candidate, "switch failed"
-        return "switched", version, candidate, f"version {version} and {candidate} are live"
+            return "failed", version, namespace, "switch failed"
+        return "switched", version, namespace, f"version {version} and {namespace} are live"
 
 
 def promotion_refusal(

@@ -1,5 +1,6 @@
 """Feast's `apply` and `plan` under a namespace's own project, run as a child process like
-Feast's command line (`python -m skewless.features.namespace_apply apply|plan REPO YAML`).
+Feast's command line (`python -m skewless.features.namespace_apply apply|plan REPO YAML`),
+without Feast's import-time type instrumentation unless `--checked` follows.
 
 Feast refuses a repository whose `Project` object names another project than its
 configuration ("Project object name should match ..."), and `feast init`'s template declares
@@ -15,13 +16,13 @@ import os
 import sys
 from pathlib import Path
 
-from feast import FeatureStore
-from feast.project import Project
-from feast.repo_config import load_repo_config
-from feast.repo_operations import apply_total_with_repo_instance, cli_check_repo, parse_repo
-
 
 def run(verb: str, repo_path: Path, config_file: Path) -> None:
+    from feast import FeatureStore
+    from feast.project import Project
+    from feast.repo_config import load_repo_config
+    from feast.repo_operations import apply_total_with_repo_instance, cli_check_repo, parse_repo
+
     cli_check_repo(repo_path, config_file)  # as Feast's command: the repo's modules importable
     config = load_repo_config(repo_path, config_file)
     os.chdir(repo_path)  # as Feast's command does: relative source paths are the repo's
@@ -43,6 +44,15 @@ def run(verb: str, repo_path: Path, config_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        raise SystemExit("usage: python -m skewless.features.namespace_apply apply|plan REPO YAML")
-    run(sys.argv[1], Path(sys.argv[2]).resolve(), Path(sys.argv[3]).resolve())
+    arguments = sys.argv[1:]
+    if arguments[3:] == ["--checked"]:
+        arguments = arguments[:3]  # with Feast's import-time type checks (a failure's rerun)
+    else:
+        from skewless.startup import skip_feast_type_checks
+
+        skip_feast_type_checks()  # before Feast is imported (skewless/features/feast_cli.py)
+    if len(arguments) != 3:
+        raise SystemExit(
+            "usage: python -m skewless.features.namespace_apply apply|plan REPO YAML [--checked]"
+        )
+    run(arguments[0], Path(arguments[1]).resolve(), Path(arguments[2]).resolve())

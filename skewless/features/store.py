@@ -157,22 +157,15 @@ def run_feast(settings: Settings, verb: str, config_file: Path | None = None) ->
     """One of Feast's own commands on the repository (apply, plan); its output. Under a
     namespace's own project, Feast's apply and plan with the repository's Project object
     renamed (skewless/features/namespace_apply.py): Feast's command refuses a Project object
-    that names another project."""
+    that names another project.
+
+    Run without Feast's import-time type instrumentation (~3 s a command); a failure is run
+    again with it, so that a wrongly typed argument in a definition is named by Feast's own
+    check rather than by whatever fails deeper without it."""
     config_file = config_file or repo_yaml(settings)
-    if _project_of(config_file) == _project_of(settings.feature_store_yaml):
-        command = feast_command(settings, verb, config_file=config_file)
-    else:
-        command = [
-            sys.executable,
-            "-m",
-            "skewless.features.namespace_apply",
-            verb,
-            str(settings.repo_path),
-            str(config_file),
-        ]
-    done = subprocess.run(
-        command, env=feast_environment(settings), capture_output=True, text=True, check=False
-    )
+    done, command = _run_feast(settings, verb, config_file, checked=False)
+    if done.returncode != 0:
+        done, command = _run_feast(settings, verb, config_file, checked=True)
     if done.returncode != 0:
         raise FeatureRepoError(
             f"feast {verb} failed: {feast_failure(done)} "
@@ -181,17 +174,48 @@ def run_feast(settings: Settings, verb: str, config_file: Path | None = None) ->
     return done.stdout
 
 
+def _run_feast(
+    settings: Settings, verb: str, config_file: Path, *, checked: bool
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    if _project_of(config_file) == _project_of(settings.feature_store_yaml):
+        command = feast_command(settings, verb, config_file=config_file)
+        if not checked:
+            command[2] = "skewless.features.feast_cli"  # Feast's CLI, unchanged but for that
+    else:
+        checks = ["--checked"] if checked else []
+        command = [
+            sys.executable,
+            "-m",
+            "skewless.features.namespace_apply",
+            verb,
+            str(settings.repo_path),
+            str(config_file),
+            *checks,
+        ]
+    done = subprocess.run(
+        command, env=feast_environment(settings), capture_output=True, text=True, check=False
+    )
+    return done, command
+
+
 def _project_of(config_file: Path) -> str:
     return str(yaml.safe_load(config_file.read_text()).get("project"))
 
 
 def feast_failure(done: subprocess.CompletedProcess[str]) -> str:
-    """What Feast says failed: its trace's last line, or, when it printed a reason and
-    exited without one (a Project object naming another project), that reason."""
-    errors = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    """What Feast says failed: its trace's exception (with the lines it spans, as one), or,
+    when it printed a reason and exited without one (a Project object naming another
+    project), that reason."""
+    errors = [line.rstrip() for line in done.stderr.splitlines() if line.strip()]
     said = [line.strip() for line in done.stdout.splitlines() if line.strip()]
-    if errors and ("Traceback" in done.stderr or not said):
-        return errors[-1]
+    if errors and "Traceback" in done.stderr:
+        # The exception is the last unindented line after the last frame, and what follows.
+        frames = [i for i, line in enumerate(errors) if line.startswith("  File ")]
+        tail = errors[frames[-1] + 1 :] if frames else errors
+        starts = [i for i, line in enumerate(tail) if not line.startswith(" ")]
+        return " ".join(line.strip() for line in tail[starts[0] :]) if starts else errors[-1]
+    if errors and not said:
+        return errors[-1].strip()
     return said[-1] if said else "no output"
 
 

@@ -107,3 +107,18 @@ def test_feast_ui_serves_the_repository_with_the_asof_store(real_repo: Settings)
     finally:
         ui.terminate()
         ui.wait(timeout=30)
+
+
+def test_a_wrongly_typed_definition_is_named_by_feasts_own_check(tmp_path: Path) -> None:
+    """skewless runs Feast's apply without its import-time type instrumentation (3 s less a
+    command), and a failure again with it: the message names the argument, as `feast apply`
+    would, not whatever fails deeper without the check."""
+    repo = copy_feature_repo(tmp_path / "repo")
+    views = repo / "feature_views.py"
+    text = views.read_text()
+    assert "ttl=timedelta(hours=3)" in text
+    views.write_text(text.replace("ttl=timedelta(hours=3)", "ttl=3", 1))
+    with pytest.raises(feature_store.FeatureRepoError) as refused:
+        feature_store.apply(settings_for(repo, "sqlite", "unused"))
+    message = str(refused.value)
+    assert 'argument "ttl" (int) did not match' in message and "timedelta" in message, message

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cli.definition_commands import OVERRIDE_TAG
 from loadtests.deploy import run_gate
 from serving.process import ServiceProcess
 from serving.schemas import rest_body
@@ -25,6 +26,7 @@ from skewless.features import store as feature_store
 from skewless.features.definitions import feature_definitions
 from skewless.features.service import service_schema
 from skewless.models.configuration import load_model_config
+from skewless.registry.adapter import ModelRegistry
 from skewless.settings import get_settings
 
 from .serving_setup import Stream
@@ -112,6 +114,8 @@ def test_the_template_trained_refused_and_switched(template: Template) -> None:
     code, output = template.cli("apply", "--allow-definition-skew")
     assert code == 0 and "applied despite definition skew" in output, output
     assert "conv_rate: view changed" in output  # the TTL
+    recorded = ModelRegistry.of(live).version(config.name, old[0]).tags[OVERRIDE_TAG]
+    assert "apply --allow-definition-skew" in recorded and "conv_rate: view changed" in recorded
     for name in ON_DEMAND:  # its code, and the view it reads upstream
         assert f"{name}: transformation, upstream changed" in output
     refusing = ServiceProcess(template.env(), log_path=template.folder / "refusing.log")

@@ -1,9 +1,10 @@
 """A pipeline release through environments, on `feast init`'s template (a repository the
-project did not write): built after its CI checks, deployed to staging (its first champion,
-then through a candidate namespace), refused for production with one staging run fewer than
-configured and promoted with enough, switched in production under a stream with no failed
-request, and a production gate that fails switches nothing. Staging and production share
-nothing but the ledger. Real commands in subprocesses, real services, real gates."""
+project did not write): built after its CI checks, refused for production before staging has
+its run, deployed to staging (its first champion, gated), promoted to production by hand (its
+own first champion, from its own run and gate), then through production's candidate namespace,
+switched under a stream with no failed request; a production gate that fails switches nothing.
+Staging and production share nothing but the ledger. Real commands in subprocesses, real
+services, real gates. The same commands on the flights repository follow."""
 
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHAMPION
 from skewless.settings import Settings, get_settings
 
-from .serving_setup import Stream
+from .serving_setup import SMALL_PIPELINE, Stream
 from .template_setup import GATE, SERVICE, Template, make_template
-from .test_namespace_switch import _one_step, _served, _wait_for
+from .test_namespace_switch import _one_step, _repo_copy, _served, _wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -67,10 +68,8 @@ def _environments(template: Template) -> Path:
     folder = template.folder
     (folder / "feature_tests.py").write_text(FEATURE_TESTS)
     (folder / "gate.yaml").write_text(yaml.safe_dump(GATE.model_dump(mode="json")))
-    server = GATE.budgets.server.model_copy(update={"p50_ms": 0.001})
-    impossible = GATE.model_copy(
-        update={"budgets": GATE.budgets.model_copy(update={"server": server})}
-    )
+    # A gate no service passes: not ready within 50 ms (it fails at its start, not after a load).
+    impossible = GATE.model_copy(update={"service": {"ready_timeout_seconds": 0.05}})
     (folder / "impossible_gate.yaml").write_text(yaml.safe_dump(impossible.model_dump(mode="json")))
     common = {
         "repo_path": "driver_demo/feature_repo",
@@ -121,13 +120,13 @@ def _settings(name: str, file: Path) -> Settings:
         for k, v in variables.items()
         if k != "SKEWLESS_ENV" and k[len(prefix) :].lower() in Settings.model_fields
     }
-    return Settings(**values)
+    return Settings.model_validate(values)
 
 
 class State(NamedTuple):
     """What a deploy elsewhere must not change: versions, aliases, namespaces."""
 
-    versions: list[tuple[str, str | None]]
+    versions: list[tuple[str, str]]
     champion: str | None
     namespaces: namespaces.Namespaces
 
@@ -136,7 +135,8 @@ def _state(settings: Settings, model: str) -> State:
     registry = ModelRegistry.of(settings)
     versions = [(str(v.version), v.record.namespace) for v in registry.versions(model)]
     champion = registry.by_alias(model, CHAMPION)
-    return State(versions, champion and str(champion.version), namespaces.load(settings.state_dir))
+    version = str(champion.version) if champion else None
+    return State(versions, version, namespaces.load(settings.state_dir))
 
 
 def test_a_release_goes_to_staging_then_to_prod_by_hand(
@@ -177,6 +177,8 @@ def test_a_release_goes_to_staging_then_to_prod_by_hand(
     before = _state(staging, model)
     code, output = _cli("release", "promote", release.id, "--to", "prod", "--why", "1 run")
     assert code == 0, output
+    (prod_first,) = ledger.runs(release.id, "prod")
+    assert [s["step"] for s in prod_first.steps][-2:] == ["gate", "promote"]  # gated, even first
     assert _state(staging, model) == before
 
     # Then switched under a stream: no failed request, and every answer after it is prod's
@@ -193,7 +195,7 @@ def test_a_release_goes_to_staging_then_to_prod_by_hand(
             code, output = _cli("release", "promote", release.id, "--to", "prod", "--why", "again")
             assert code == 0, output
             new_version = str(ledger.runs(release.id, "prod")[-1].version)
-            _wait_for(lambda: stream.answers and _version(stream.answers[-1]) == new_version)
+            _wait_for(lambda: bool(stream.answers) and _version(stream.answers[-1]) == new_version)
             time.sleep(0.3)
         pairs = _served(stream.answers)
         assert pairs[-1] == (new_version, release.manifest["definitions_fingerprint"])
@@ -249,3 +251,42 @@ def _version(answer: httpx.Response | Exception) -> str | None:
     if isinstance(answer, httpx.Response) and answer.status_code == 200:
         return str(answer.json()["model_version"])
     return None
+
+
+def test_a_flights_release_that_does_not_learn_fails_its_build_and_is_never_deployed(
+    real_repo: Settings, tmp_path: Path, restored_environ: None
+) -> None:
+    """The same commands on the project's own repository and data, with a planted bug: a
+    learning rate of 1e-9 (LightGBM refuses 0). The end-to-end run completes on the year's
+    tables, the other checks pass, `training_converges` fails with its evidence, the build
+    exits 1 and is in the ledger, and no environment may deploy it."""
+    repo = _repo_copy(real_repo, tmp_path)
+    model = SMALL_PIPELINE.replace(
+        "training: {search_budget: 1,",
+        "training: {params: {learning_rate: 1.0e-9}, search_budget: 1,",
+    )
+    assert model != SMALL_PIPELINE
+    (tmp_path / "model.yaml").write_text(model)
+    config = {
+        "ledger": "releases.db",
+        "environments": {
+            "staging": {
+                "settings": {"repo_path": str(repo), "model_file": "model.yaml", "state_dir": "s"}
+            }
+        },
+    }
+    file = tmp_path / "environments.yaml"
+    file.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.environ[FILE_VARIABLE] = str(file)
+
+    code, built = _cli("--env", "staging", "release", "build")
+    assert code == 1 and "failed training_converges" in built, built
+    (release,) = Ledger(tmp_path / "releases.db").releases()
+    checks = {c.name: c for c in release.checks}
+    assert not release.passed and not checks["training_converges"].passed
+    assert "the base rate's" in checks["training_converges"].evidence
+    assert all(c.passed for n, c in checks.items() if n != "training_converges"), checks
+    assert {"flight_requests", "carrier_departures_7d"} <= set(release.manifest["table_builders"])
+    code, output = _cli("release", "deploy", release.id, "--env", "staging")
+    assert code == 2 and "did not pass its checks (training_converges)" in output, output
+    assert not (tmp_path / "s").exists()  # nothing of the environment was touched

@@ -28,3 +28,21 @@ def test_a_printed_reason_beats_warnings_on_stderr() -> None:
 def test_nothing_said_is_said_so() -> None:
     assert feast_failure(_done("", "")) == "no output"
     assert feast_failure(_done("", "Killed\n")) == "Killed"
+
+
+def test_an_exception_over_several_lines_is_reported_whole() -> None:
+    stderr = (
+        "Traceback (most recent call last):\n"
+        '  File "feast/feature_view.py", line 164, in __init__\n'
+        "    def __init__(\n"
+        '  File "typeguard/_checkers.py", line 460, in check_union\n'
+        '    raise TypeCheckError(f"did not match any element in the union:")\n'
+        'typeguard.TypeCheckError: argument "ttl" (int) did not match any element in the union:\n'
+        "  datetime.timedelta: is not an instance of datetime.timedelta\n"
+        "  NoneType: is not an instance of NoneType\n"
+    )
+    assert feast_failure(_done("", stderr)) == (
+        'typeguard.TypeCheckError: argument "ttl" (int) did not match any element in the '
+        "union: datetime.timedelta: is not an instance of datetime.timedelta NoneType: is not "
+        "an instance of NoneType"
+    )

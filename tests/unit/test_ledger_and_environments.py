@@ -3,14 +3,16 @@ which runs count towards promotion, and a strict file whose mistakes name their 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from cli.environments import environment_variables
+from cli.environments import FILE_VARIABLE, environment_variables, ledger_file, select
 from loadtests.release.deploy import Environments, promotion_refusal
 from skewless.errors import BadInput
 from skewless.ledger import Check, Ledger
+from skewless.settings import get_settings
 from skewless.strict_yaml import ConfigError
 
 
@@ -74,11 +76,39 @@ def test_an_environment_is_its_settings_with_paths_from_the_files_folder(tmp_pat
     [
         ("{state_dri: x}", "unknown setting\\(s\\) state_dri"),
         ("{release_ledger: x}", "release_ledger is the file's `ledger:`"),
-        ("{rest_port: many}", "rest_port: Input should be a valid integer"),
-        ("{online_store: postgres}", "online_store: Input should be 'sqlite'"),
+        ("{state_dir: d, rest_port: many}", "rest_port: Input should be a valid integer"),
+        ("{state_dir: d, online_store: postgres}", "online_store: Input should be 'sqlite'"),
+        ("{state_dir: d, namespace: candidate}", "namespace: chosen per command"),
+        ("{rest_port: 8001}", "state_dir: each environment needs its own state folder"),
+        (
+            "{state_dir: shared}}\n  prod: {settings: {state_dir: shared}",
+            "prod and dev share state_dir",
+        ),
     ],
 )
 def test_a_mistake_in_the_file_names_its_key(tmp_path: Path, settings: str, message: str) -> None:
     path = _file(tmp_path, f"ledger: l.db\nenvironments:\n  dev: {{settings: {settings}}}\n")
     with pytest.raises((BadInput, ConfigError), match=message):
         environment_variables("dev", path)
+
+
+def test_selecting_an_environment_leaves_nothing_of_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _file(
+        tmp_path,
+        "ledger: l.db\nenvironments:\n"
+        "  staging: {settings: {state_dir: s, feast_state: s/feast, rest_port: 8101}}\n"
+        "  prod: {settings: {state_dir: p}}\n",
+    )
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # select() writes it: put back after
+    os.environ[FILE_VARIABLE] = str(path)
+    os.environ["SKEWLESS_LEAD_TIME_MINUTES"] = "30"  # the user's own, kept
+    select("staging")
+    assert os.environ["SKEWLESS_FEAST_STATE"] == str(tmp_path / "s" / "feast")
+    select("prod")
+    assert os.environ["SKEWLESS_STATE_DIR"] == str(tmp_path / "p")
+    assert "SKEWLESS_FEAST_STATE" not in os.environ and "SKEWLESS_REST_PORT" not in os.environ
+    assert os.environ["SKEWLESS_LEAD_TIME_MINUTES"] == "30"
+    assert ledger_file() == tmp_path / "l.db"
+    get_settings.cache_clear()

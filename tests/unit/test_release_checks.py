@@ -5,6 +5,8 @@ of each runs in tests/integration/test_releases.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,3 +92,12 @@ def test_a_feature_missing_far_more_than_in_training_is_named_unless_exempt() ->
         update={"validation": _config().validation.model_copy(update={"null_exempt": ["trips"]})}
     )
     assert finite(dataset, FEATURES, exempt).passed
+
+
+def test_a_check_that_cannot_read_its_run_fails_with_the_reason(tmp_path: Path) -> None:
+    from loadtests.release.checks import _timed, converges
+
+    (tmp_path / "training.json").write_text('{"history": "not the run\'s own form"}')
+    check = _timed("training_converges", lambda: converges(tmp_path, _config()))
+    assert check.name == "training_converges" and not check.passed
+    assert check.evidence == "could not check: KeyError: 'validation_logloss'", check.evidence
