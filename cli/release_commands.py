@@ -28,6 +28,12 @@ Env = Annotated[str, typer.Option("--env", help="The environment (environments.y
 Why = Annotated[str, typer.Option("--why", help="Why (recorded in the ledger).")]
 
 
+def _say(line: str) -> None:
+    # Plain text: these lines hold brackets of their own ("[staging] skewless apply", a run's
+    # steps), which rich would take for markup and drop.
+    console.print(line, markup=False, highlight=False)
+
+
 def _file() -> EnvironmentsFile | None:
     path = environments.environments_file()
     return environments.load_environments(path) if path.is_file() else None
@@ -68,9 +74,7 @@ def build_command(config: ConfigOption = None) -> None:
     loaded = _file()
     section = loaded.release if loaded is not None else None
     manifest = _manifest(settings, config)
-    console.print(
-        f"release {manifest.id}: definitions {manifest.content['definitions_fingerprint']}"
-    )
+    _say(f"release {manifest.id}: definitions {manifest.content['definitions_fingerprint']}")
     checks = CheckConfig(
         feature_tests=section.feature_tests if section else None,
         workdir=environments.environments_file().resolve().parent,
@@ -78,7 +82,7 @@ def build_command(config: ConfigOption = None) -> None:
         max_rounds=section.max_rounds if section else 300,
     )
     model = model_config(config, settings)
-    results = run_checks(settings, pipeline_config(model), checks, progress=console.print)
+    results = run_checks(settings, pipeline_config(model), checks, progress=_say)
     ledger = _ledger(settings)
     ledger.record_build(
         manifest.id, manifest.content, results, git_commit(settings.repo_path, mark_changes=True)
@@ -86,7 +90,7 @@ def build_command(config: ConfigOption = None) -> None:
     failed = [c.name for c in results if not c.passed]
     if failed:
         raise CheckFailed(f"release {manifest.id} failed {', '.join(failed)} (in {ledger.path})")
-    console.print(f"release {manifest.id} passed {len(results)} checks (in {ledger.path})")
+    _say(f"release {manifest.id} passed {len(results)} checks (in {ledger.path})")
 
 
 @app.command("id")
@@ -110,7 +114,7 @@ def _deploy(name: str, release_id: str, config: ConfigOption, why: str = "") -> 
         )
     gate = environments.gate_file(name) if _file() is not None else None
     model = model_config(config, settings)
-    run = Deploy(settings, model, ledger, release, name, gate_config=gate, progress=console.print)
+    run = Deploy(settings, model, ledger, release, name, gate_config=gate, progress=_say)
     return run.run(why)
 
 
@@ -165,7 +169,7 @@ def status_command(
     ledger = _ledger(settings)
     releases = [ledger.release(release_id)] if release_id else ledger.releases()
     if not releases:
-        console.print(f"no release in {ledger.path}: `skewless release build`")
+        _say(f"no release in {ledger.path}: `skewless release build`")
     order = _order().order
     for release in releases:
         _print_release(ledger, release, order)
@@ -174,19 +178,19 @@ def status_command(
 def _print_release(ledger: Ledger, release: Release, order: list[str]) -> None:
     content = release.manifest
     state = "passed" if release.passed else "FAILED"
-    console.print(
+    _say(
         f"release {release.id}  built {release.built_at} from {release.source or 'unknown'}  "
         f"checks {state}  model {content['model']}  definitions "
         f"{content['definitions_fingerprint']}"
     )
     for check in release.checks:
-        console.print(f"  {'pass' if check.passed else 'FAIL'}  {check.name}: {check.evidence}")
+        _say(f"  {'pass' if check.passed else 'FAIL'}  {check.name}: {check.evidence}")
     runs = ledger.runs(release.id)
     for name in [*order, *sorted({r.environment for r in runs} - set(order))]:
         for run in (r for r in runs if r.environment == name):
             version = f"version {run.version}" if run.version else "no version"
             steps = " ".join(f"{s['step']}{'' if s['passed'] else '!'}" for s in run.steps)
-            console.print(
+            _say(
                 f"  {name:<8} run {run.id}  {run.started_at}  {run.outcome:<11} {version}  "
                 f"namespace {run.namespace or '-'}  [{steps}]  {run.detail}"
             )

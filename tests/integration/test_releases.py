@@ -230,6 +230,8 @@ def test_a_release_goes_to_staging_then_to_prod_by_hand(
         "prod     run",
         "gate_failed",
         f"version {new_version}",
+        "[apply materialize train gate promote]",  # each run's steps, a failed one marked
+        "[apply materialize train gate!]",
     ):
         assert line in status, status
     tagged = ModelRegistry.of(prod).version(model, new_version)
