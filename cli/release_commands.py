@@ -5,22 +5,22 @@ release path below it reads `Settings` like every room."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import environments
 from cli.definition_commands import built_code
 from cli.environments import EnvironmentsFile
-from loadtests.release.checks import CheckConfig, run_checks
-from loadtests.release.deploy import Deploy, Environments, promotion_refusal
-from loadtests.release.manifest import Manifest, release_manifest
+from loadtests.release.order import Environments, promotion_refusal
 from skewless.command_support import ConfigOption, console, model_config
 from skewless.errors import BadInput, CheckFailed
 from skewless.hashing import git_commit
 from skewless.ledger import Ledger, Release, Run
 from skewless.settings import Settings, get_settings, home
-from training.config import pipeline_config
+
+if TYPE_CHECKING:  # imported where used: `release status` starts without Feast or LightGBM
+    from loadtests.release.manifest import Manifest
 
 app = typer.Typer(help="Pipeline releases through environments (docs/releases.md).")
 
@@ -46,6 +46,8 @@ def _ledger(settings: Settings) -> Ledger:
 
 
 def _manifest(settings: Settings, config: ConfigOption) -> Manifest:
+    from loadtests.release.manifest import release_manifest
+
     return release_manifest(
         settings,
         model_config(config, settings),
@@ -70,6 +72,9 @@ def build_command(config: ConfigOption = None) -> None:
     """The release this checkout is (the hash of its definitions, table builders, model
     configuration, code and lock), after the CI checks, each recorded in the ledger with its
     evidence. Exits 1 when a check fails."""
+    from loadtests.release.checks import CheckConfig, run_checks
+    from training.config import pipeline_config
+
     settings = get_settings()
     loaded = _file()
     section = loaded.release if loaded is not None else None
@@ -114,6 +119,8 @@ def _deploy(name: str, release_id: str, config: ConfigOption, why: str = "") -> 
         )
     gate = environments.gate_file(name) if _file() is not None else None
     model = model_config(config, settings)
+    from loadtests.release.deploy import Deploy
+
     run = Deploy(settings, model, ledger, release, name, gate_config=gate, progress=_say)
     return run.run(why)
 

@@ -10,18 +10,19 @@ import sys
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
 from rich.console import Console
 
 from skewless.errors import BadInput, SkewlessError
-from skewless.features.service import ServiceSchema
-from skewless.models.artifacts import ModelFetcher
 from skewless.models.configuration import ModelConfig, load_model_config
-from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
+
+if TYPE_CHECKING:  # imported where used: every command's start pays only for what it runs
+    from skewless.features.service import ServiceSchema
+    from skewless.models.artifacts import ModelFetcher
 
 console = Console(soft_wrap=True)  # long lines stay whole: logs and tests grep them
 
@@ -54,6 +55,9 @@ def model_fetcher(
     refuse a model trained on other feature definitions, as the service does; an analysis of
     what was served (the skew check) reads it anyway: there, a changed definition is what it
     finds."""
+    from skewless.models.artifacts import ModelFetcher
+    from skewless.registry.adapter import ModelRegistry
+
     name = model_config(None, settings).name
     return ModelFetcher(
         ModelRegistry.of(settings),

@@ -23,8 +23,7 @@ from pathlib import Path
 from skewless.features import store as feature_store
 from skewless.features.definitions import feature_definitions
 from skewless.fingerprints import Definition, definition_changes
-from skewless.models.artifacts import CONTRACT_FILE
-from skewless.models.contract import ModelContract
+from skewless.models.contract import CONTRACT_FILE, ModelContract
 from skewless.registry.adapter import ModelRegistry
 from skewless.registry.aliases import CHALLENGER, CHAMPION
 from skewless.settings import Settings

@@ -11,8 +11,6 @@ from skewless.command_support import console, parse_time, run_command
 from skewless.settings import get_settings
 
 from .config import load_pipeline_config
-from .pipeline import Pipeline
-from .report import print_summary
 
 
 def train_command(
@@ -54,6 +52,9 @@ def train_command(
             f"validation ..{w.validation.end:%Y-%m-%d}, test ..{w.test.end:%Y-%m-%d %H:%M}"
         )
     # Data validation stopping the run is a CheckFailed: the roof says so, exit 1.
+    from .pipeline import Pipeline  # here: a command's start pays for what it runs
+    from .report import print_summary
+
     result = Pipeline(settings, cfg, progress=console.print).run(resume)
     print_summary(console, result)
     if promote and result.version is not None and "champion" not in result.aliases:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from monitoring.ct.lock import lock_holder, pipeline_lock
@@ -30,19 +29,6 @@ from skewless.settings import Settings
 RELEASE_TAG = "release"  # on a model version: the release whose pipeline trained it
 
 Command = Callable[..., int]  # run_command's shape: (*args, env=...) -> exit code
-
-
-@dataclass(frozen=True)
-class Environments:
-    """What deploy and promote need of the environments file (the roof reads it)."""
-
-    order: list[str]  # in the order a release goes through them
-    by_hand: set[str]  # reached only by `release promote`
-    runs_before_promotion: int
-
-    def before(self, environment: str) -> str | None:
-        at = self.order.index(environment)
-        return self.order[at - 1] if at > 0 else None
 
 
 class Deploy:
@@ -149,21 +135,3 @@ class Deploy:
         if not self._step(run_id, "switch", "switch", "--version", version, "--why", why):
             return "failed", version, namespace, "switch failed"
         return "switched", version, namespace, f"version {version} and {namespace} are live"
-
-
-def promotion_refusal(
-    ledger: Ledger, release: Release, target: str, environments: Environments
-) -> str | None:
-    """Why `release` may not be promoted to `target`, or None when it may: it needs at least
-    `runs_before_promotion` successful runs in the environment before it."""
-    before = environments.before(target)
-    if before is None:
-        return f"{target} is the first environment: `skewless release deploy` reaches it"
-    done = [r for r in ledger.runs(release.id, before) if r.successful]
-    needed = environments.runs_before_promotion
-    if len(done) < needed:
-        return (
-            f"release {release.id} has {len(done)} successful run(s) in {before}; promotion to "
-            f"{target} needs {needed}"
-        )
-    return None

@@ -21,7 +21,7 @@ import numpy as np
 from skewless.errors import SkewlessError
 from skewless.fingerprints import skew_message
 from skewless.hashing import sha256_file
-from skewless.models.contract import ModelContract
+from skewless.models.contract import CONTRACT_FILE, ModelContract
 from skewless.models.encoder import FeatureEncoder, FeatureRows
 
 if TYPE_CHECKING:  # annotations only: loading a model imports neither Feast nor MLflow
@@ -32,7 +32,7 @@ from skewless.registry.aliases import CHAMPION
 
 log = logging.getLogger("skewless")
 # A registered model's artifact folder holds these two files (written by the training pipeline).
-MODEL_FILE, CONTRACT_FILE = "model.txt", "contract.json"
+MODEL_FILE = "model.txt"
 
 
 class ModelRefused(SkewlessError):

@@ -15,6 +15,8 @@ import pandas as pd
 
 Kind = Literal["numeric", "categorical"]
 
+CONTRACT_FILE = "contract.json"  # beside the model file in every model artifact
+
 
 @dataclass(frozen=True)
 class FeatureSpec:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli.environments import FILE_VARIABLE, environment_variables, ledger_file, select
-from loadtests.release.deploy import Environments, promotion_refusal
+from loadtests.release.order import Environments, promotion_refusal
 from skewless.errors import BadInput
 from skewless.ledger import Check, Ledger
 from skewless.settings import get_settings
