@@ -88,7 +88,8 @@ class Deploy:
             return set()
         return {str(v.version) for v in ModelRegistry.of(self.settings).versions(self.config.name)}
 
-    def _step(self, run_id: int, name: str, *args: str, candidate: bool = False) -> bool:
+    def _step(self, run_id: int, name: str, *args: str, candidate: bool = False) -> int:
+        """Run one step; its exit code (0 done, 1 a check said no, 2 bad input)."""
         env = {
             **self.env,
             "SKEWLESS_NAMESPACE": "candidate" if candidate else "live",
@@ -102,21 +103,21 @@ class Deploy:
         code = self.command(*args, env=env)
         seconds = time.perf_counter() - started
         self.ledger.step(run_id, name, code == 0, f"exit {code} in {seconds:.1f} s")
-        return code == 0
+        return code
 
     def _deploy(self, run_id: int, *, first: bool) -> tuple[str, str | None, str | None, str]:
         """The release's definitions in a candidate namespace (an environment without a
         champion: its live one), materialized; a model trained there; its gate; then the
         switch (the first champion: its promotion). Nothing goes live unless the gate passed."""
         candidate = not first
-        if not self._step(run_id, "apply", "apply", *(() if first else ("--candidate",))):
+        if self._step(run_id, "apply", "apply", *(() if first else ("--candidate",))) != 0:
             return "failed", None, None, "apply failed"
         current = namespaces.load(self.settings.state_dir)
         namespace = (current.live or yaml_project(self.settings)) if first else current.candidate
-        if not self._step(run_id, "materialize", "materialize", candidate=candidate):
+        if self._step(run_id, "materialize", "materialize", candidate=candidate) != 0:
             return "failed", None, namespace, "materialize failed"
         before = self._versions()
-        if not self._step(run_id, "train", "train", candidate=candidate):
+        if self._step(run_id, "train", "train", candidate=candidate) != 0:
             return "failed", None, namespace, "train failed"
         trained = ModelRegistry.of(self.settings).by_alias(self.config.name, CHALLENGER)
         if trained is None or str(trained.version) in before:
@@ -125,13 +126,16 @@ class Deploy:
         if trained.record.namespace != namespace:
             return "failed", version, namespace, f"version {version} was trained elsewhere"
         gate = ("gate", "--candidate", version, *self.gate)
-        if not self._step(run_id, "gate", *gate, candidate=candidate):
+        gated = self._step(run_id, "gate", *gate, candidate=candidate)
+        if gated == 1:  # the gate ran and said no
             return "gate_failed", version, namespace, f"version {version} failed its gate"
+        if gated != 0:
+            return "failed", version, namespace, f"the gate could not run (exit {gated})"
         why = f"release {self.release.id}"
         if first:
-            if not self._step(run_id, "promote", "promote", version, "--why", why):
+            if self._step(run_id, "promote", "promote", version, "--why", why) != 0:
                 return "failed", version, namespace, "promote failed"
             return "first", version, namespace, f"version {version} is the first champion"
-        if not self._step(run_id, "switch", "switch", "--version", version, "--why", why):
+        if self._step(run_id, "switch", "switch", "--version", version, "--why", why) != 0:
             return "failed", version, namespace, "switch failed"
         return "switched", version, namespace, f"version {version} and {namespace} are live"
