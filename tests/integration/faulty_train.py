@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import training.commands
+import training.pipeline
 from training.pipeline import Pipeline
 
 FAULT_ENV = "SKEWLESS_TEST_KILL_AT"
@@ -24,7 +24,8 @@ class _DyingPipeline(Pipeline):
         super().__init__(*args, **{**kwargs, "hook": _kill_at})
 
 
-training.commands.Pipeline = _DyingPipeline  # type: ignore[misc]
+# `skewless train` imports the pipeline when it runs: it finds this one.
+training.pipeline.Pipeline = _DyingPipeline  # type: ignore[misc]
 
 if __name__ == "__main__":
     from cli.main import main
