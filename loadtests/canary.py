@@ -37,7 +37,8 @@ from skewless.settings import Settings
 from . import server_metrics
 from .config import CanaryConfig
 from .locust_run import LoadPlan, LocustRun, signals_held
-from .payloads import replay_payloads, write_payloads
+from .payload_file import write_payloads
+from .payloads import replay_payloads
 from .promotion import promote
 from .records import record_step
 

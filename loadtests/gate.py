@@ -42,7 +42,8 @@ from .gate_report import GateReport, now
 from .golden import golden_grpc, golden_rest
 from .load_judgement import judge_load
 from .locust_run import ClientStats, LoadPlan, LocustRun, signals_held
-from .payloads import replay_payloads, write_payloads
+from .payload_file import write_payloads
+from .payloads import replay_payloads
 
 log = logging.getLogger("skewless.gate")
 

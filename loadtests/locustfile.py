@@ -7,7 +7,7 @@ Run by the gate (`loadtests/locust_run.py`), or by hand:
         --host http://127.0.0.1:8000 RestUser
 
 Environment:
-- SKEWLESS_LOADTEST_PAYLOADS: JSON lines written by `loadtests.payloads.write_payloads`;
+- SKEWLESS_LOADTEST_PAYLOADS: JSON lines written by `loadtests.payload_file.write_payloads`;
 - SKEWLESS_LOADTEST_USER_RATE: requests per second per user (pacing: users x rate = target);
 - SKEWLESS_LOADTEST_GRPC_TARGET: host:port of the gRPC face (GrpcUser).
 
@@ -30,7 +30,7 @@ import grpc.experimental.gevent as grpc_gevent
 from google.protobuf.json_format import ParseDict
 from locust import FastHttpUser, User, constant_throughput, task
 
-from loadtests.payloads import read_payloads
+from loadtests.payload_file import read_payloads
 from serving.protos import prediction_pb2 as pb
 from serving.protos import prediction_pb2_grpc as pb_grpc
 

@@ -8,8 +8,6 @@ so that both kinds of locust users replay exactly the same requests.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -75,13 +73,3 @@ def replay_payloads(
     rows = recent_entity_rows(store, config, schema, n)
     unknown = unknown_keys(rows, schema, unknown_share, seed)
     return payloads(rows, schema), int(unknown.sum())
-
-
-def write_payloads(items: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(json.dumps(item) for item in items) + "\n")
-    return path
-
-
-def read_payloads(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line]

@@ -68,17 +68,21 @@ def model_fetcher(
     )
 
 
-def command_program() -> list[str]:
-    """The `skewless` command as a program: this interpreter running the module the installed
-    distribution's `skewless` script points to. Read from the package's metadata, so the
-    kernel never names the roof."""
+def command_module() -> str:
+    """The module the installed distribution's `skewless` script points to. Read from the
+    package's metadata, so the kernel never names the roof."""
     scripts = entry_points(group="console_scripts", name="skewless")
     if not scripts:
         raise SkewlessError(
             "skewless is not installed, so one command cannot run another: `pip install -e .` "
             "in the checkout (scripts/quickstart does)"
         )
-    return [sys.executable, "-m", next(iter(scripts)).module]
+    return next(iter(scripts)).module
+
+
+def command_program() -> list[str]:
+    """The `skewless` command as a program: this interpreter running its module."""
+    return [sys.executable, "-m", command_module()]
 
 
 def run_command(

@@ -23,7 +23,8 @@ from benchmarks.loadgen import HttpPool, http_request, open_loop
 from loadtests import server_metrics
 from loadtests.load_judgement import LATENCY
 from loadtests.locust_run import LoadPlan, LocustRun
-from loadtests.payloads import replay_payloads, write_payloads
+from loadtests.payload_file import write_payloads
+from loadtests.payloads import replay_payloads
 from serving.process import ServiceProcess
 from skewless.features import store as feature_store
 from skewless.features.service import service_schema
