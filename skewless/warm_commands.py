@@ -21,7 +21,6 @@ import os
 import signal
 import subprocess
 import sys
-import warnings
 from types import ModuleType, TracebackType
 
 from skewless.command_support import command_module
@@ -117,9 +116,6 @@ def _command(app: ModuleType, args: list[str], env: dict[str, str]) -> int:
     # As `python -m <module>` sets them (click names the program from both).
     sys.modules["__main__"] = app
     sys.argv = [str(getattr(app, "__file__", "skewless")), *args]
-    # Libraries' deprecation notices stay hidden, as Python's default hides them: one of the
-    # preloaded imports turns them to "once", which a fresh start resets before it matters.
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
     code: int = 1
     try:
         app.main()

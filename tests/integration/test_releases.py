@@ -35,9 +35,13 @@ from skewless.settings import Settings, get_settings
 
 from .serving_setup import SMALL_PIPELINE, Stream
 from .template_setup import GATE, SERVICE, Template, make_template
+from .test_deployment import gate_config
 from .test_namespace_switch import _one_step, _repo_copy, _served, _wait_for
 
 pytestmark = pytest.mark.integration
+
+# The flights model's gate, small: this test is about the release's flow, not its speed.
+FLIGHTS_GATE = gate_config(golden={"requests": 5}, load={"seconds": 2}, skew={"sample": 30})
 
 # One staging run before production: counting runs (a failed one does not count; N-1 refused,
 # N allowed with N = 2) is tested on a real ledger in tests/unit/test_ledger_and_environments.py;
@@ -255,35 +259,41 @@ def _version(answer: httpx.Response | Exception) -> str | None:
     return None
 
 
-def test_a_flights_release_that_does_not_learn_fails_its_build_and_is_never_deployed(
+def test_on_the_flights_repository_a_release_that_does_not_learn_fails_and_its_fix_deploys(
     real_repo: Settings, tmp_path: Path, restored_environ: None
 ) -> None:
-    """The same commands on the project's own repository and data, with a planted bug: a
+    """The same commands on the project's own repository and data. A planted bug first: a
     learning rate of 1e-9 (LightGBM refuses 0). The end-to-end run completes on the year's
     tables, the other checks pass, `training_converges` fails with its evidence, the build
-    exits 1 and is in the ledger, and no environment may deploy it."""
+    exits 1 and is in the ledger, and no environment may deploy it. Then the fix: its build
+    passes, and its deploy gives staging its first champion, trained on staging's own store
+    from the release's definitions and gated there; the ledger and MLflow say so."""
     repo = _repo_copy(real_repo, tmp_path)
-    model = SMALL_PIPELINE.replace(
+    model_file = tmp_path / "model.yaml"
+    planted = SMALL_PIPELINE.replace(
         "training: {search_budget: 1,",
         "training: {params: {learning_rate: 1.0e-9}, search_budget: 1,",
     )
-    assert model != SMALL_PIPELINE
-    (tmp_path / "model.yaml").write_text(model)
+    assert planted != SMALL_PIPELINE
+    model_file.write_text(planted)
+    (tmp_path / "gate.yaml").write_text(yaml.safe_dump(FLIGHTS_GATE.model_dump(mode="json")))
     config = {
         "ledger": "releases.db",
         "environments": {
             "staging": {
-                "settings": {"repo_path": str(repo), "model_file": "model.yaml", "state_dir": "s"}
+                "settings": {"repo_path": str(repo), "model_file": "model.yaml", "state_dir": "s"},
+                "gate": "gate.yaml",
             }
         },
     }
     file = tmp_path / "environments.yaml"
     file.write_text(yaml.safe_dump(config, sort_keys=False))
     os.environ[FILE_VARIABLE] = str(file)
+    ledger = Ledger(tmp_path / "releases.db")
 
     code, built = _cli("--env", "staging", "release", "build")
     assert code == 1 and "failed training_converges" in built, built
-    (release,) = Ledger(tmp_path / "releases.db").releases()
+    (release,) = ledger.releases()
     checks = {c.name: c for c in release.checks}
     assert not release.passed and not checks["training_converges"].passed
     assert "the base rate's" in checks["training_converges"].evidence
@@ -292,3 +302,28 @@ def test_a_flights_release_that_does_not_learn_fails_its_build_and_is_never_depl
     code, output = _cli("release", "deploy", release.id, "--env", "staging")
     assert code == 2 and "did not pass its checks (training_converges)" in output, output
     assert not (tmp_path / "s").exists()  # nothing of the environment was touched
+
+    # The fix is another release (the model configuration is part of it), and it ships.
+    model_file.write_text(SMALL_PIPELINE)
+    code, built = _cli("--env", "staging", "release", "build")
+    assert code == 0, built
+    fixed = next(r for r in ledger.releases() if r.id != release.id)
+    assert fixed.passed
+    code, output = _cli("release", "deploy", fixed.id, "--env", "staging")
+    assert code == 0, output
+    (run,) = ledger.runs(fixed.id, "staging")
+    assert run.outcome == "first" and [s["step"] for s in run.steps] == [
+        "apply",
+        "materialize",
+        "train",
+        "gate",
+        "promote",
+    ]
+    staging = _settings("staging", file)
+    registry = ModelRegistry.of(staging)
+    champion = registry.by_alias("departure_delay", CHAMPION)
+    assert champion is not None and str(champion.version) == run.version
+    assert champion.tags.get("release") == fixed.id
+    assert champion.record.definitions == fixed.manifest["definitions_fingerprint"]
+    code, status = _cli("release", "status", fixed.id)
+    assert code == 0 and f"version {run.version}" in status, status
