@@ -18,6 +18,7 @@ import loadtests.commands
 import monitoring.commands
 import monitoring.ct.commands
 import serving.commands
+import streaming.commands
 import training.commands
 from cli import definition_commands, environments, feature_commands, release_commands
 from skewless.command_support import ConfigOption, console
@@ -91,6 +92,7 @@ training.commands.register(app)
 serving.commands.register(app)
 monitoring.commands.register(app)
 monitoring.ct.commands.register(app)
+streaming.commands.register(app)
 
 
 @app.command("quickstart")

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         description="Feast connection string for Redis: host:port[,db=0][,password=...]; for "
         "a cluster, one or more of its nodes: host:port,host:port[,password=...].",
     )
+    event_log: str = Field(
+        default="127.0.0.1:6379",
+        description="The Redis server holding the live event log (Redis Streams), as "
+        "host:port[,db=0][,password=...]; its streams are named after the Feast project "
+        "(streaming/log.py).",
+    )
     lead_time_minutes: PositiveInt = Field(
         default=60, description="How long before scheduled departure a prediction is asked for."
     )

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .flights import LOCAL_TZ
+from .tiles import TiledAggregate, tile_index, window_values
 
 KNOWN_AFTER = pd.Timedelta(seconds=1)
 
@@ -45,7 +46,7 @@ def rolling_late_rate(
     grid = pd.date_range(start, known["departed_at"].max().ceil(every) + window, freq=every)
     key_frame = known[keys].drop_duplicates().sort_values(keys, ignore_index=True)
     key_codes = known[keys].merge(key_frame.reset_index(), on=keys, how="left")["index"]
-    bucket = ((known["departed_at"] - start) // every).to_numpy()
+    bucket = tile_index(known["departed_at"], every) - tile_index(pd.DatetimeIndex([start]), every)
 
     shape = (len(key_frame), len(grid))
     counts, lates = np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)
@@ -63,12 +64,19 @@ def rolling_late_rate(
     table["event_timestamp"] = pd.DatetimeIndex(
         np.tile(grid.tz_convert(None), len(key_frame)), tz="UTC"
     )
-    count = count_window.ravel()
-    table[f"{prefix}_departures"] = count
-    with np.errstate(divide="ignore", invalid="ignore"):
-        table[f"{prefix}_late_rate"] = np.where(count > 0, late_window.ravel() / count, np.nan)
-        table[f"{prefix}_mean_delay"] = np.where(count > 0, delay_window.ravel() / count, np.nan)
+    departures_, late_rate, mean_delay = window_values(
+        count_window.ravel(), late_window.ravel(), delay_window.ravel()
+    )
+    table[f"{prefix}_departures"] = departures_
+    table[f"{prefix}_late_rate"] = late_rate
+    table[f"{prefix}_mean_delay"] = mean_delay
     return table
+
+
+def tiled_table(departures: pd.DataFrame, aggregate: TiledAggregate) -> pd.DataFrame:
+    """The batch path of one tiled aggregate (tiles.py): its windows' snapshots, one table."""
+    windows = {w.prefix: w.length for w in aggregate.windows}
+    return rolling_windows(departures, list(aggregate.keys), windows, aggregate.tile)
 
 
 def rolling_windows(
@@ -82,6 +90,8 @@ def rolling_windows(
         rolling_late_rate(departures, keys, window, every, prefix)
         for prefix, window in windows.items()
     ]
+    if len(tables) == 1:
+        return tables[0]
     merged = tables[0]
     for table in tables[1:]:
         merged = merged.merge(table, on=[*keys, "event_timestamp"], how="outer")

@@ -19,6 +19,7 @@ import pandas as pd
 from . import aggregates, flights, profiles
 from .code_hash import code_hash
 from .raw import RawData, raw_fingerprint, read_raw
+from .tiles import TILED
 
 MANIFEST = "tables.json"
 
@@ -52,20 +53,15 @@ def destinations(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.Data
 
 
 def origin_departures_recent(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
-    windows = {"origin_1h": pd.Timedelta(hours=1), "origin_3h": pd.Timedelta(hours=3)}
-    return aggregates.rolling_windows(dep, ["origin"], windows, pd.Timedelta(minutes=15))
+    return aggregates.tiled_table(dep, TILED["origin_departures_recent"])
 
 
 def carrier_departures_7d(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
-    return aggregates.rolling_late_rate(
-        dep, ["carrier"], pd.Timedelta(days=7), pd.Timedelta(hours=1), "carrier_7d"
-    )
+    return aggregates.tiled_table(dep, TILED["carrier_departures_7d"])
 
 
 def route_departures_7d(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
-    return aggregates.rolling_late_rate(
-        dep, ["origin", "dest"], pd.Timedelta(days=7), pd.Timedelta(hours=1), "route_7d"
-    )
+    return aggregates.tiled_table(dep, TILED["route_departures_7d"])
 
 
 def aircraft_departures_today(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:

@@ -1,0 +1,149 @@
+"""Windowed aggregates, defined once as tiles, computed by the batch build and by the stream
+processor from the same code.
+
+A tile is one key's departures in one time bucket (`tile` wide, aligned on the epoch): their
+count, how many were late, and the sum of their delays (whole minutes, so every sum is exact in
+float64 and no order of addition can change a bit). A window's value at a bucket boundary g is
+the sum of the tiles in [g - window, g): departures strictly before g only, so a row stamped at
+g never sees its own instant. `window_values` turns those sums into the features, for both
+paths; the batch build sums tiles with a trailing cumulative sum (aggregates.py), the stream
+processor keeps the tiles of the last window per key and sums them when a boundary passes.
+
+The definitions (which keys, which tile, which windows) are `TILED`, read by both paths and by
+the definition fingerprints (a changed window or tile is a changed definition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Window:
+    prefix: str  # the features' prefix: {prefix}_departures, _late_rate, _mean_delay
+    length: pd.Timedelta
+
+
+@dataclass(frozen=True)
+class TiledAggregate:
+    table: str  # the feature table (and Feast source) it fills
+    keys: tuple[str, ...]
+    tile: pd.Timedelta  # the bucket width, and the snapshot interval of the table's rows
+    windows: tuple[Window, ...]
+
+    def __post_init__(self) -> None:
+        for window in self.windows:
+            if window.length % self.tile != pd.Timedelta(0):
+                raise ValueError(
+                    f"{self.table}: window {window.length} is not a multiple of the tile "
+                    f"{self.tile}"
+                )
+
+    def steps(self, window: Window) -> int:
+        return int(window.length // self.tile)
+
+    @property
+    def longest(self) -> pd.Timedelta:
+        return max(w.length for w in self.windows)
+
+    def columns(self) -> list[str]:
+        return [
+            f"{w.prefix}_{name}"
+            for w in self.windows
+            for name in ("departures", "late_rate", "mean_delay")
+        ]
+
+
+TILED: dict[str, TiledAggregate] = {
+    aggregate.table: aggregate
+    for aggregate in (
+        TiledAggregate(
+            "origin_departures_recent",
+            ("origin",),
+            pd.Timedelta(minutes=15),
+            (
+                Window("origin_1h", pd.Timedelta(hours=1)),
+                Window("origin_3h", pd.Timedelta(hours=3)),
+            ),
+        ),
+        TiledAggregate(
+            "carrier_departures_7d",
+            ("carrier",),
+            pd.Timedelta(hours=1),
+            (Window("carrier_7d", pd.Timedelta(days=7)),),
+        ),
+        TiledAggregate(
+            "route_departures_7d",
+            ("origin", "dest"),
+            pd.Timedelta(hours=1),
+            (Window("route_7d", pd.Timedelta(days=7)),),
+        ),
+    )
+}
+
+
+def tile_index(times: pd.Series | pd.DatetimeIndex, tile: pd.Timedelta) -> np.ndarray:
+    """The bucket of each time: whole tiles since the epoch (UTC)."""
+    nanoseconds = pd.DatetimeIndex(times).tz_convert("UTC").asi8
+    result: np.ndarray = nanoseconds // tile.value
+    return result
+
+
+def tile_start(index: int, tile: pd.Timedelta) -> pd.Timestamp:
+    return pd.Timestamp(index * tile.value, tz="UTC")
+
+
+def window_values(
+    counts: np.ndarray, lates: np.ndarray, delays: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A window's features from its summed tiles: departures, late rate and mean delay (both
+    NaN when there were none)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        late_rate = np.where(counts > 0, lates / counts, np.nan)
+        mean_delay = np.where(counts > 0, delays / counts, np.nan)
+    return counts.astype(np.int64), late_rate, mean_delay
+
+
+@dataclass
+class Tiles:
+    """One key's tiles in memory, bucket -> (count, late, delay sum): what the stream
+    processor keeps per key (the last window's worth)."""
+
+    buckets: dict[int, tuple[int, int, float]] = field(default_factory=dict)
+
+    def add(self, bucket: int, late: int, delay: float) -> None:
+        count, lates, delays = self.buckets.get(bucket, (0, 0, 0.0))
+        self.buckets[bucket] = (count + 1, lates + late, delays + delay)
+
+    def forget_before(self, bucket: int) -> None:
+        for old in [b for b in self.buckets if b < bucket]:
+            del self.buckets[old]
+
+    def window_at(self, boundary: int, steps: int) -> tuple[int, int, float]:
+        """Sums over the buckets [boundary - steps, boundary): the departures before it."""
+        count, lates, delays = 0, 0, 0.0
+        for bucket, (c, late, delay) in self.buckets.items():
+            if boundary - steps <= bucket < boundary:
+                count, lates, delays = count + c, lates + late, delays + delay
+        return count, lates, delays
+
+
+def feature_row(
+    aggregate: TiledAggregate, tiles: Tiles, boundary: int
+) -> Mapping[str, float | int]:
+    """The features of one key at one bucket boundary, from its tiles: the batch table's row
+    stamped `tile_start(boundary)`."""
+    row: dict[str, float | int] = {}
+    for window in aggregate.windows:
+        count, lates, delays = tiles.window_at(boundary, aggregate.steps(window))
+        departures, late_rate, mean_delay = window_values(
+            np.array([count]), np.array([lates]), np.array([delays], dtype=np.float64)
+        )
+        row[f"{window.prefix}_departures"] = int(departures[0])
+        row[f"{window.prefix}_late_rate"] = float(late_rate[0])
+        row[f"{window.prefix}_mean_delay"] = float(mean_delay[0])
+    return row

