@@ -6,7 +6,7 @@ then stops locust itself (and whatever else it started) in order.
 
 from __future__ import annotations
 
-import csv
+import json
 import math
 import os
 import signal
@@ -20,7 +20,6 @@ from typing import Literal
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 USER_CLASS = {"rest": "RestUser", "grpc": "GrpcUser"}
-PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%")
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,7 @@ class LocustRun:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.csv_prefix = out_dir / f"locust-{plan.protocol}"
         self.html = out_dir / f"locust-{plan.protocol}.html"
+        self.final = out_dir / f"locust-{plan.protocol}-final.json"
         self.command = [
             sys.executable,
             "-m",
@@ -98,6 +98,7 @@ class LocustRun:
             "SKEWLESS_LOADTEST_PAYLOADS": str(payloads),
             "SKEWLESS_LOADTEST_USER_RATE": str(plan.paced_user_rate),
             "SKEWLESS_LOADTEST_GRPC_TARGET": grpc_target,
+            "SKEWLESS_LOADTEST_FINAL_STATS": str(self.final),
         }
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -119,7 +120,7 @@ class LocustRun:
             raise RuntimeError(
                 f"locust exited with {code}; see {self.out_dir}/locust-{self.plan.protocol}.log"
             )
-        return read_stats(self.csv_prefix)
+        return read_final_stats(self.final)
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL: locust's whole session, gevent workers included."""
@@ -153,22 +154,14 @@ def signals_held() -> Iterator[None]:
             signal.raise_signal(caught[0])
 
 
-def read_stats(csv_prefix: Path) -> ClientStats:
-    with Path(f"{csv_prefix}_stats.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    total = next(r for r in rows if r["Name"] == "Aggregated")
-    percentiles = {p: float(total[p]) for p in PERCENTILES if total.get(p) not in (None, "", "N/A")}
-    examples: list[str] = []
-    failures = Path(f"{csv_prefix}_failures.csv")
-    if failures.exists():
-        with failures.open() as handle:
-            examples = [
-                f"{r['Occurrences']}x {r['Name']}: {r['Error']}" for r in csv.DictReader(handle)
-            ][:5]
+def read_final_stats(path: Path) -> ClientStats:
+    """The figures the locustfile wrote as locust quit, after its last request (its CSV files
+    are written once a second and can miss the last one)."""
+    figures = json.loads(path.read_text())
     return ClientStats(
-        requests=int(total["Request Count"]),
-        failures=int(total["Failure Count"]),
-        rate=float(total["Requests/s"]),
-        percentiles_ms=percentiles,
-        failure_examples=examples,
+        requests=int(figures["requests"]),
+        failures=int(figures["failures"]),
+        rate=float(figures["rate"]),
+        percentiles_ms={k: float(v) for k, v in figures["percentiles_ms"].items()},
+        failure_examples=list(figures["failure_examples"]),
     )

@@ -9,7 +9,10 @@ Run by the gate (`loadtests/locust_run.py`), or by hand:
 Environment:
 - SKEWLESS_LOADTEST_PAYLOADS: JSON lines written by `loadtests.payload_file.write_payloads`;
 - SKEWLESS_LOADTEST_USER_RATE: requests per second per user (pacing: users x rate = target);
-- SKEWLESS_LOADTEST_GRPC_TARGET: host:port of the gRPC face (GrpcUser).
+- SKEWLESS_LOADTEST_GRPC_TARGET: host:port of the gRPC face (GrpcUser);
+- SKEWLESS_LOADTEST_FINAL_STATS: where to write the run's final figures (JSON) as locust quits.
+  Its CSV files are written once a second while it runs and not again at the end, so they can
+  miss the last second of requests; these figures are taken after the last one.
 
 This file runs inside locust only: importing locust monkey-patches the standard library
 with gevent, so nothing else in skewless imports it.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import os
 import random
 import time
@@ -28,7 +32,8 @@ from typing import Any
 import grpc
 import grpc.experimental.gevent as grpc_gevent
 from google.protobuf.json_format import ParseDict
-from locust import FastHttpUser, User, constant_throughput, task
+from locust import FastHttpUser, User, constant_throughput, events, task
+from locust.env import Environment
 
 from loadtests.payload_file import read_payloads
 from serving.protos import prediction_pb2 as pb
@@ -39,6 +44,48 @@ grpc_gevent.init_gevent()  # grpc's blocking calls must yield to the other green
 PAYLOADS = read_payloads(Path(os.environ["SKEWLESS_LOADTEST_PAYLOADS"]))
 USER_RATE = float(os.environ.get("SKEWLESS_LOADTEST_USER_RATE", "10"))
 TIMEOUT_SECONDS = 10.0
+PERCENTILES = {
+    "50%": 0.5,
+    "66%": 0.66,
+    "75%": 0.75,
+    "80%": 0.8,
+    "90%": 0.9,
+    "95%": 0.95,
+    "98%": 0.98,
+    "99%": 0.99,
+    "99.9%": 0.999,
+    "99.99%": 0.9999,
+    "100%": 1.0,
+}
+_environment: list[Environment] = []
+
+
+@events.init.add_listener
+def _remember(environment: Environment, **_: Any) -> None:
+    _environment.append(environment)
+
+
+@events.quit.add_listener
+def _write_final_stats(exit_code: int, **_: Any) -> None:
+    path = os.environ.get("SKEWLESS_LOADTEST_FINAL_STATS")
+    if not path or not _environment:
+        return
+    stats = _environment[0].stats
+    total = stats.total
+    figures = {
+        "requests": total.num_requests,
+        "failures": total.num_failures,
+        "rate": total.total_rps,
+        "percentiles_ms": {
+            name: total.get_response_time_percentile(share)
+            for name, share in PERCENTILES.items()
+            if total.num_requests
+        },
+        "failure_examples": [
+            f"{e.occurrences}x {e.name}: {e.error}" for e in list(stats.errors.values())[:5]
+        ],
+    }
+    Path(path).write_text(json.dumps(figures))
 
 
 def _cycle(items: list[Any]) -> itertools.cycle[Any]:

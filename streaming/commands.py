@@ -138,9 +138,51 @@ def status_command(
         console.print(f"  {letter.entry_id}: {letter.reason}", highlight=False, markup=False)
 
 
+stream_app = typer.Typer(
+    help="The stream processor: events from the log into the online store.",
+    no_args_is_help=True,
+)
+
+
+@stream_app.command("run")
+def stream_run_command(
+    consumer: Annotated[
+        str, typer.Option(help="This processor's name in the group (one per process).")
+    ] = "processor-1",
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="Stop once the log has nothing new.")
+    ] = False,
+) -> None:
+    """Read the log in the `features` group, apply departures to the tiles exactly once,
+    write feature rows online as bucket boundaries pass. Several may run: each its --consumer."""
+    from skewless.features.store import open_store
+
+    from .processor import StreamProcessor
+    from .tile_store import TileStore
+
+    settings = get_settings()
+    log = _log(settings)
+    store = open_store(settings)
+    processor = StreamProcessor(
+        store, log, TileStore(log.client, log.project), consumer=consumer, say=console.print
+    )
+    console.print(f"{consumer}: reading {log.stream} in group {processor.group}")
+    try:
+        while processor.step() or not until_idle:
+            pass
+    except KeyboardInterrupt:
+        pass
+    p = processor.progress
+    console.print(
+        f"{consumer}: read {p.read:,}, applied {p.applied:,} departures, dead-lettered "
+        f"{p.dead_lettered:,}, wrote {p.rows_written:,} rows; clock {p.clock}"
+    )
+
+
 def _by_reason(counts: dict[str, int]) -> str:
     return ", ".join(f"{reason} {n:,}" for reason, n in sorted(counts.items()))
 
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="events")
+    root.add_typer(stream_app, name="stream")

@@ -69,7 +69,7 @@ def redis_client(connection: str) -> redis.Redis:
 
 class EventLog:
     def __init__(self, client: redis.Redis, project: str) -> None:
-        self.client = client
+        self.client, self.project = client, project
         self.stream = f"skewless:{project}:events"
         self.dead = f"{self.stream}:dead"
         self.dead_counts = f"{self.dead}:counts"
@@ -115,7 +115,8 @@ class EventLog:
             consumer,
             {self.stream: "0" if pending else ">"},
             count=count,
-            block=None if pending else block_ms,
+            # BLOCK 0 is "wait forever" to Redis: no wait is no BLOCK at all.
+            block=None if pending or not block_ms else block_ms,
         )
         return [
             _decode(_text(entry_id), raw)
@@ -126,6 +127,18 @@ class EventLog:
     def ack(self, group: str, ids: list[str]) -> None:
         if ids:
             self.client.xack(self.stream, group, *ids)
+
+    def oldest_pending(self, group: str) -> dict[str, str] | None:
+        """The fields of the group's oldest entry delivered and not acknowledged (a processor
+        holds it), or None: events before it are all in."""
+        summary: Any = self.client.xpending(self.stream, group)
+        if not summary or not summary.get("pending"):
+            return None
+        entry_id = _text(summary["min"])
+        found: Any = self.client.xrange(self.stream, min=entry_id, max=entry_id, count=1)
+        if not found:
+            return None
+        return _decode(entry_id, found[0][1]).fields
 
     def dead_letter(
         self, group: str, entry_id: str, fields: Mapping[str, str], reason: str

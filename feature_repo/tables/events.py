@@ -2,7 +2,8 @@
 
 - **departure**: a flight left its gate (the raw file's `dep_time`): `flight_id` (the request
   table's id), `origin`, `dest`, `carrier`, `tailnum` (the aircraft; empty when unknown),
-  `scheduled_departure` and `departed_at` (UTC), `dep_delay` (minutes, may be negative). Its
+  `scheduled_departure` and `departed_at` (UTC), `dep_delay` (whole minutes, may be negative,
+  equal to `departed_at - scheduled_departure`). Its
   event time is `departed_at`; it feeds the windowed aggregates.
 - **weather**: an hourly observation at an origin airport: `origin`, `time_hour` (the hour it
   is filed under, UTC), and the readings of `WEATHER_COLUMNS` (each may be empty). Its event
@@ -154,6 +155,8 @@ def _departure(entry: Mapping[str, str]) -> Departure:
     departed = _time(entry, "departed_at")
     delay = _number(entry, "dep_delay")
     assert delay is not None  # not optional: _number raised otherwise
+    if not delay.is_integer():  # tiles sum delays exactly as whole minutes (tiles.py)
+        raise MalformedEvent(f"departure.dep_delay: {delay:g} is not whole minutes")
     between = (departed - scheduled) / timedelta(minutes=1)
     if abs(between - delay) > _DELAY_TOLERANCE_MINUTES:
         raise MalformedEvent(

@@ -50,6 +50,11 @@ class TiledAggregate:
     def longest(self) -> pd.Timedelta:
         return max(w.length for w in self.windows)
 
+    @property
+    def steps_longest(self) -> int:
+        """The tiles the longest window sums."""
+        return int(self.longest // self.tile)
+
     def columns(self) -> list[str]:
         return [
             f"{w.prefix}_{name}"

@@ -1,0 +1,159 @@
+"""The stream processor: events from the log, in a consumer group, into the online store.
+
+Each step reads a batch of entries (malformed ones are dead-lettered by the reader), applies
+the departures to the shared tiles exactly once (tile_store.py), writes the weather
+observations as they come (the batch table's rows, stamped when each is known), acknowledges
+the batch, then writes the tiled views' rows for every bucket boundary the stream has passed.
+
+A row stamped at boundary g holds the departures strictly before g (tiles.py), so it is written
+only once every event before g is in: the processor's clock is the latest event time it has
+read, held back to the oldest entry any processor of the group still holds unacknowledged (the
+log is in event-time order). Several processors share a group and the tiles; whichever passes a
+boundary first writes its rows, from the same tiles, and Feast keeps one row per timestamp.
+Rows go to the online store through Feast's own `write_to_online_store`, in the views' schemas.
+
+Outcomes (labels becoming known) are read and acknowledged: they are not features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+from feast import FeatureStore
+
+from feature_repo.tables.events import Departure, Weather, parse_event
+from feature_repo.tables.tiles import TILED, TiledAggregate, feature_row, tile_index, tile_start
+
+from .log import EventLog
+from .reader import EventReader
+from .tile_store import TileStore
+
+WEATHER_VIEW = "weather_hourly"
+
+
+@dataclass
+class Progress:
+    read: int = 0
+    applied: int = 0  # departures new to the tiles
+    dead_lettered: int = 0
+    rows_written: int = 0
+    clock: pd.Timestamp | None = None
+
+
+class StreamProcessor:
+    def __init__(
+        self,
+        store: FeatureStore,
+        log: EventLog,
+        tiles: TileStore,
+        *,
+        group: str = "features",
+        consumer: str = "processor-1",
+        say: Callable[[str], None] = lambda _: None,
+    ) -> None:
+        self.store, self.log, self.tiles = store, log, tiles
+        self.reader = EventReader(log, group, consumer)
+        self.group = group
+        self.say = say
+        self.progress = Progress()
+        self._written: dict[str, int] = {}  # table -> the last boundary this process wrote
+
+    def step(self, *, count: int = 1000, block_ms: int = 200) -> int:
+        """One batch: read, apply, acknowledge, write what it completes. The entries read."""
+        delivered = self.reader.poll(count=count, block_ms=block_ms)
+        self.progress.dead_lettered = self.reader.dead_lettered
+        if not delivered:
+            self._advance()
+            return 0
+        departures = [d.event for d in delivered if isinstance(d.event, Departure)]
+        applied = self.tiles.apply(departures)
+        weather = [d.event for d in delivered if isinstance(d.event, Weather)]
+        if weather:
+            self._write_weather(weather)
+        self.reader.ack([d.entry_id for d in delivered])
+        latest = max(pd.Timestamp(d.event.event_time) for d in delivered)
+        clock = self.progress.clock
+        self.progress.clock = latest if clock is None else max(clock, latest)
+        self.progress.read += len(delivered)
+        self.progress.applied += applied.events
+        self._advance()
+        return len(delivered)
+
+    def run_until_idle(self, *, count: int = 1000) -> Progress:
+        """Steps until the log has nothing new for this processor."""
+        while self.step(count=count):
+            pass
+        return self.progress
+
+    def tick(self, now: pd.Timestamp) -> None:
+        """The clock moves to `now` (a replay's or the wall's) with no event to move it: every
+        event before `now` is in the log and read (the caller's promise: a replay publishes
+        them first), so the boundaries up to `now` are complete and written."""
+        while self.step(block_ms=0):
+            pass
+        clock = self.progress.clock
+        self.progress.clock = now if clock is None else max(clock, now)
+        self._advance()
+
+    def _safe_clock(self) -> pd.Timestamp | None:
+        """This processor's clock, held back to the oldest event another one still holds."""
+        clock = self.progress.clock
+        held = self.log.oldest_pending(self.group)
+        if clock is None or held is None:
+            return clock
+        try:
+            oldest = pd.Timestamp(parse_event(held).event_time)
+        except ValueError:  # a malformed entry being dead-lettered: it holds nothing back
+            return clock
+        return min(clock, oldest)
+
+    def _advance(self) -> None:
+        clock = self._safe_clock()
+        if clock is None:
+            return
+        for aggregate in TILED.values():
+            boundary = int(tile_index(pd.DatetimeIndex([clock]), aggregate.tile)[0])
+            if boundary > self._written.get(aggregate.table, -1):
+                self._write_boundary(aggregate, boundary)
+                self._written[aggregate.table] = boundary
+
+    def _write_boundary(self, aggregate: TiledAggregate, boundary: int) -> None:
+        keys = self.tiles.keys(aggregate)
+        if not keys:
+            return
+        every_key = self.tiles.tiles(aggregate, keys)
+        rows = [
+            {
+                **dict(zip(aggregate.keys, key, strict=True)),
+                "event_timestamp": tile_start(boundary, aggregate.tile),
+                **feature_row(aggregate, tiles, boundary),
+            }
+            for key, tiles in zip(keys, every_key, strict=True)
+        ]
+        # Tiles no window reaches any more (a late event may still add to a newer one).
+        self.tiles.forget(aggregate, keys, every_key, boundary - aggregate.steps_longest)
+        table = pd.DataFrame(rows)
+        for column in table.columns:
+            if column.endswith("_departures"):
+                table[column] = table[column].astype("int64")
+        self.store.write_to_online_store(aggregate.table, table)
+        self.progress.rows_written += len(table)
+
+    def _write_weather(self, observations: list[Weather]) -> None:
+        table = pd.DataFrame(
+            [
+                {
+                    "origin": o.origin,
+                    "event_timestamp": pd.Timestamp(o.event_time),
+                    **{f"weather_{name}": value for name, value in o.readings.items()},
+                }
+                for o in observations
+            ]
+        )
+        for column in table.columns:
+            if column.startswith("weather_"):
+                table[column] = table[column].astype("float64")
+        self.store.write_to_online_store(WEATHER_VIEW, table)
+        self.progress.rows_written += len(table)

@@ -1,0 +1,152 @@
+"""The stream path's tiles, in Redis beside the event log, shared by every processor of a
+project, and applied exactly once.
+
+Per tiled aggregate (feature_repo/tables/tiles.py) and key, a hash
+`skewless:{project}:tiles:{table}:{key}` holds `{bucket}:c`, `{bucket}:l` and `{bucket}:d`
+(departures, late ones, delay minutes: integers, so every sum is exact); a set lists the keys
+seen. One Lua script applies a batch of departures: for each, it adds the event's id to the
+set of applied events and, only if the id was new, adds the event to its tiles and moves the
+watermark (the latest event time applied, in epoch seconds). Redis runs a script whole or not
+at all, so a processor killed at any point has applied each event entirely or not at all; an
+entry it read and did not acknowledge comes back after a restart (or to another processor) and
+its id makes it a no-op. That is the exactly-once effect, without a transaction across the log
+and the tiles.
+
+The script touches keys it computes from its arguments: one Redis server (not a cluster) holds
+the event log and the tiles; the online store may be a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import redis
+
+from feature_repo.tables.events import Departure
+from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, tile_index
+
+_APPLY = """
+local seen, watermark_key = KEYS[1], KEYS[2]
+local watermark = tonumber(redis.call('GET', watermark_key) or '0')
+local i, applied = 2, 0
+for _ = 1, tonumber(ARGV[1]) do
+  local id, time, late, delay, aggregates = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2],
+    ARGV[i + 3], tonumber(ARGV[i + 4])
+  i = i + 5
+  local fresh = redis.call('SADD', seen, id) == 1
+  for _ = 1, aggregates do
+    if fresh then
+      local tiles, bucket = ARGV[i], ARGV[i + 3]
+      redis.call('HINCRBY', tiles, bucket .. ':c', 1)
+      redis.call('HINCRBY', tiles, bucket .. ':l', late)
+      redis.call('HINCRBY', tiles, bucket .. ':d', delay)
+      redis.call('SADD', ARGV[i + 1], ARGV[i + 2])
+    end
+    i = i + 4
+  end
+  if fresh then
+    applied = applied + 1
+    if time > watermark then watermark = time end
+  end
+end
+redis.call('SET', watermark_key, watermark)
+return {applied, watermark}
+"""
+
+KEY_SEPARATOR = "|"
+
+
+@dataclass(frozen=True)
+class Applied:
+    events: int  # new to the tiles (the others had been applied before)
+    watermark: pd.Timestamp | None
+
+
+class TileStore:
+    def __init__(self, client: redis.Redis, project: str) -> None:
+        self.client = client
+        self.prefix = f"skewless:{project}"
+        self.seen = f"{self.prefix}:applied"
+        self.watermark_key = f"{self.prefix}:watermark"
+        self._apply = client.register_script(_APPLY)
+
+    def tiles_key(self, aggregate: TiledAggregate, key: tuple[str, ...]) -> str:
+        return f"{self.prefix}:tiles:{aggregate.table}:{KEY_SEPARATOR.join(key)}"
+
+    def keys_key(self, aggregate: TiledAggregate) -> str:
+        return f"{self.prefix}:tiles:{aggregate.table}:keys"
+
+    def apply(self, departures: Iterable[Departure]) -> Applied:
+        args: list[str | int] = []
+        count = 0
+        for event in departures:
+            parts: list[str | int] = []
+            for aggregate in TILED.values():
+                key = _key_of(event, aggregate)
+                if key is None:
+                    continue
+                bucket = int(tile_index(pd.DatetimeIndex([event.departed_at]), aggregate.tile)[0])
+                keystr = KEY_SEPARATOR.join(key)
+                parts += [self.tiles_key(aggregate, key), self.keys_key(aggregate), keystr, bucket]
+            seconds = int(pd.Timestamp(event.departed_at).timestamp())
+            args += [event.event_id, seconds, event.late, int(event.dep_delay), len(parts) // 4]
+            args += parts
+            count += 1
+        if not count:
+            return Applied(0, self.watermark())
+        result: Any = self._apply(keys=[self.seen, self.watermark_key], args=[count, *args])
+        applied, watermark = int(result[0]), int(result[1])
+        return Applied(applied, pd.Timestamp(watermark, unit="s", tz="UTC") if watermark else None)
+
+    def watermark(self) -> pd.Timestamp | None:
+        value: Any = self.client.get(self.watermark_key)
+        return pd.Timestamp(int(value), unit="s", tz="UTC") if value else None
+
+    def keys(self, aggregate: TiledAggregate) -> list[tuple[str, ...]]:
+        members: Any = self.client.smembers(self.keys_key(aggregate))
+        found = [tuple(m.decode().split(KEY_SEPARATOR)) for m in members]
+        return sorted(found)
+
+    def tiles(self, aggregate: TiledAggregate, keys: list[tuple[str, ...]]) -> list[Tiles]:
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(self.tiles_key(aggregate, key))
+        return [_tiles(raw) for raw in pipe.execute()]
+
+    def forget(
+        self,
+        aggregate: TiledAggregate,
+        keys: list[tuple[str, ...]],
+        tiles: list[Tiles],
+        before: int,
+    ) -> None:
+        """Drop the buckets older than `before` from the keys' tiles (as read)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, key_tiles in zip(keys, tiles, strict=True):
+            old = [b for b in key_tiles.buckets if b < before]
+            if old:
+                fields = [f"{b}:{part}" for b in old for part in "cld"]
+                pipe.hdel(self.tiles_key(aggregate, key), *fields)
+        pipe.execute()
+
+
+def _key_of(event: Departure, aggregate: TiledAggregate) -> tuple[str, ...] | None:
+    values = {"origin": event.origin, "dest": event.dest, "carrier": event.carrier}
+    key = tuple(values.get(name) for name in aggregate.keys)
+    if any(v is None for v in key):
+        return None
+    return tuple(str(v) for v in key)
+
+
+def _tiles(raw: dict[bytes, bytes]) -> Tiles:
+    parts: dict[int, dict[str, int]] = {}
+    for field, value in raw.items():
+        bucket_text, _, part = field.decode().partition(":")
+        parts.setdefault(int(bucket_text), {})[part] = int(value)
+    tiles = Tiles()
+    for bucket, sums in parts.items():
+        tiles.buckets[bucket] = (sums.get("c", 0), sums.get("l", 0), float(sums.get("d", 0)))
+    return tiles
