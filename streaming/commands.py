@@ -152,6 +152,7 @@ def stream_run_command(
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="Stop once the log has nothing new.")
     ] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Entries read at a time.")] = 1000,
 ) -> None:
     """Read the log in the `features` group, apply departures to the tiles exactly once,
     write feature rows online as bucket boundaries pass. Several may run: each its --consumer."""
@@ -168,7 +169,7 @@ def stream_run_command(
     )
     console.print(f"{consumer}: reading {log.stream} in group {processor.group}")
     try:
-        while processor.step() or not until_idle:
+        while processor.step(count=batch) or not until_idle:
             pass
     except KeyboardInterrupt:
         pass

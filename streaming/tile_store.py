@@ -26,7 +26,7 @@ import pandas as pd
 import redis
 
 from feature_repo.tables.events import Departure
-from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, tile_index
+from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, tile_of
 
 _APPLY = """
 local seen, watermark_key = KEYS[1], KEYS[2]
@@ -88,10 +88,10 @@ class TileStore:
                 key = _key_of(event, aggregate)
                 if key is None:
                     continue
-                bucket = int(tile_index(pd.DatetimeIndex([event.departed_at]), aggregate.tile)[0])
+                bucket = tile_of(event.departed_at, aggregate.tile)
                 keystr = KEY_SEPARATOR.join(key)
                 parts += [self.tiles_key(aggregate, key), self.keys_key(aggregate), keystr, bucket]
-            seconds = int(pd.Timestamp(event.departed_at).timestamp())
+            seconds = int(event.departed_at.timestamp())
             args += [event.event_id, seconds, event.late, int(event.dep_delay), len(parts) // 4]
             args += parts
             count += 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,14 @@ def tile_index(times: pd.Series | pd.DatetimeIndex, tile: pd.Timedelta) -> np.nd
     nanoseconds = pd.DatetimeIndex(times).tz_convert("UTC").asi8
     result: np.ndarray = nanoseconds // tile.value
     return result
+
+
+def tile_of(moment: datetime, tile: pd.Timedelta) -> int:
+    """One time's bucket, as `tile_index` computes it for many (integer arithmetic)."""
+    seconds = int(moment.timestamp())  # event times are whole seconds (whole minutes here)
+    if seconds != moment.timestamp():
+        raise ValueError(f"{moment} is not a whole second")
+    return (seconds * 1_000_000_000) // int(tile.value)
 
 
 def tile_start(index: int, tile: pd.Timedelta) -> pd.Timestamp:

@@ -13,7 +13,14 @@ import pytest
 
 from feature_repo.tables import aggregates, flights
 from feature_repo.tables.raw import read_raw
-from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, feature_row, tile_index
+from feature_repo.tables.tiles import (
+    TILED,
+    TiledAggregate,
+    Tiles,
+    feature_row,
+    tile_index,
+    tile_of,
+)
 
 START, END = pd.Timestamp("2013-12-01", tz="UTC"), pd.Timestamp("2013-12-11", tz="UTC")
 
@@ -109,3 +116,11 @@ def test_a_window_off_by_one_tile_on_one_path_is_caught(december: pd.DataFrame) 
     boundaries = list(range(int(first) + 40, int(first) + 80))  # ten hours of a busy day
     streamed = _streamed(december, aggregate, boundaries, _OffByOne)
     assert _differences(batch, aggregate, streamed)
+
+
+def test_one_time_falls_in_the_bucket_the_batch_gives_it(december: pd.DataFrame) -> None:
+    """The stream computes one event's bucket, the batch a column's: the same numbers."""
+    times = december["departed_at"].iloc[::50]
+    for aggregate in TILED.values():
+        one_by_one = [tile_of(t.to_pydatetime(), aggregate.tile) for t in times]
+        assert one_by_one == list(tile_index(times, aggregate.tile))
