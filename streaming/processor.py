@@ -27,7 +27,7 @@ from feature_repo.tables.events import Departure, Weather, parse_event
 from feature_repo.tables.tiles import TILED, TiledAggregate, feature_row, tile_index, tile_start
 
 from .log import EventLog
-from .reader import EventReader
+from .reader import Delivered, EventReader
 from .tile_store import TileStore
 
 WEATHER_VIEW = "weather_hourly"
@@ -58,11 +58,13 @@ class StreamProcessor:
         self.group = group
         self.say = say
         self.progress = Progress()
-        self._written: dict[str, int] = {}  # table -> the last boundary this process wrote
+        self.last_delivered: list[Delivered] = []  # the last step's events (measurements)
+        self.written: dict[str, int] = {}  # table -> the last boundary this process wrote
 
     def step(self, *, count: int = 1000, block_ms: int = 200) -> int:
         """One batch: read, apply, acknowledge, write what it completes. The entries read."""
         delivered = self.reader.poll(count=count, block_ms=block_ms)
+        self.last_delivered = delivered
         self.progress.dead_lettered = self.reader.dead_lettered
         if not delivered:
             self._advance()
@@ -115,9 +117,9 @@ class StreamProcessor:
             return
         for aggregate in TILED.values():
             boundary = int(tile_index(pd.DatetimeIndex([clock]), aggregate.tile)[0])
-            if boundary > self._written.get(aggregate.table, -1):
+            if boundary > self.written.get(aggregate.table, -1):
                 self._write_boundary(aggregate, boundary)
-                self._written[aggregate.table] = boundary
+                self.written[aggregate.table] = boundary
 
     def _write_boundary(self, aggregate: TiledAggregate, boundary: int) -> None:
         keys = self.tiles.keys(aggregate)
