@@ -103,6 +103,7 @@ class LocustRun:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LocustRun:
+        self.final.unlink(missing_ok=True)  # an earlier run's figures are not this run's
         with (self.out_dir / f"locust-{self.plan.protocol}.log").open("wb") as log:
             self.process = subprocess.Popen(
                 self.command, env=self.env, stdout=log, stderr=log, start_new_session=True
@@ -120,7 +121,13 @@ class LocustRun:
             raise RuntimeError(
                 f"locust exited with {code}; see {self.out_dir}/locust-{self.plan.protocol}.log"
             )
-        return read_final_stats(self.final)
+        try:
+            return read_final_stats(self.final)
+        except (OSError, ValueError, KeyError) as exc:
+            raise RuntimeError(
+                f"locust left no final figures ({exc}); see {self.out_dir}/"
+                f"locust-{self.plan.protocol}.log"
+            ) from None
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL: locust's whole session, gevent workers included."""

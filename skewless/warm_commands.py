@@ -15,6 +15,8 @@ the pipe (the parent's exit or crash included) ends the preloaded process.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import json
 import os
@@ -35,13 +37,19 @@ class WarmCommands:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> WarmCommands:
+        module = command_module()  # before any descriptor is opened: it may refuse
         requests_read, self._requests = os.pipe()
         self._replies, replies_write = os.pipe()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(requests_read), str(replies_write)]
-            + [command_module(), *self.preload],
-            pass_fds=(requests_read, replies_write),
-        )
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __name__, str(requests_read), str(replies_write)]
+                + [module, *self.preload],
+                pass_fds=(requests_read, replies_write),
+            )
+        except BaseException:
+            for fd in (requests_read, self._requests, self._replies, replies_write):
+                os.close(fd)
+            raise
         os.close(requests_read)
         os.close(replies_write)
         self._writer = os.fdopen(self._requests, "w")
@@ -69,10 +77,12 @@ class WarmCommands:
         exc: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        try:
+        if kind is not None and self.process is not None and self.process.poll() is None:
+            # Interrupted while a command may run: the preloaded process stops it (SIGTERM,
+            # as `subprocess.run` would have it stopped), waits for it, and ends.
+            self.process.terminate()
+        with contextlib.suppress(BrokenPipeError):
             self._writer.close()  # its end of file: the preloaded process exits
-        except BrokenPipeError:  # it is gone already
-            pass
         self._reader.close()
         if self.process is not None:
             try:
@@ -85,11 +95,24 @@ class WarmCommands:
 def _serve(requests_fd: int, replies_fd: int, module: str, preload: list[str]) -> None:
     # Ctrl-C at the terminal reaches the whole process group: the command running handles it
     # (its default handler is restored after the fork); this process waits for it and answers.
+    # A SIGTERM (the caller interrupted) is passed on to the command running, then ends us.
+    running: list[int] = []
+
+    def _stop(signum: int, _frame: object) -> None:
+        for pid in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in running:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        os._exit(128 + signum)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop)
     app = importlib.import_module(module)
     for name in preload:
         importlib.import_module(name)
-    with os.fdopen(requests_fd) as requests, os.fdopen(replies_fd, "w") as replies:
+    with os.fdopen(requests_fd) as requests:
         for line in requests:
             request = json.loads(line)
             sys.stdout.flush()
@@ -97,19 +120,34 @@ def _serve(requests_fd: int, replies_fd: int, module: str, preload: list[str]) -
             pid = os.fork()
             if pid == 0:
                 requests.close()
-                replies.close()
-                os._exit(_command(app, request["args"], request["env"]))
+                os.close(replies_fd)
+                _exit(_command(app, request["args"], request["env"]))
+            running.append(pid)
             _, status = os.waitpid(pid, 0)
+            running.remove(pid)
+            reply = json.dumps({"code": os.waitstatus_to_exitcode(status)}) + "\n"
             try:
-                replies.write(json.dumps({"code": os.waitstatus_to_exitcode(status)}) + "\n")
-                replies.flush()
+                os.write(replies_fd, reply.encode())  # one short line: written whole
             except BrokenPipeError:  # the caller is gone (interrupted): so are we
                 return
+
+
+def _exit(code: int) -> None:
+    """End the forked command as an interpreter ends: its exit handlers (logging's flush,
+    libraries' clean-up), then the process, without returning into the loop above."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(BaseException):
+        atexit._run_exitfuncs()
+    with contextlib.suppress(BaseException):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(code)
 
 
 def _command(app: ModuleType, args: list[str], env: dict[str, str]) -> int:
     """In the forked process: the command as `python -m <module> args` would run it."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(env)
     get_settings.cache_clear()  # read from this command's environment, as at a fresh start
@@ -128,9 +166,6 @@ def _command(app: ModuleType, args: list[str], env: dict[str, str]) -> int:
         import traceback
 
         traceback.print_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
     return code
 
 

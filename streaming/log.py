@@ -124,6 +124,15 @@ class EventLog:
             for entry_id, raw in entries
         ]
 
+    def claim_idle(self, group: str, consumer: str, *, idle_ms: int, count: int) -> list[Read]:
+        """Entries another consumer of the group was given and has not acknowledged for
+        `idle_ms` (it died and did not come back under its name), now this consumer's."""
+        answer: Any = self.client.xautoclaim(
+            self.stream, group, consumer, min_idle_time=idle_ms, start_id="0-0", count=count
+        )
+        entries = answer[1] if answer else []
+        return [_decode(_text(entry_id), raw) for entry_id, raw in entries if raw is not None]
+
     def ack(self, group: str, ids: list[str]) -> None:
         if ids:
             self.client.xack(self.stream, group, *ids)

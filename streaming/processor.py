@@ -3,13 +3,16 @@
 Each step reads a batch of entries (malformed ones are dead-lettered by the reader), applies
 the departures to the shared tiles exactly once (tile_store.py), writes the weather
 observations as they come (the batch table's rows, stamped when each is known), acknowledges
-the batch, then writes the tiled views' rows for every bucket boundary the stream has passed.
+the batch, then writes the tiled views' rows at the latest bucket boundary the stream has
+passed (online, only the latest row of a key is read).
 
 A row stamped at boundary g holds the departures strictly before g (tiles.py), so it is written
 only once every event before g is in: the processor's clock is the latest event time it has
 read, held back to the oldest entry any processor of the group still holds unacknowledged (the
-log is in event-time order). Several processors share a group and the tiles; whichever passes a
-boundary first writes its rows, from the same tiles, and Feast keeps one row per timestamp.
+log is in event-time order). Several processors share a group and the tiles; a view's rows are
+written by one processor at a time and only ever for a later boundary (or, for the weather, a
+later observation) than the last written (`TileStore.writing`), so rows move forward on any
+online store.
 Rows go to the online store through Feast's own `write_to_online_store`, in the views' schemas.
 
 Outcomes (labels becoming known) are read and acknowledged: they are not features.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import pandas as pd
 from feast import FeatureStore
@@ -31,6 +35,7 @@ from .reader import Delivered, EventReader
 from .tile_store import TileStore
 
 WEATHER_VIEW = "weather_hourly"
+BOUNDARY = "boundary"  # a tiled view's mark: the last boundary its rows were written for
 
 
 @dataclass
@@ -118,7 +123,10 @@ class StreamProcessor:
         for aggregate in TILED.values():
             boundary = int(tile_index(pd.DatetimeIndex([clock]), aggregate.tile)[0])
             if boundary > self.written.get(aggregate.table, -1):
-                self._write_boundary(aggregate, boundary)
+                with self.tiles.writing(aggregate.table) as marks:
+                    if boundary > marks.get(BOUNDARY, -1):  # no one wrote it, or a later one
+                        self._write_boundary(aggregate, boundary)
+                        marks[BOUNDARY] = boundary
                 self.written[aggregate.table] = boundary
 
     def _write_boundary(self, aggregate: TiledAggregate, boundary: int) -> None:
@@ -134,28 +142,39 @@ class StreamProcessor:
             }
             for key, tiles in zip(keys, every_key, strict=True)
         ]
-        # Tiles no window reaches any more (a late event may still add to a newer one).
-        self.tiles.forget(aggregate, keys, every_key, boundary - aggregate.steps_longest)
         table = pd.DataFrame(rows)
         for column in table.columns:
             if column.endswith("_departures"):
                 table[column] = table[column].astype("int64")
         self.store.write_to_online_store(aggregate.table, table)
         self.progress.rows_written += len(table)
+        # Tiles no window reaches any more: rows are written in boundary order (`writing`),
+        # so no processor needs them again.
+        self.tiles.forget(aggregate, keys, every_key, boundary - aggregate.steps_longest)
 
     def _write_weather(self, observations: list[Weather]) -> None:
-        table = pd.DataFrame(
-            [
-                {
-                    "origin": o.origin,
-                    "event_timestamp": pd.Timestamp(o.event_time),
-                    **{f"weather_{name}": value for name, value in o.readings.items()},
-                }
-                for o in observations
-            ]
-        )
-        for column in table.columns:
-            if column.startswith("weather_"):
-                table[column] = table[column].astype("float64")
-        self.store.write_to_online_store(WEATHER_VIEW, table)
-        self.progress.rows_written += len(table)
+        with self.tiles.writing(WEATHER_VIEW) as marks:
+            newer = [o for o in observations if _seconds(o.event_time) > marks.get(o.origin, -1)]
+            if not newer:
+                return
+            table = pd.DataFrame(
+                [
+                    {
+                        "origin": o.origin,
+                        "event_timestamp": pd.Timestamp(o.event_time),
+                        **{f"weather_{name}": value for name, value in o.readings.items()},
+                    }
+                    for o in newer
+                ]
+            )
+            for column in table.columns:
+                if column.startswith("weather_"):
+                    table[column] = table[column].astype("float64")
+            self.store.write_to_online_store(WEATHER_VIEW, table)
+            for o in newer:
+                marks[o.origin] = max(marks.get(o.origin, -1), _seconds(o.event_time))
+            self.progress.rows_written += len(table)
+
+
+def _seconds(moment: datetime) -> int:
+    return int(moment.timestamp())

@@ -3,8 +3,9 @@ one goes to the dead-letter stream with its reason (counted, acknowledged) and i
 so a malformed event cannot stop a processor.
 
 After a restart a consumer first takes back the entries it had been given and not acknowledged
-(its pending entries: what it was holding when it stopped), then new ones. Several consumers
-of one group share the log: Redis gives each entry to one of them.
+(its pending entries: what it was holding when it stopped), then claims those another consumer
+has held unacknowledged for a minute (it died and did not come back under its name), then reads
+new ones. Several consumers of one group share the log: Redis gives each entry to one of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from feature_repo.tables.events import Event, MalformedEvent, parse_event
 
-from .log import EventLog
+from .log import EventLog, Read
 
 
 @dataclass(frozen=True)
@@ -23,23 +24,46 @@ class Delivered:
 
 
 class EventReader:
-    def __init__(self, log: EventLog, group: str, consumer: str) -> None:
+    def __init__(
+        self, log: EventLog, group: str, consumer: str, *, claim_idle_ms: int = 60_000
+    ) -> None:
         self.log, self.group, self.consumer = log, group, consumer
+        self.claim_idle_ms = claim_idle_ms  # another consumer's entries, idle this long: ours
         log.create_group(group)
         self._taking_back = True  # its own pending entries first
         self.dead_lettered = 0
 
     def poll(self, *, count: int = 1000, block_ms: int = 1000) -> list[Delivered]:
         """The next valid events (at most `count` entries read); acknowledge them with `ack`
-        once their effect is stored. Until then a restarted consumer is given them again."""
+        once their effect is stored. Until then a restarted consumer is given them again.
+        Empty only when there was nothing to read (a batch of dead letters reads on)."""
         while True:
+            reads = self._read(count, block_ms)
+            if not reads:
+                return []
+            delivered = self._checked(reads)
+            if delivered:
+                return delivered
+
+    def _read(self, count: int, block_ms: int) -> list[Read]:
+        reads: list[Read] = []
+        if self._taking_back:
             reads = self.log.read(
-                self.group, self.consumer, count=count, block_ms=block_ms, pending=self._taking_back
+                self.group, self.consumer, count=count, block_ms=None, pending=True
             )
-            if self._taking_back and not reads:
-                self._taking_back = False
-                continue
-            break
+            self._taking_back = bool(reads)
+        if not reads:
+            reads = self.log.read(
+                self.group, self.consumer, count=count, block_ms=block_ms, pending=False
+            )
+        if not reads:  # idle: what a consumer that died (and never came back) still holds
+            reads = self.log.claim_idle(
+                self.group, self.consumer, idle_ms=self.claim_idle_ms, count=count
+            )
+        return reads
+
+    def _checked(self, reads: list[Read]) -> list[Delivered]:
+        """The valid events; the others dead-lettered (counted, acknowledged)."""
         delivered = []
         for read in reads:
             problem = read.encoding_error

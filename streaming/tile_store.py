@@ -18,7 +18,8 @@ the event log and the tiles; the online store may be a cluster.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,6 +120,22 @@ class TileStore:
         result: Any = self._apply(keys=[self.seen, self.watermark_key], args=[count, *args])
         applied, watermark = int(result[0]), int(result[1])
         return Applied(applied, pd.Timestamp(watermark, unit="s", tz="UTC") if watermark else None)
+
+    @contextmanager
+    def writing(self, view: str) -> Iterator[dict[str, int]]:
+        """One processor at a time writes a view's rows (a Redis lock), and sees what was
+        written last per row key (epoch seconds); what it sets there is stored on leaving.
+        Rows then only ever move forward, on any online store: Feast's SQLite store would let
+        a slower processor overwrite a newer row with an older one."""
+        marks = f"{self.prefix}:written:{view}"
+        with self.client.lock(f"{self.prefix}:writing:{view}", timeout=60, blocking_timeout=60):
+            raw: Any = self.client.hgetall(marks)
+            written = {k.decode(): int(v) for k, v in raw.items()}
+            before = dict(written)
+            yield written
+            changed = {k: v for k, v in written.items() if before.get(k) != v}
+            if changed:
+                self.client.hset(marks, mapping=changed)  # type: ignore[arg-type]
 
     def watermark(self) -> pd.Timestamp | None:
         value: Any = self.client.get(self.watermark_key)

@@ -105,6 +105,9 @@ _FIELDS = {
     Weather.KIND: ["origin", "time_hour", *WEATHER_COLUMNS],
     Outcome.KIND: [f.name for f in fields(Outcome)],
 }
+# Event times outside these are typos, not events (a year 2031 would move every clock).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 # The delay is whole minutes between two whole-minute times; a disagreement is a bad event.
 _DELAY_TOLERANCE_MINUTES = 1e-6
 
@@ -190,6 +193,8 @@ def _text_field(entry: Mapping[str, str], name: str) -> str:
     value = entry[name].strip()
     if not value:
         raise MalformedEvent(f"{entry['kind']}.{name}: empty")
+    if "|" in value:  # the tiles' key separator (streaming/tile_store.py)
+        raise MalformedEvent(f"{entry['kind']}.{name}: {value!r} contains '|'")
     return value
 
 
@@ -208,6 +213,10 @@ def _time(entry: Mapping[str, str], name: str) -> datetime:
         raise MalformedEvent(f"{entry['kind']}.{name}: {value!r} is not an ISO time") from None
     if moment.tzinfo is None:
         raise MalformedEvent(f"{entry['kind']}.{name}: {value!r} has no time zone")
+    if moment.microsecond:  # tiles and the watermark count whole seconds
+        raise MalformedEvent(f"{entry['kind']}.{name}: {value!r} is not a whole second")
+    if not EARLIEST <= moment <= LATEST:
+        raise MalformedEvent(f"{entry['kind']}.{name}: {value!r} is out of range")
     return moment.astimezone(UTC)
 
 

@@ -45,3 +45,10 @@ def test_a_preloaded_process_that_died_fails_the_command_it_was_sent() -> None:
         os.kill(warm.process.pid, signal.SIGKILL)
         warm.process.wait()
         assert warm.run("--help") == 1
+
+
+def test_leaving_on_an_exception_ends_the_preloaded_process() -> None:
+    with pytest.raises(RuntimeError), WarmCommands() as warm:
+        assert warm.run("--help") == 0
+        raise RuntimeError("the caller was interrupted")
+    assert warm.process is not None and warm.process.returncode is not None
