@@ -135,7 +135,7 @@ class TileStore:
             yield written
             changed = {k: v for k, v in written.items() if before.get(k) != v}
             if changed:
-                self.client.hset(marks, mapping=changed)  # type: ignore[arg-type]
+                self.client.hset(marks, mapping=changed)
 
     def watermark(self) -> pd.Timestamp | None:
         value: Any = self.client.get(self.watermark_key)
