@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import aggregates, flights, profiles
+from . import aggregates, flights, profiles, tiles
 from .code_hash import code_hash
 from .raw import RawData, raw_fingerprint, read_raw
-from .tiles import TILED
 
 MANIFEST = "tables.json"
 
@@ -53,15 +52,15 @@ def destinations(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.Data
 
 
 def origin_departures_recent(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
-    return aggregates.tiled_table(dep, TILED["origin_departures_recent"])
+    return aggregates.tiled_table(dep, tiles.ORIGIN_RECENT)
 
 
 def carrier_departures_7d(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
-    return aggregates.tiled_table(dep, TILED["carrier_departures_7d"])
+    return aggregates.tiled_table(dep, tiles.CARRIER_7D)
 
 
 def route_departures_7d(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:
-    return aggregates.tiled_table(dep, TILED["route_departures_7d"])
+    return aggregates.tiled_table(dep, tiles.ROUTE_7D)
 
 
 def aircraft_departures_today(raw: RawData, dep: pd.DataFrame, lead: pd.Timedelta) -> pd.DataFrame:

@@ -9,8 +9,9 @@ g never sees its own instant. `window_values` turns those sums into the features
 paths; the batch build sums tiles with a trailing cumulative sum (aggregates.py), the stream
 processor keeps the tiles of the last window per key and sums them when a boundary passes.
 
-The definitions (which keys, which tile, which windows) are `TILED`, read by both paths and by
-the definition fingerprints (a changed window or tile is a changed definition).
+The definitions (which keys, which tile, which windows) are one constant per aggregate, listed
+in `TILED`; both paths read them, and so do the definition fingerprints (a changed window or
+tile is a changed definition of that table's features, and of no other's).
 """
 
 from __future__ import annotations
@@ -64,32 +65,27 @@ class TiledAggregate:
         ]
 
 
-TILED: dict[str, TiledAggregate] = {
-    aggregate.table: aggregate
-    for aggregate in (
-        TiledAggregate(
-            "origin_departures_recent",
-            ("origin",),
-            pd.Timedelta(minutes=15),
-            (
-                Window("origin_1h", pd.Timedelta(hours=1)),
-                Window("origin_3h", pd.Timedelta(hours=3)),
-            ),
-        ),
-        TiledAggregate(
-            "carrier_departures_7d",
-            ("carrier",),
-            pd.Timedelta(hours=1),
-            (Window("carrier_7d", pd.Timedelta(days=7)),),
-        ),
-        TiledAggregate(
-            "route_departures_7d",
-            ("origin", "dest"),
-            pd.Timedelta(hours=1),
-            (Window("route_7d", pd.Timedelta(days=7)),),
-        ),
-    )
-}
+# One constant per aggregate: a table's code hash reads only its own (tables/code_hash.py),
+# so a changed window changes that table's definition and no other's.
+ORIGIN_RECENT = TiledAggregate(
+    "origin_departures_recent",
+    ("origin",),
+    pd.Timedelta(minutes=15),
+    (Window("origin_1h", pd.Timedelta(hours=1)), Window("origin_3h", pd.Timedelta(hours=3))),
+)
+CARRIER_7D = TiledAggregate(
+    "carrier_departures_7d",
+    ("carrier",),
+    pd.Timedelta(hours=1),
+    (Window("carrier_7d", pd.Timedelta(days=7)),),
+)
+ROUTE_7D = TiledAggregate(
+    "route_departures_7d",
+    ("origin", "dest"),
+    pd.Timedelta(hours=1),
+    (Window("route_7d", pd.Timedelta(days=7)),),
+)
+TILED: dict[str, TiledAggregate] = {a.table: a for a in (ORIGIN_RECENT, CARRIER_7D, ROUTE_7D)}
 
 
 def tile_index(times: pd.Series | pd.DatetimeIndex, tile: pd.Timedelta) -> np.ndarray:

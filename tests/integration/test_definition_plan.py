@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from feature_repo.tables import build
+from feature_repo.tables import build, tiles
 from skewless.definition_plan import plan, recorded_definitions
 from skewless.features import store as feature_store
 from skewless.settings import Settings, get_settings
@@ -75,25 +75,25 @@ def cli_env(serving_world: ServingWorld, monkeypatch: pytest.MonkeyPatch) -> Ite
 
 def _edited_table_code(folder: Path) -> dict[str, str]:
     """The table code hashes of the project's builders with the carrier window made 14 days:
-    build.py edited in a temporary file, imported as a module of the real package (its
-    helpers are the real ones)."""
-    text = Path(build.__file__).read_text()
-    old = 'pd.Timedelta(days=7), pd.Timedelta(hours=1), "carrier_7d"'
+    tiles.py edited in a temporary file, imported under the real module's name (the hash names
+    each constant by its module) and put where the builders look it up, restored after."""
+    text = Path(tiles.__file__).read_text()
+    old = 'Window("carrier_7d", pd.Timedelta(days=7))'
     assert old in text
-    edited = folder / "build.py"
+    edited = folder / "tiles.py"
     edited.write_text(text.replace(old, old.replace("days=7", "days=14")))
-    # Under the real module's name (the hash names each function by its module), restored
-    # after: the edited builders are hashed beside the real package's helpers.
-    name = build.__name__
+    name = tiles.__name__
     spec = importlib.util.spec_from_file_location(name, edited)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # its dataclasses look themselves up there
     try:
         spec.loader.exec_module(module)
-        code: dict[str, str] = module.table_code(60)
+        build.tiles = module  # type: ignore[attr-defined]
+        code: dict[str, str] = build.table_code(60)
     finally:
-        sys.modules[name] = build
+        sys.modules[name] = tiles
+        build.tiles = tiles  # type: ignore[attr-defined]
     return code
 
 
