@@ -11,12 +11,14 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -m pip --version >/dev/nu
     echo "==> creating $VENV"
     "$PYTHON" -m venv --clear "$VENV"
 fi
+UV_VERSION=0.13.10
 STAMP="$VENV/.skewless-installed"
-WANT="$(cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock" | sha256sum | cut -d' ' -f1)"
+WANT="$( (cat "$ROOT/pyproject.toml" "$ROOT/requirements.lock"; echo "$UV_VERSION") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ]; then
-    echo "==> installing skewless and its pinned dependencies (about a minute on a fresh machine)"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+    echo "==> installing skewless and its pinned dependencies (under a minute on a fresh machine)"
+    # uv installs the same pinned set as pip, in seconds instead of a minute and a half.
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+    "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
         -c "$ROOT/requirements.lock" -e "$ROOT[dev]"
     echo "$WANT" > "$STAMP"
 fi

@@ -77,6 +77,9 @@ class Applied:
     watermark: pd.Timestamp | None
 
 
+WRITE_LOCK_SECONDS = 10
+
+
 class TileStore:
     def __init__(self, client: redis.Redis, project: str) -> None:
         self.client = client
@@ -128,7 +131,12 @@ class TileStore:
         Rows then only ever move forward, on any online store: Feast's SQLite store would let
         a slower processor overwrite a newer row with an older one."""
         marks = f"{self.prefix}:written:{view}"
-        with self.client.lock(f"{self.prefix}:writing:{view}", timeout=60, blocking_timeout=60):
+        # A processor killed while it writes leaves the lock to expire: a short timeout, so the
+        # others wait seconds, not a minute (one boundary's rows take milliseconds to write).
+        lock = self.client.lock(
+            f"{self.prefix}:writing:{view}", timeout=WRITE_LOCK_SECONDS, blocking_timeout=60
+        )
+        with lock:
             raw: Any = self.client.hgetall(marks)
             written = {k.decode(): int(v) for k, v in raw.items()}
             before = dict(written)
