@@ -37,7 +37,7 @@ from skewless.records import CheckResult
 from skewless.registry.adapter import ModelRegistry
 from skewless.settings import Settings
 
-from . import server_metrics
+from . import host_load, server_metrics
 from .config import GateConfig
 from .gate_report import GateReport, now
 from .golden import golden_grpc, golden_rest
@@ -218,6 +218,8 @@ class Gate:
             f"({len(items)} real payloads, {unknown} with unknown entities)"
         )
         self._wait_for_the_first_log_part()
+        session = self.service.process.pid if self.service.process else None
+        host_before = host_load.sample(session)
         before = server_metrics.scrape(self.service.url)
         for protocol in protocols:
             run = LocustRun(
@@ -231,8 +233,17 @@ class Gate:
             run.start()
         stats: dict[str, ClientStats] = {run.plan.protocol: run.wait() for run in self.locusts}
         after = server_metrics.scrape(self.service.url)
+        host = host_load.between(host_before, host_load.sample(session))
+        if host is not None:
+            self.report.host = host.to_json()
+            self.progress(f"  host: {host.describe()}")
         self._judge_load(server_metrics.delta(before, after), stats, list(protocols))
-        self._stage_passed("load")
+        try:
+            self._stage_passed("load")
+        except GateStopped as stop:
+            if host is not None and host.busy:  # the verdict stands; its circumstances are said
+                raise GateStopped(f"{stop} (a busy host: {host.describe()})") from None
+            raise
 
     def _wait_for_the_first_log_part(self, timeout: float = 15.0) -> None:
         """The prediction log's first part (the contract stage's predictions) written before

@@ -25,6 +25,7 @@ class GateReport:
     server: dict[str, Any] = field(default_factory=dict)  # latency and errors, service view
     client: dict[str, Any] = field(default_factory=dict)  # per protocol, locust's view
     skew: dict[str, Any] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)  # the cores' use during the load
 
     @property
     def verdict(self) -> GateVerdict:

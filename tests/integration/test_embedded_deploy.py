@@ -81,7 +81,7 @@ def test_train_then_deploy_passes_the_gate_on_the_embedded_default(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     reports = sorted((settings.state_dir / "gates").glob("v2-*/report.json"))
     report = json.loads(reports[-1].read_text())
-    assert report["passed"], report["checks"]
+    assert report["passed"], (report["checks"], report["host"])
     latency = report["server"]["latency_ms"]
     assert latency["p50"] <= gate["budgets"]["server"]["p50_ms"], latency
     registry = ModelRegistry(settings.state_dir)
