@@ -2,11 +2,14 @@
 (Redis Streams), and one stream processor taking them into the tiles and the Redis online store.
 
     python -m benchmarks.stream_throughput [--redis 127.0.0.1:6379] [--days 366] [--batch 1000]
+        [--writer direct|feast|both]
 
 In a scratch copy of the feature repository (its tables built, applied to a project of its own
 on the Redis online store); the project's keys are removed at the end. Prints events/s for the
 publish and for the processor (one process, one core), and the processor's split: reading and
-parsing, the tiles' Lua script, the rows written through Feast.
+parsing, the tiles' Lua script, the rows written. `--writer both` (the default) runs the year
+twice in one sitting, each in a project of its own: rows through the project's direct writer
+(skewless/online/redis_writer.py), then through Feast's `write_to_online_store`.
 """
 
 from __future__ import annotations
@@ -52,8 +55,14 @@ def main() -> None:
     parser.add_argument("--redis", default="127.0.0.1:6379")
     parser.add_argument("--days", type=int, default=366, help="Events of the year's first N days.")
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--writer", choices=("direct", "feast", "both"), default="both")
     parser.add_argument("--profile", action="store_true", help="Print the processor's profile.")
     args = parser.parse_args()
+    for writer in ("direct", "feast") if args.writer == "both" else (args.writer,):
+        _run(args, writer)
+
+
+def _run(args: argparse.Namespace, writer: str) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         repo = _repo(folder)
@@ -82,6 +91,9 @@ def main() -> None:
             publish_seconds = time.perf_counter() - started
 
             processor = StreamProcessor(store, log, TileStore(log.client, project))
+            if writer == "feast":
+                processor.writers = dict.fromkeys(processor.writers)
+            assert all(processor.writers.values()) == (writer == "direct")
             profile = cProfile.Profile() if args.profile else None
             started = time.perf_counter()
             if profile:
@@ -94,6 +106,7 @@ def main() -> None:
             store.teardown()
             for key in log.client.scan_iter(f"skewless:{project}:*"):
                 log.client.delete(key)
+    print(f"== rows written by the {writer} writer")
     print(f"events: {published:,} ({', '.join(f'{k} {v:,}' for k, v in kinds.items())})")
     print(f"publish: {publish_seconds:.1f} s, {published / publish_seconds:,.0f} events/s")
     print(

@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from feast import FeatureStore
 
 from feature_repo.tables.events import Departure, Weather, parse_event
 from feature_repo.tables.tiles import TILED, TiledAggregate, feature_row, tile_index, tile_start
+from skewless.online.redis_writer import RedisRowWriter, row_writer
 
 from .log import EventLog
 from .reader import Delivered, EventReader
@@ -65,6 +67,10 @@ class StreamProcessor:
         self.progress = Progress()
         self.last_delivered: list[Delivered] = []  # the last step's events (measurements)
         self.written: dict[str, int] = {}  # table -> the last boundary this process wrote
+        # On one Redis server rows go straight into Feast's layout; elsewhere through Feast.
+        self.writers: dict[str, RedisRowWriter | None] = {
+            view: row_writer(store, view) for view in (*TILED, WEATHER_VIEW)
+        }
 
     def step(self, *, count: int = 1000, block_ms: int = 200) -> int:
         """One batch: read, apply, acknowledge, write what it completes. The entries read."""
@@ -142,12 +148,7 @@ class StreamProcessor:
             }
             for key, tiles in zip(keys, every_key, strict=True)
         ]
-        table = pd.DataFrame(rows)
-        for column in table.columns:
-            if column.endswith("_departures"):
-                table[column] = table[column].astype("int64")
-        self.store.write_to_online_store(aggregate.table, table)
-        self.progress.rows_written += len(table)
+        self._write(aggregate.table, rows)
         # Tiles no window reaches any more: rows are written in boundary order (`writing`),
         # so no processor needs them again.
         self.tiles.forget(aggregate, keys, every_key, boundary - aggregate.steps_longest)
@@ -157,23 +158,32 @@ class StreamProcessor:
             newer = [o for o in observations if _seconds(o.event_time) > marks.get(o.origin, -1)]
             if not newer:
                 return
-            table = pd.DataFrame(
-                [
-                    {
-                        "origin": o.origin,
-                        "event_timestamp": pd.Timestamp(o.event_time),
-                        **{f"weather_{name}": value for name, value in o.readings.items()},
-                    }
-                    for o in newer
-                ]
-            )
-            for column in table.columns:
-                if column.startswith("weather_"):
-                    table[column] = table[column].astype("float64")
-            self.store.write_to_online_store(WEATHER_VIEW, table)
+            rows = [
+                {
+                    "origin": o.origin,
+                    "event_timestamp": pd.Timestamp(o.event_time),
+                    **{f"weather_{name}": value for name, value in o.readings.items()},
+                }
+                for o in newer
+            ]
+            self._write(WEATHER_VIEW, rows)
             for o in newer:
                 marks[o.origin] = max(marks.get(o.origin, -1), _seconds(o.event_time))
-            self.progress.rows_written += len(table)
+
+    def _write(self, view: str, rows: list[dict[str, Any]]) -> None:
+        """Rows holding the view's keys, `event_timestamp` and features, into the online store."""
+        writer = self.writers[view]
+        if writer is not None:
+            writer.write(rows, [row["event_timestamp"] for row in rows])
+        else:
+            table = pd.DataFrame(rows)
+            for column in table.columns:  # Feast converts by the column's dtype
+                if column.endswith("_departures"):
+                    table[column] = table[column].astype("int64")
+                elif column.startswith("weather_"):
+                    table[column] = table[column].astype("float64")
+            self.store.write_to_online_store(view, table)
+        self.progress.rows_written += len(rows)
 
 
 def _seconds(moment: datetime) -> int:
