@@ -41,7 +41,7 @@ _SCALARS: dict[ValueType, tuple[str, Callable[[Any], Any]]] = {
     ValueType.STRING: ("string_val", str),
     ValueType.BOOL: ("bool_val", bool),
 }
-_EMPTY = ValueProto().SerializeToString()
+_EMPTY: bytes = ValueProto().SerializeToString()
 
 
 class RedisRowWriter:
@@ -117,11 +117,13 @@ def _scalar(name: str, kind: ValueType) -> tuple[str, Callable[[Any], Any]]:
 def _value(value: Any, attribute: str, convert: Callable[[Any], Any]) -> bytes:
     if value is None or value != value:  # None or NaN: missing, as Feast stores it
         return _EMPTY
-    return ValueProto(**{attribute: convert(value)}).SerializeToString()
+    serialized: bytes = ValueProto(**{attribute: convert(value)}).SerializeToString()
+    return serialized
 
 
 def _timestamp(stamp: datetime) -> bytes:
     moment = stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
     proto = Timestamp()
     proto.FromDatetime(moment)
-    return proto.SerializeToString()
+    serialized: bytes = proto.SerializeToString()
+    return serialized
