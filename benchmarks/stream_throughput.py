@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--writer", choices=("direct", "feast", "both"), default="both")
     parser.add_argument("--profile", action="store_true", help="Print the processor's profile.")
+    parser.add_argument("--sort", default="cumulative", help="The profile's order (pstats).")
     args = parser.parse_args()
     for writer in ("direct", "feast") if args.writer == "both" else (args.writer,):
         _run(args, writer)
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace, writer: str) -> None:
         f"batch {args.batch})"
     )
     if profile:
-        pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profile).sort_stats(args.sort).print_stats(25)
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ import pandas as pd
 from feast import FeatureStore
 
 from feature_repo.tables.events import Departure, Weather, parse_event
-from feature_repo.tables.tiles import TILED, TiledAggregate, feature_row, tile_index, tile_start
+from feature_repo.tables.tiles import TILED, TiledAggregate, tile_index, tile_start, window_rows
 from skewless.online.redis_writer import RedisRowWriter, row_writer
 
 from .log import EventLog
 from .reader import Delivered, EventReader
 from .tile_store import TileStore
+from .window_sums import SlidingSums
 
 WEATHER_VIEW = "weather_hourly"
 BOUNDARY = "boundary"  # a tiled view's mark: the last boundary its rows were written for
@@ -67,6 +68,7 @@ class StreamProcessor:
         self.progress = Progress()
         self.last_delivered: list[Delivered] = []  # the last step's events (measurements)
         self.written: dict[str, int] = {}  # table -> the last boundary this process wrote
+        self.window_sums = SlidingSums(tiles)
         # On one Redis server rows go straight into Feast's layout; elsewhere through Feast.
         self.writers: dict[str, RedisRowWriter | None] = {
             view: row_writer(store, view) for view in (*TILED, WEATHER_VIEW)
@@ -130,28 +132,23 @@ class StreamProcessor:
             boundary = int(tile_index(pd.DatetimeIndex([clock]), aggregate.tile)[0])
             if boundary > self.written.get(aggregate.table, -1):
                 with self.tiles.writing(aggregate.table) as marks:
-                    if boundary > marks.get(BOUNDARY, -1):  # no one wrote it, or a later one
-                        self._write_boundary(aggregate, boundary)
+                    last = marks.get(BOUNDARY, -1)
+                    if boundary > last:  # no one wrote it, or a later one
+                        self._write_boundary(aggregate, boundary, last)
                         marks[BOUNDARY] = boundary
                 self.written[aggregate.table] = boundary
 
-    def _write_boundary(self, aggregate: TiledAggregate, boundary: int) -> None:
-        keys = self.tiles.keys(aggregate)
+    def _write_boundary(self, aggregate: TiledAggregate, boundary: int, last: int) -> None:
+        keys, sums = self.window_sums.at(aggregate, boundary, last)
         if not keys:
             return
-        every_key = self.tiles.tiles(aggregate, keys)
+        stamp = tile_start(boundary, aggregate.tile)
+        features = window_rows(aggregate, sums)
         rows = [
-            {
-                **dict(zip(aggregate.keys, key, strict=True)),
-                "event_timestamp": tile_start(boundary, aggregate.tile),
-                **feature_row(aggregate, tiles, boundary),
-            }
-            for key, tiles in zip(keys, every_key, strict=True)
+            {**dict(zip(aggregate.keys, key, strict=True)), "event_timestamp": stamp, **values}
+            for key, values in zip(keys, features, strict=True)
         ]
         self._write(aggregate.table, rows)
-        # Tiles no window reaches any more: rows are written in boundary order (`writing`),
-        # so no processor needs them again.
-        self.tiles.forget(aggregate, keys, every_key, boundary - aggregate.steps_longest)
 
     def _write_weather(self, observations: list[Weather]) -> None:
         with self.tiles.writing(WEATHER_VIEW) as marks:

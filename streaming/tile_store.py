@@ -1,19 +1,26 @@
 """The stream path's tiles, in Redis beside the event log, shared by every processor of a
 project, and applied exactly once.
 
-Per tiled aggregate (feature_repo/tables/tiles.py) and key, a hash
-`skewless:{project}:tiles:{table}:{key}` holds `{bucket}:c`, `{bucket}:l` and `{bucket}:d`
-(departures, late ones, delay minutes: integers, so every sum is exact); a set lists the keys
-seen. One Lua script applies a batch of departures: for each, it adds the event's id to the
-set of applied events and, only if the id was new, adds the event to its tiles (summed in the
-script, one increment per tile and part) and moves the watermark (the latest event time
-applied, in epoch seconds). Redis runs a script whole or not at all, so a processor killed at
-any point has applied each event entirely or not at all; an entry it read and did not
-acknowledge comes back after a restart (or to another processor) and its id makes it a no-op.
-That is the exactly-once effect, without a transaction across the log and the tiles.
+Per tiled aggregate (feature_repo/tables/tiles.py) and key, the tiles are kept in chunks of
+`CHUNK_BUCKETS` buckets, one hash each, `skewless:{project}:tiles:{table}:{key}:{chunk}`,
+holding `{bucket}:c`, `{bucket}:l` and `{bucket}:d` (departures, late ones, delay minutes:
+integers, so every sum is exact); a set lists the keys seen. Chunks keep each hash small (Redis
+stores a small hash as one list and scans it for every field: a week of hourly tiles in one
+hash made each read and increment scan 500 fields), and a chunk no window reaches any more is
+dropped whole.
 
-The script touches keys it computes from its arguments: one Redis server (not a cluster) holds
-the event log and the tiles; the online store may be a cluster.
+One Lua script applies a batch of departures: for each, it adds the event's id to the set of
+applied events and, only if the id was new, adds the event to its tiles (summed in the script,
+one increment per tile and part) and moves the watermark (the latest event time applied, in
+epoch seconds). Redis runs a script whole or not at all, so a processor killed at any point has
+applied each event entirely or not at all; an entry it read and did not acknowledge comes back
+after a restart (or to another processor) and its id makes it a no-op. That is the exactly-once
+effect, without a transaction across the log and the tiles. The same script counts, per view,
+the events applied behind its horizon (the boundary a writer last read window sums for:
+window_sums.py) and lowers the view's floor (its oldest chunk) when an event lands below it.
+
+The scripts touch keys they compute from their arguments: one Redis server (not a cluster)
+holds the event log and the tiles; the online store may be a cluster.
 """
 
 from __future__ import annotations
@@ -32,26 +39,41 @@ from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, tile_of
 _APPLY = """
 local seen, watermark_key = KEYS[1], KEYS[2]
 local watermark = tonumber(redis.call('GET', watermark_key) or '0')
+local cursor = 0
+local function take()
+  cursor = cursor + 1
+  return ARGV[cursor]
+end
+local chunk_buckets = tonumber(take())
+-- Per tiled view: its horizon (the boundary whose window sums a writer last took), the count
+-- of events applied behind it (they change sums a writer already took), its floor (the
+-- oldest chunk that may hold tiles) and the lowest chunk this batch adds to.
+local horizons, behind_keys, behind, floor_keys, lowest = {}, {}, {}, {}, {}
+for view = 1, tonumber(take()) do
+  horizons[view] = tonumber(redis.call('GET', take()) or '-1')
+  behind_keys[view], behind[view], floor_keys[view] = take(), 0, take()
+end
 local sums, order = {}, {}
-local i, applied = 2, 0
-for _ = 1, tonumber(ARGV[1]) do
-  local id, time, late, delay, aggregates = ARGV[i], tonumber(ARGV[i + 1]),
-    tonumber(ARGV[i + 2]), tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4])
-  i = i + 5
+local applied = 0
+for _ = 1, tonumber(take()) do
+  local id, time, late, delay = take(), tonumber(take()), tonumber(take()), tonumber(take())
   local fresh = redis.call('SADD', seen, id) == 1
-  for _ = 1, aggregates do
+  for _ = 1, tonumber(take()) do
+    local key, bucket, view = take(), take(), tonumber(take())
     if fresh then
+      local chunk = math.floor(tonumber(bucket) / chunk_buckets)
+      if lowest[view] == nil or chunk < lowest[view] then lowest[view] = chunk end
       -- summed here, one HINCRBY per tile and part below: fewer commands than events
-      local field = ARGV[i] .. '\0' .. ARGV[i + 1]
+      local field = key .. '\0' .. bucket
       local tile = sums[field]
       if tile == nil then
-        tile = {ARGV[i], ARGV[i + 1], 0, 0, 0}
+        tile = {key, bucket, 0, 0, 0}
         sums[field] = tile
         order[#order + 1] = field
       end
       tile[3], tile[4], tile[5] = tile[3] + 1, tile[4] + late, tile[5] + delay
+      if tonumber(bucket) < horizons[view] then behind[view] = behind[view] + 1 end
     end
-    i = i + 2
   end
   if fresh then
     applied = applied + 1
@@ -64,11 +86,31 @@ for _, field in ipairs(order) do
   redis.call('HINCRBY', tile[1], tile[2] .. ':l', tile[4])
   redis.call('HINCRBY', tile[1], tile[2] .. ':d', tile[5])
 end
+for view, count in ipairs(behind) do
+  if count > 0 then redis.call('INCRBY', behind_keys[view], count) end
+end
+for view, chunk in pairs(lowest) do
+  local floor = redis.call('GET', floor_keys[view])
+  if not floor or chunk < tonumber(floor) then redis.call('SET', floor_keys[view], chunk) end
+end
 redis.call('SET', watermark_key, watermark)
 return {applied, watermark}
 """
 
+_FORGET = """
+-- KEYS[1]: the view's floor; ARGV[1]: the first chunk to keep; ARGV[2..]: each key's tiles
+-- prefix. Every chunk from the floor up to the first kept goes, and the floor moves up.
+local keep = tonumber(ARGV[1])
+local floor = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
+for chunk = floor, keep - 1 do
+  for i = 2, #ARGV do redis.call('UNLINK', ARGV[i] .. chunk) end
+end
+if floor < keep then redis.call('SET', KEYS[1], keep) end
+return math.max(keep - floor, 0)
+"""
+
 KEY_SEPARATOR = "|"
+CHUNK_BUCKETS = 16  # a chunk's hash holds 48 fields: Redis keeps it a small list
 
 
 @dataclass(frozen=True)
@@ -87,40 +129,63 @@ class TileStore:
         self.seen = f"{self.prefix}:applied"
         self.watermark_key = f"{self.prefix}:watermark"
         self._apply = client.register_script(_APPLY)
+        self._forget = client.register_script(_FORGET)
 
-    def tiles_key(self, aggregate: TiledAggregate, key: tuple[str, ...]) -> str:
-        return f"{self.prefix}:tiles:{aggregate.table}:{KEY_SEPARATOR.join(key)}"
+    def _view_key(self, aggregate: TiledAggregate, name: str) -> str:
+        return f"{self.prefix}:tiles:{aggregate.table}:{name}"
 
     def keys_key(self, aggregate: TiledAggregate) -> str:
-        return f"{self.prefix}:tiles:{aggregate.table}:keys"
+        return self._view_key(aggregate, "keys")
+
+    def horizon_key(self, aggregate: TiledAggregate) -> str:
+        return self._view_key(aggregate, "horizon")
+
+    def behind_key(self, aggregate: TiledAggregate) -> str:
+        return self._view_key(aggregate, "behind")
+
+    def floor_key(self, aggregate: TiledAggregate) -> str:
+        return self._view_key(aggregate, "floor")
+
+    def _chunks_prefix(self, aggregate: TiledAggregate, key: tuple[str, ...]) -> str:
+        # The key's values joined by a separator no event's value holds (events.py); "k:" keeps
+        # a key named like the view's own entries (keys, floor) apart from them.
+        return self._view_key(aggregate, f"k:{KEY_SEPARATOR.join(key)}:")
 
     def apply(self, departures: Iterable[Departure]) -> Applied:
-        args: list[str | int] = []
+        views = list(TILED.values())
+        args: list[str | int] = [CHUNK_BUCKETS, len(views)]
+        for aggregate in views:
+            args += [
+                self.horizon_key(aggregate),
+                self.behind_key(aggregate),
+                self.floor_key(aggregate),
+            ]
+        events: list[str | int] = []
         count = 0
         known: dict[str, set[str]] = {}  # the keys' sets: added once a batch, outside the script
         for event in departures:
             parts: list[str | int] = []
-            for aggregate in TILED.values():
+            for view, aggregate in enumerate(views, start=1):
                 key = _key_of(event, aggregate)
                 if key is None:
                     continue
-                parts += [
-                    self.tiles_key(aggregate, key),
-                    tile_of(event.departed_at, aggregate.tile),
-                ]
+                bucket = tile_of(event.departed_at, aggregate.tile)
+                chunk = bucket // CHUNK_BUCKETS
+                parts += [f"{self._chunks_prefix(aggregate, key)}{chunk}", bucket, view]
                 known.setdefault(self.keys_key(aggregate), set()).add(KEY_SEPARATOR.join(key))
             seconds = int(event.departed_at.timestamp())
-            args += [event.event_id, seconds, event.late, int(event.dep_delay), len(parts) // 2]
-            args += parts
+            events += [event.event_id, seconds, event.late, int(event.dep_delay), len(parts) // 3]
+            events += parts
             count += 1
         if not count:
             return Applied(0, self.watermark())
+        args += [count, *events]
         # The keys first: a key listed with no tile yet reads as zeros, never the reverse.
         pipe = self.client.pipeline(transaction=False)
         for keys_key, members in known.items():
             pipe.sadd(keys_key, *members)
         pipe.execute()
-        result: Any = self._apply(keys=[self.seen, self.watermark_key], args=[count, *args])
+        result: Any = self._apply(keys=[self.seen, self.watermark_key], args=args)
         applied, watermark = int(result[0]), int(result[1])
         return Applied(applied, pd.Timestamp(watermark, unit="s", tz="UTC") if watermark else None)
 
@@ -154,27 +219,70 @@ class TileStore:
         found = [tuple(m.decode().split(KEY_SEPARATOR)) for m in members]
         return sorted(found)
 
-    def tiles(self, aggregate: TiledAggregate, keys: list[tuple[str, ...]]) -> list[Tiles]:
+    def take_window_sums(self, aggregate: TiledAggregate, boundary: int) -> int:
+        """A writer is about to read the tiles of the windows ending at `boundary`: from now on
+        an event applied before it is behind the horizon. The count of such events so far; a
+        writer that kept window sums from an earlier boundary may slide them only if the count
+        has not moved since (window_sums.py)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.horizon_key(aggregate), boundary)
+        pipe.get(self.behind_key(aggregate))
+        _, behind = pipe.execute()
+        return int(behind or 0)
+
+    def tiles(
+        self, aggregate: TiledAggregate, keys: list[tuple[str, ...]], first: int, stop: int
+    ) -> list[Tiles]:
+        """The keys' tiles in the buckets [first, stop)."""
+        chunks = range(first // CHUNK_BUCKETS, (stop - 1) // CHUNK_BUCKETS + 1)
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
-            pipe.hgetall(self.tiles_key(aggregate, key))
-        return [_tiles(raw) for raw in pipe.execute()]
+            prefix = self._chunks_prefix(aggregate, key)
+            for chunk in chunks:
+                pipe.hgetall(f"{prefix}{chunk}")
+        answers = iter(pipe.execute())
+        found = []
+        for _ in keys:
+            raw = {f: v for _ in chunks for f, v in next(answers).items()}
+            tiles = _tiles(raw)
+            tiles.buckets = {b: t for b, t in tiles.buckets.items() if first <= b < stop}
+            found.append(tiles)
+        return found
 
-    def forget(
-        self,
-        aggregate: TiledAggregate,
-        keys: list[tuple[str, ...]],
-        tiles: list[Tiles],
-        before: int,
-    ) -> None:
-        """Drop the buckets older than `before` from the keys' tiles (as read)."""
+    def tiles_in(
+        self, aggregate: TiledAggregate, keys: list[tuple[str, ...]], buckets: list[int]
+    ) -> list[Tiles]:
+        """The keys' tiles in these buckets only."""
+        by_chunk: dict[int, list[bytes]] = {}
+        for bucket in buckets:
+            by_chunk.setdefault(bucket // CHUNK_BUCKETS, []).extend(
+                f"{bucket}:{part}".encode() for part in "cld"
+            )
         pipe = self.client.pipeline(transaction=False)
-        for key, key_tiles in zip(keys, tiles, strict=True):
-            old = [b for b in key_tiles.buckets if b < before]
-            if old:
-                fields = [f"{b}:{part}" for b in old for part in "cld"]
-                pipe.hdel(self.tiles_key(aggregate, key), *fields)
-        pipe.execute()
+        for key in keys:
+            prefix = self._chunks_prefix(aggregate, key)
+            for chunk, fields in by_chunk.items():
+                pipe.hmget(f"{prefix}{chunk}", fields)
+        answers = iter(pipe.execute())
+        found = []
+        for _ in keys:
+            raw: dict[bytes, bytes] = {}
+            for fields in by_chunk.values():
+                values = next(answers)
+                raw.update((f, v) for f, v in zip(fields, values, strict=True) if v is not None)
+            found.append(_tiles(raw))
+        return found
+
+    def forget(self, aggregate: TiledAggregate, keys: list[tuple[str, ...]], before: int) -> int:
+        """Drop the keys' chunks that hold only buckets before `before` (no window reaches
+        them again: rows are written forward only). The chunks dropped per key."""
+        if not keys:
+            return 0
+        prefixes = [self._chunks_prefix(aggregate, key) for key in keys]
+        result: Any = self._forget(
+            keys=[self.floor_key(aggregate)], args=[before // CHUNK_BUCKETS, *prefixes]
+        )
+        return int(result)
 
 
 def _key_of(event: Departure, aggregate: TiledAggregate) -> tuple[str, ...] | None:

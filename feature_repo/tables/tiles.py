@@ -118,6 +118,9 @@ def window_values(
     return counts.astype(np.int64), late_rate, mean_delay
 
 
+WindowSums = tuple[int, int, float]  # departures, late ones, delay minutes
+
+
 @dataclass
 class Tiles:
     """One key's tiles in memory, bucket -> (count, late, delay sum): what the stream
@@ -133,13 +136,33 @@ class Tiles:
         for old in [b for b in self.buckets if b < bucket]:
             del self.buckets[old]
 
-    def window_at(self, boundary: int, steps: int) -> tuple[int, int, float]:
+    def window_at(self, boundary: int, steps: int) -> WindowSums:
         """Sums over the buckets [boundary - steps, boundary): the departures before it."""
+        return self.sum_of(boundary - steps, boundary)
+
+    def sum_of(self, first: int, stop: int) -> WindowSums:
+        """Sums over the buckets [first, stop)."""
         count, lates, delays = 0, 0, 0.0
         for bucket, (c, late, delay) in self.buckets.items():
-            if boundary - steps <= bucket < boundary:
+            if first <= bucket < stop:
                 count, lates, delays = count + c, lates + late, delays + delay
         return count, lates, delays
+
+
+def slide_window(
+    previous: WindowSums, tiles: Tiles, start: int, boundary: int, steps: int
+) -> WindowSums:
+    """A window's sums at `boundary`, from its sums at `start` (an earlier boundary): the
+    buckets [start, boundary) come in, [start - steps, boundary - steps) go out, so that the
+    result is `tiles.window_at(boundary, steps)` whenever `previous` was
+    `tiles.window_at(start, steps)` and the tiles have not changed before `start` since. The
+    stream processor slides instead of summing a week of tiles per key at every boundary;
+    `tiles` need only hold the buckets coming in and going out."""
+    count, lates, delays = previous
+    c_in, l_in, d_in = tiles.sum_of(start, boundary)
+    c_out, l_out, d_out = tiles.sum_of(start - steps, boundary - steps)
+    # Whole numbers (delays are whole minutes): added and taken away exactly, in any order.
+    return count + c_in - c_out, lates + l_in - l_out, delays + d_in - d_out
 
 
 def feature_row(
@@ -147,13 +170,24 @@ def feature_row(
 ) -> Mapping[str, float | int]:
     """The features of one key at one bucket boundary, from its tiles: the batch table's row
     stamped `tile_start(boundary)`."""
-    row: dict[str, float | int] = {}
-    for window in aggregate.windows:
-        count, lates, delays = tiles.window_at(boundary, aggregate.steps(window))
-        departures, late_rate, mean_delay = window_values(
-            np.array([count]), np.array([lates]), np.array([delays], dtype=np.float64)
-        )
-        row[f"{window.prefix}_departures"] = int(departures[0])
-        row[f"{window.prefix}_late_rate"] = float(late_rate[0])
-        row[f"{window.prefix}_mean_delay"] = float(mean_delay[0])
-    return row
+    sums = [tiles.window_at(boundary, aggregate.steps(w)) for w in aggregate.windows]
+    return window_rows(aggregate, [sums])[0]
+
+
+def window_rows(
+    aggregate: TiledAggregate, sums: list[list[WindowSums]]
+) -> list[dict[str, float | int]]:
+    """The features of several keys, each from its windows' sums (in `aggregate.windows`
+    order), through `window_values` once per window."""
+    rows: list[dict[str, float | int]] = [{} for _ in sums]
+    for w, window in enumerate(aggregate.windows):
+        counts = np.array([key_sums[w][0] for key_sums in sums], dtype=np.int64)
+        lates = np.array([key_sums[w][1] for key_sums in sums], dtype=np.int64)
+        delays = np.array([key_sums[w][2] for key_sums in sums], dtype=np.float64)
+        departures, late_rate, mean_delay = window_values(counts, lates, delays)
+        names = [f"{window.prefix}_{n}" for n in ("departures", "late_rate", "mean_delay")]
+        for row, d, r, m in zip(
+            rows, departures.tolist(), late_rate.tolist(), mean_delay.tolist(), strict=True
+        ):
+            row[names[0]], row[names[1]], row[names[2]] = d, r, m
+    return rows

@@ -18,6 +18,7 @@ from feature_repo.tables.tiles import (
     TiledAggregate,
     Tiles,
     feature_row,
+    slide_window,
     tile_index,
     tile_of,
 )
@@ -124,3 +125,23 @@ def test_one_time_falls_in_the_bucket_the_batch_gives_it(december: pd.DataFrame)
     for aggregate in TILED.values():
         one_by_one = [tile_of(t.to_pydatetime(), aggregate.tile) for t in times]
         assert one_by_one == list(tile_index(times, aggregate.tile))
+
+
+def test_a_slid_window_equals_the_window_summed_anew() -> None:
+    """Sliding a window's sums from one boundary to a later one (what the processor does
+    between the boundaries it writes) gives the sums of the tiles in the new window."""
+    rng = np.random.default_rng(3)
+    tiles = Tiles()
+    for bucket in rng.integers(0, 400, size=2_000):
+        tiles.add(int(bucket), int(rng.integers(0, 2)), float(rng.integers(-20, 300)))
+    for steps in (4, 12, 168):
+        boundary = 200
+        sums = tiles.window_at(boundary, steps)
+        for jump in rng.integers(1, 30, size=20):
+            sums = slide_window(sums, tiles, boundary, boundary + int(jump), steps)
+            boundary += int(jump)
+            assert sums == tiles.window_at(boundary, steps)
+    # Sliding from sums that were not the window's at the start is not the window: a check
+    # that can fail.
+    wrong = slide_window((0, 0, 0.0), tiles, 200, 201, 168)
+    assert wrong != tiles.window_at(201, 168)
