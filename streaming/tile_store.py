@@ -34,7 +34,7 @@ import pandas as pd
 import redis
 
 from feature_repo.tables.events import Departure
-from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, tile_of
+from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, WindowSums, tile_of
 
 _APPLY = """
 local seen, watermark_key = KEYS[1], KEYS[2]
@@ -109,7 +109,51 @@ if floor < keep then redis.call('SET', KEYS[1], keep) end
 return math.max(keep - floor, 0)
 """
 
+_SUMS = """
+-- ARGV: buckets per chunk, the count of ranges, each range's first and stop bucket, then the
+-- tiles prefix of each key. Returns, per key and range, the range's sums: count, late, delay.
+local per_chunk, ranges = tonumber(ARGV[1]), tonumber(ARGV[2])
+local plans = {}  -- per range: the chunks it reads and the fields of each
+for r = 1, ranges do
+  local first, stop = tonumber(ARGV[1 + 2 * r]), tonumber(ARGV[2 + 2 * r])
+  local plan, current = {}, nil
+  for bucket = first, stop - 1 do
+    local chunk = math.floor(bucket / per_chunk)
+    if current == nil or current[1] ~= chunk then
+      current = {chunk, {}}
+      plan[#plan + 1] = current
+    end
+    local fields = current[2]
+    fields[#fields + 1] = bucket .. ':c'
+    fields[#fields + 1] = bucket .. ':l'
+    fields[#fields + 1] = bucket .. ':d'
+  end
+  plans[r] = plan
+end
+local out = {}
+for i = 3 + 2 * ranges, #ARGV do
+  for r = 1, ranges do
+    local count, late, delay = 0, 0, 0
+    for _, read in ipairs(plans[r]) do
+      local values = redis.call('HMGET', ARGV[i] .. read[1], unpack(read[2]))
+      for j = 1, #values, 3 do
+        if values[j] then  -- a tile's three parts are written together
+          count = count + tonumber(values[j])
+          late = late + tonumber(values[j + 1])
+          delay = delay + tonumber(values[j + 2])
+        end
+      end
+    end
+    out[#out + 1] = count
+    out[#out + 1] = late
+    out[#out + 1] = delay
+  end
+end
+return out
+"""
+
 KEY_SEPARATOR = "|"
+KEYS_PER_SUM = 50  # keys summed by one script run: a few milliseconds of Redis at most
 CHUNK_BUCKETS = 16  # a chunk's hash holds 48 fields: Redis keeps it a small list
 
 
@@ -130,6 +174,7 @@ class TileStore:
         self.watermark_key = f"{self.prefix}:watermark"
         self._apply = client.register_script(_APPLY)
         self._forget = client.register_script(_FORGET)
+        self._sums = client.register_script(_SUMS)
 
     def _view_key(self, aggregate: TiledAggregate, name: str) -> str:
         return f"{self.prefix}:tiles:{aggregate.table}:{name}"
@@ -163,16 +208,17 @@ class TileStore:
         events: list[str | int] = []
         count = 0
         known: dict[str, set[str]] = {}  # the keys' sets: added once a batch, outside the script
+        prefixes: dict[tuple[str, tuple[str, ...]], str] = {}
         for event in departures:
             parts: list[str | int] = []
             for view, aggregate in enumerate(views, start=1):
-                key = _key_of(event, aggregate)
-                if key is None:
-                    continue
+                key = tuple(getattr(event, name) for name in aggregate.keys)
+                prefix = prefixes.get((aggregate.table, key))
+                if prefix is None:
+                    prefix = prefixes[aggregate.table, key] = self._chunks_prefix(aggregate, key)
+                    known.setdefault(self.keys_key(aggregate), set()).add(KEY_SEPARATOR.join(key))
                 bucket = tile_of(event.departed_at, aggregate.tile)
-                chunk = bucket // CHUNK_BUCKETS
-                parts += [f"{self._chunks_prefix(aggregate, key)}{chunk}", bucket, view]
-                known.setdefault(self.keys_key(aggregate), set()).add(KEY_SEPARATOR.join(key))
+                parts += [f"{prefix}{bucket // CHUNK_BUCKETS}", bucket, view]
             seconds = int(event.departed_at.timestamp())
             events += [event.event_id, seconds, event.late, int(event.dep_delay), len(parts) // 3]
             events += parts
@@ -249,29 +295,31 @@ class TileStore:
             found.append(tiles)
         return found
 
-    def tiles_in(
-        self, aggregate: TiledAggregate, keys: list[tuple[str, ...]], buckets: list[int]
-    ) -> list[Tiles]:
-        """The keys' tiles in these buckets only."""
-        by_chunk: dict[int, list[bytes]] = {}
-        for bucket in buckets:
-            by_chunk.setdefault(bucket // CHUNK_BUCKETS, []).extend(
-                f"{bucket}:{part}".encode() for part in "cld"
-            )
+    def range_sums(
+        self,
+        aggregate: TiledAggregate,
+        keys: list[tuple[str, ...]],
+        ranges: list[tuple[int, int]],
+    ) -> list[list[WindowSums]]:
+        """Per key, the sums of its tiles over each range of buckets [first, stop), summed in
+        Redis (only the sums come back), a few dozen keys per script run so that the server
+        answers others in between."""
+        head: list[int | str] = [CHUNK_BUCKETS, len(ranges)]
+        for first, stop in ranges:
+            head += [first, stop]
         pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            prefix = self._chunks_prefix(aggregate, key)
-            for chunk, fields in by_chunk.items():
-                pipe.hmget(f"{prefix}{chunk}", fields)
-        answers = iter(pipe.execute())
-        found = []
-        for _ in keys:
-            raw: dict[bytes, bytes] = {}
-            for fields in by_chunk.values():
-                values = next(answers)
-                raw.update((f, v) for f, v in zip(fields, values, strict=True) if v is not None)
-            found.append(_tiles(raw))
-        return found
+        for at in range(0, len(keys), KEYS_PER_SUM):
+            prefixes = [self._chunks_prefix(aggregate, k) for k in keys[at : at + KEYS_PER_SUM]]
+            self._sums(keys=[], args=[*head, *prefixes], client=pipe)
+        flat = [int(v) for answer in pipe.execute() for v in answer]
+        per_key = 3 * len(ranges)
+        return [
+            [
+                (flat[i + 3 * r], flat[i + 3 * r + 1], float(flat[i + 3 * r + 2]))
+                for r in range(len(ranges))
+            ]
+            for i in range(0, len(flat), per_key)
+        ]
 
     def forget(self, aggregate: TiledAggregate, keys: list[tuple[str, ...]], before: int) -> int:
         """Drop the keys' chunks that hold only buckets before `before` (no window reaches
@@ -283,14 +331,6 @@ class TileStore:
             keys=[self.floor_key(aggregate)], args=[before // CHUNK_BUCKETS, *prefixes]
         )
         return int(result)
-
-
-def _key_of(event: Departure, aggregate: TiledAggregate) -> tuple[str, ...] | None:
-    values = {"origin": event.origin, "dest": event.dest, "carrier": event.carrier}
-    key = tuple(values.get(name) for name in aggregate.keys)
-    if any(v is None for v in key):
-        return None
-    return tuple(str(v) for v in key)
 
 
 _PARTS = {ord("c"): 0, ord("l"): 1, ord("d"): 2}

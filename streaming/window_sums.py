@@ -1,10 +1,11 @@
 """The window sums a processor keeps between the boundaries it writes: slid, not summed anew.
 
 At each boundary a tiled view's rows need every key's window sums: for the 7-day views, a week
-of hourly tiles for each of ~220 routes. Summing them afresh read and parsed every tile at
-every boundary, most of the processor's time at small batches. A processor keeps the sums of
-the boundary it wrote last and slides them (`tiles.slide_window`): it reads only the tiles that
-enter and leave the windows.
+of hourly tiles for each of ~220 routes. Reading and parsing every tile at every boundary was
+most of the processor's time at small batches. Now Redis sums the tiles of a range of buckets
+(`TileStore.range_sums`: only three numbers per key and range come back), and a processor keeps
+the sums of the boundary it wrote last and slides them (`tiles.slide_ranges`, `slide_window`):
+only the tiles that enter and leave the windows are summed.
 
 Sliding is exact only while no tile before that boundary has changed since the sums were
 taken. Before reading, a writer moves the view's horizon to the boundary it reads for; the
@@ -18,7 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feature_repo.tables.tiles import TiledAggregate, WindowSums, slide_window
+from feature_repo.tables.tiles import (
+    TiledAggregate,
+    WindowSums,
+    slide_ranges,
+    slide_window,
+    window_range,
+)
 
 from .tile_store import TileStore
 
@@ -49,30 +56,28 @@ class SlidingSums:
         steps = [aggregate.steps(w) for w in aggregate.windows]
         longest = aggregate.steps_longest
         kept: dict[Key, list[WindowSums]] = {}
-        buckets: set[int] = set()
         if taken is not None and taken.boundary == last_written and taken.behind == behind:
-            start = taken.boundary
-            buckets.update(range(start, boundary))
-            for s in steps:
-                buckets.update(range(start - s, boundary - s))
-            if len(buckets) < longest:  # else reading every tile is less work than sliding
-                kept = taken.sums
+            kept = taken.sums
         sums: dict[Key, list[WindowSums]] = {}
         sliding = [k for k in keys if k in kept]
         if sliding and taken is not None:
-            start = taken.boundary
-            read = self.tiles.tiles_in(aggregate, sliding, sorted(buckets))
-            for key, tiles in zip(sliding, read, strict=True):
+            moves = [slide_ranges(taken.boundary, boundary, s) for s in steps]
+            ranges = [r for move in moves for r in move]  # per window: coming in, going out
+            read = self.tiles.range_sums(aggregate, sliding, ranges)
+            for key, in_out in zip(sliding, read, strict=True):
                 sums[key] = [
-                    slide_window(previous, tiles, start, boundary, s)
-                    for previous, s in zip(kept[key], steps, strict=True)
+                    slide_window(previous, in_out[2 * w], in_out[2 * w + 1])
+                    for w, previous in enumerate(kept[key])
                 ]
         anew = [k for k in keys if k not in kept]
         if anew:
-            every = self.tiles.tiles(aggregate, anew, boundary - longest, boundary)
-            for key, tiles in zip(anew, every, strict=True):
-                sums[key] = [tiles.window_at(boundary, s) for s in steps]
-        self.tiles.forget(aggregate, keys, boundary - longest)
+            ranges = [window_range(boundary, s) for s in steps]
+            for key, windows in zip(
+                anew, self.tiles.range_sums(aggregate, anew, ranges), strict=True
+            ):
+                sums[key] = windows
+        # No window reaches a bucket before the longest's first again (rows only move forward).
+        self.tiles.forget(aggregate, keys, window_range(boundary, longest)[0])
         self.slid += len(sliding)
         self.summed += len(anew)
         self._taken[aggregate.table] = _Taken(boundary, behind, sums)

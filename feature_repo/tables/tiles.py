@@ -137,8 +137,8 @@ class Tiles:
             del self.buckets[old]
 
     def window_at(self, boundary: int, steps: int) -> WindowSums:
-        """Sums over the buckets [boundary - steps, boundary): the departures before it."""
-        return self.sum_of(boundary - steps, boundary)
+        """The window's sums at `boundary`: the departures before it (`window_range`)."""
+        return self.sum_of(*window_range(boundary, steps))
 
     def sum_of(self, first: int, stop: int) -> WindowSums:
         """Sums over the buckets [first, stop)."""
@@ -149,20 +149,32 @@ class Tiles:
         return count, lates, delays
 
 
-def slide_window(
-    previous: WindowSums, tiles: Tiles, start: int, boundary: int, steps: int
-) -> WindowSums:
-    """A window's sums at `boundary`, from its sums at `start` (an earlier boundary): the
-    buckets [start, boundary) come in, [start - steps, boundary - steps) go out, so that the
-    result is `tiles.window_at(boundary, steps)` whenever `previous` was
-    `tiles.window_at(start, steps)` and the tiles have not changed before `start` since. The
-    stream processor slides instead of summing a week of tiles per key at every boundary;
-    `tiles` need only hold the buckets coming in and going out."""
-    count, lates, delays = previous
-    c_in, l_in, d_in = tiles.sum_of(start, boundary)
-    c_out, l_out, d_out = tiles.sum_of(start - steps, boundary - steps)
-    # Whole numbers (delays are whole minutes): added and taken away exactly, in any order.
-    return count + c_in - c_out, lates + l_in - l_out, delays + d_in - d_out
+def window_range(boundary: int, steps: int) -> tuple[int, int]:
+    """The buckets a window of `steps` tiles sums at `boundary`: [boundary - steps, boundary),
+    the departures strictly before the boundary. Both paths' one definition of a window."""
+    return boundary - steps, boundary
+
+
+def slide_ranges(start: int, boundary: int, steps: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The buckets that come into a window and go out of it when it moves from the boundary
+    `start` to a later `boundary`: `window_range(boundary)` sums what `window_range(start)`
+    does, plus the first range, minus the second (for any start before the boundary)."""
+    (old_first, old_stop), (new_first, new_stop) = (
+        window_range(start, steps),
+        window_range(boundary, steps),
+    )
+    return (old_stop, new_stop), (old_first, new_first)
+
+
+def slide_window(previous: WindowSums, entering: WindowSums, leaving: WindowSums) -> WindowSums:
+    """A window's sums after a slide: its sums before, plus the tiles that came in, minus those
+    that went out (`slide_ranges`). Whole numbers (delays are whole minutes), so added and
+    taken away exactly, in any order: bit for bit the sums taken afresh."""
+    return (
+        previous[0] + entering[0] - leaving[0],
+        previous[1] + entering[1] - leaving[1],
+        previous[2] + entering[2] - leaving[2],
+    )
 
 
 def feature_row(

@@ -64,6 +64,7 @@ class RedisRowWriter:
         self.keys = [
             (c.name, _scalar(c.name, c.dtype.to_value_type())) for c in view.entity_columns
         ]
+        self._keys: dict[tuple[Any, ...], bytes] = {}
         self.features = [
             (f.name, _mmh3(f"{stored}:{f.name}"), _scalar(f.name, f.dtype.to_value_type()))
             for f in view.features
@@ -72,9 +73,13 @@ class RedisRowWriter:
     def write(self, rows: Sequence[dict[str, Any]], stamps: Sequence[datetime]) -> int:
         """Each row with its event time; the rows written."""
         pipe = self.client.pipeline(transaction=False)
+        timestamps: dict[datetime, bytes] = {}  # a stream's rows share a few stamps
         for row, stamp in zip(rows, stamps, strict=True):
             key = self._key(tuple(row[name] for name, _ in self.keys))
-            mapping: dict[bytes, bytes] = {self.ts_field: _timestamp(stamp)}
+            encoded = timestamps.get(stamp)
+            if encoded is None:
+                encoded = timestamps[stamp] = _timestamp(stamp)
+            mapping: dict[bytes, bytes] = {self.ts_field: encoded}
             for name, field, (attribute, convert) in self.features:
                 mapping[field] = _value(row.get(name), attribute, convert)
             pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
@@ -84,6 +89,13 @@ class RedisRowWriter:
         return len(rows)
 
     def _key(self, values: tuple[Any, ...]) -> bytes:
+        # The same keys come back at every boundary: each serialized once.
+        key = self._keys.get(values)
+        if key is None:
+            key = self._keys[values] = self._serialized_key(values)
+        return key
+
+    def _serialized_key(self, values: tuple[Any, ...]) -> bytes:
         key = EntityKeyProto(
             join_keys=[name for name, _ in self.keys],
             entity_values=[

@@ -18,6 +18,7 @@ from feature_repo.tables.tiles import (
     TiledAggregate,
     Tiles,
     feature_row,
+    slide_ranges,
     slide_window,
     tile_index,
     tile_of,
@@ -132,16 +133,20 @@ def test_a_slid_window_equals_the_window_summed_anew() -> None:
     between the boundaries it writes) gives the sums of the tiles in the new window."""
     rng = np.random.default_rng(3)
     tiles = Tiles()
-    for bucket in rng.integers(0, 400, size=2_000):
+    for bucket in rng.integers(0, 700, size=3_000):
         tiles.add(int(bucket), int(rng.integers(0, 2)), float(rng.integers(-20, 300)))
     for steps in (4, 12, 168):
         boundary = 200
         sums = tiles.window_at(boundary, steps)
         for jump in rng.integers(1, 30, size=20):
-            sums = slide_window(sums, tiles, boundary, boundary + int(jump), steps)
+            entering, leaving = slide_ranges(boundary, boundary + int(jump), steps)
+            sums = slide_window(sums, tiles.sum_of(*entering), tiles.sum_of(*leaving))
             boundary += int(jump)
             assert sums == tiles.window_at(boundary, steps)
-    # Sliding from sums that were not the window's at the start is not the window: a check
-    # that can fail.
-    wrong = slide_window((0, 0, 0.0), tiles, 200, 201, 168)
-    assert wrong != tiles.window_at(201, 168)
+    # A slide that lets the window's oldest tile stay: caught.
+    (first, stop), (out_first, out_stop) = slide_ranges(300, 301, 168)
+    kept_one = slide_window(
+        tiles.window_at(300, 168), tiles.sum_of(first, stop), tiles.sum_of(out_first, out_first)
+    )
+    assert tiles.sum_of(out_first, out_stop) != (0, 0, 0.0)  # the test has a tile to lose
+    assert kept_one != tiles.window_at(301, 168)
