@@ -33,6 +33,7 @@ from feature_repo.tables.tiles import TILED, TiledAggregate, tile_index, tile_st
 from skewless.online.redis_writer import RedisRowWriter, row_writer
 
 from .log import EventLog
+from .offline_parts import OfflineParts
 from .reader import Delivered, EventReader
 from .tile_store import TileStore
 from .window_sums import SlidingSums
@@ -60,6 +61,7 @@ class StreamProcessor:
         group: str = "features",
         consumer: str = "processor-1",
         say: Callable[[str], None] = lambda _: None,
+        offline: bool = True,
     ) -> None:
         self.store, self.log, self.tiles = store, log, tiles
         self.reader = EventReader(log, group, consumer)
@@ -73,6 +75,11 @@ class StreamProcessor:
         self.writers: dict[str, RedisRowWriter | None] = {
             view: row_writer(store, view) for view in (*TILED, WEATHER_VIEW)
         }
+        # Every row written online is also written offline, as a part beside the view's
+        # batch table (skewless/offline/stream_parts.py): training reads what was served.
+        self.parts: dict[str, OfflineParts] = (
+            {view: OfflineParts.of(store, view) for view in self.writers} if offline else {}
+        )
 
     def step(self, *, count: int = 1000, block_ms: int = 200) -> int:
         """One batch: read, apply, acknowledge, write what it completes. The entries read."""
@@ -86,7 +93,7 @@ class StreamProcessor:
         applied = self.tiles.apply(departures)
         weather = [d.event for d in delivered if isinstance(d.event, Weather)]
         if weather:
-            self._write_weather(weather)
+            self._write_weather(weather, f"e{delivered[0].entry_id}_{delivered[-1].entry_id}")
         self.reader.ack([d.entry_id for d in delivered])
         latest = max(pd.Timestamp(d.event.event_time) for d in delivered)
         clock = self.progress.clock
@@ -148,9 +155,9 @@ class StreamProcessor:
             {**dict(zip(aggregate.keys, key, strict=True)), "event_timestamp": stamp, **values}
             for key, values in zip(keys, features, strict=True)
         ]
-        self._write(aggregate.table, rows)
+        self._write(aggregate.table, rows, f"b{boundary}")
 
-    def _write_weather(self, observations: list[Weather]) -> None:
+    def _write_weather(self, observations: list[Weather], part: str) -> None:
         with self.tiles.writing(WEATHER_VIEW) as marks:
             newer = [o for o in observations if _seconds(o.event_time) > marks.get(o.origin, -1)]
             if not newer:
@@ -163,12 +170,16 @@ class StreamProcessor:
                 }
                 for o in newer
             ]
-            self._write(WEATHER_VIEW, rows)
+            self._write(WEATHER_VIEW, rows, part)
             for o in newer:
                 marks[o.origin] = max(marks.get(o.origin, -1), _seconds(o.event_time))
 
-    def _write(self, view: str, rows: list[dict[str, Any]]) -> None:
-        """Rows holding the view's keys, `event_timestamp` and features, into the online store."""
+    def _write(self, view: str, rows: list[dict[str, Any]], part: str) -> None:
+        """Rows holding the view's keys, `event_timestamp` and features, into the online store
+        and, first, into the offline part `part` (a part written again is replaced: a row
+        offline and not yet online is written again after a restart, never twice)."""
+        if view in self.parts:
+            self.parts[view].write(rows, part)
         writer = self.writers[view]
         if writer is not None:
             writer.write(rows, [row["event_timestamp"] for row in rows])

@@ -15,6 +15,8 @@ from feast.feature_view import FeatureView
 from feast.infra.offline_stores.file_source import FileSource
 from feast.on_demand_feature_view import OnDemandFeatureView
 
+from skewless.offline.stream_parts import has_parts, part_glob
+
 ROW = "__asof_row"  # the entity row's position: the output keeps the input's order
 
 
@@ -94,6 +96,21 @@ class EntityWindow:
     last: str
 
 
+def _relation(view: ViewJoin) -> str:
+    """The view's rows: its parquet table, or where the stream processor wrote parts beside
+    it, the table's rows before the first instant the parts hold and the parts' from it on
+    (skewless/offline/stream_parts.py)."""
+    table = f"read_parquet({_literal(view.path)})"
+    if not has_parts(view.path):
+        return table
+    parts = f"read_parquet({_literal(part_glob(view.path))})"
+    stamped = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ)"
+    return (
+        f"(SELECT * FROM {table} WHERE {stamped} < (SELECT min({stamped}) FROM {parts}) "
+        f"UNION ALL BY NAME SELECT * FROM {parts})"
+    )
+
+
 def _view_cte(view: ViewJoin, window: EntityWindow | None) -> str:
     """The view's rows with known keys, one per (keys, event timestamp): the latest created.
 
@@ -128,17 +145,21 @@ def _view_cte(view: ViewJoin, window: EntityWindow | None) -> str:
     entity_keys = ", ".join(_quote(entity) for entity in view.keys.values())
     select = ", ".join([*keys, stamp, *values])
     sql = (
-        f"SELECT {select} FROM read_parquet({_literal(view.path)}) AS src "
+        f"SELECT {select} FROM {_relation(view)} AS src "
         f"SEMI JOIN (SELECT DISTINCT {entity_keys} FROM e) AS asked ON {asked} "
         f"WHERE {' AND '.join(where) or 'TRUE'}"
     )
+    partition = ", ".join([*(_quote(k) for k in view.keys), stamped])
     if view.created:
         # Ranked on the UTC values, as the stock store casts both columns before ranking.
-        partition = ", ".join([*(_quote(k) for k in view.keys), stamped])
         sql += (
             f" QUALIFY row_number() OVER (PARTITION BY {partition} "
             f"ORDER BY CAST({_quote(view.created)} AS TIMESTAMPTZ) DESC NULLS LAST) = 1"
         )
+    elif has_parts(view.path):
+        # A processor restarted after writing observations and before acknowledging them
+        # writes them again in another part: the same rows, kept once.
+        sql += f" QUALIFY row_number() OVER (PARTITION BY {partition}) = 1"
     return f"f AS ({sql})"
 
 
@@ -162,7 +183,7 @@ SMALL_VIEW_ROWS = 100_000
 def _one_row_per_key(
     con: duckdb.DuckDBPyConnection, view: ViewJoin, window: EntityWindow | None
 ) -> bool:
-    rows = con.sql(f"SELECT count(*) FROM read_parquet({_literal(view.path)})").fetchall()
+    rows = con.sql(f"SELECT count(*) FROM {_relation(view)}").fetchall()
     if rows[0][0] > SMALL_VIEW_ROWS:
         return False
     keys = ", ".join(f"k{i}" for i in range(len(view.keys)))

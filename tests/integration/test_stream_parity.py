@@ -25,6 +25,7 @@ from feature_repo.tables.raw import read_raw
 from feature_repo.tables.tiles import TILED, Tiles, tile_index
 from skewless.command_support import command_program
 from skewless.features import store as feature_store
+from skewless.offline.stream_parts import has_parts, parts_folder
 from skewless.settings import Settings
 from streaming.log import EventLog, redis_client
 from streaming.processor import StreamProcessor
@@ -113,8 +114,15 @@ def _offline_value(rows: pd.DataFrame | None, at: pd.Timestamp) -> pd.Series | N
     return None if position == 0 else rows.iloc[position - 1]
 
 
+Served = list[tuple[str, dict[str, str], pd.Timestamp, dict[str, object]]]
+
+
 def _differences(
-    world: World, batch: dict[str, pd.DataFrame], at: pd.Timestamp, active: pd.DataFrame
+    world: World,
+    batch: dict[str, pd.DataFrame],
+    at: pd.Timestamp,
+    active: pd.DataFrame,
+    served_rows: Served,
 ) -> tuple[int, list[str]]:
     compared, found = 0, []
     for view, keys in VIEWS.items():
@@ -132,6 +140,7 @@ def _differences(
         ).to_dict()
         for i, row in enumerate(rows):
             key = tuple(row[k] for k in keys)
+            served_rows.append((view, row, at, {f: online[f][i] for f in features}))
             offline = _offline_value(batch[view].get(key), at)
             for feature in features:
                 served = online[feature][i]
@@ -161,6 +170,7 @@ def test_online_features_from_the_stream_equal_the_batch_tables_at_random_instan
     processor = world.processor("p1")
     published_until = REPLAY_FROM
     compared, differences = 0, []
+    served: Served = []
     for at in instants:
         world.publish(published_until, at)
         published_until = at
@@ -170,12 +180,39 @@ def test_online_features_from_the_stream_equal_the_batch_tables_at_random_instan
         near = departures[
             departures["event_time"].between(at - pd.Timedelta(hours=3), at, inclusive="left")
         ]
-        n, found = _differences(world, batch, at, near)
+        n, found = _differences(world, batch, at, near, served)
         compared += n
         differences += found
     assert compared >= INSTANTS * 20
     assert differences == [], differences[:10]
     assert processor.progress.dead_lettered == 0
+
+    # Offline, training reads what was served: the processor's parts, point in time, through
+    # the project's ASOF store, at the same instants for the same entities.
+    for view in VIEWS:
+        assert has_parts(world.settings.data_dir / f"{view}.parquet"), view
+    offline_differences = _served_differences(world, served)
+    assert offline_differences == [], offline_differences[:10]
+
+
+def _served_differences(world: World, served: Served) -> list[str]:
+    found = []
+    for view in VIEWS:
+        mine = [s for s in served if s[0] == view]
+        features = list(mine[0][3])
+        entity_rows = pd.DataFrame([{**row, "event_timestamp": at} for _, row, at, _ in mine])
+        offline = world.store.get_historical_features(
+            entity_df=entity_rows, features=[f"{view}:{f}" for f in features]
+        ).to_df()
+        assert len(offline) == len(mine)  # one row per entity row, in their order
+        for (_, row, at, values), got in zip(mine, offline.to_dict("records"), strict=True):
+            for feature in features:
+                if not _same(values[feature], got[feature]):
+                    found.append(
+                        f"{at} {view} {row} {feature}: served {values[feature]!r}, "
+                        f"offline {got[feature]!r}"
+                    )
+    return found
 
 
 def _tiles_now(
@@ -276,3 +313,29 @@ def test_a_killed_processor_and_two_processors_end_as_one_uninterrupted_run(worl
     assert _recent(_tiles_now(world, watermark), watermark) == _recent(
         _tiles_expected(expected_departures), watermark
     )
+    assert _offline_part_problems(world.settings, end) == []
+
+
+def _offline_part_problems(settings: Settings, end: pd.Timestamp) -> list[str]:
+    """The parts the killed, restarted and parallel processors wrote: one row per key and
+    time in the tiled views, and each row what the batch table holds there (once the stream
+    has seen a whole window: before, the batch counts departures the replay did not hold)."""
+    problems = []
+    for view, keys in VIEWS.items():
+        table = settings.data_dir / f"{view}.parquet"
+        parts = pd.concat(
+            [pd.read_parquet(part) for part in sorted(parts_folder(table).glob("*.parquet"))]
+        )
+        batch = pd.read_parquet(table).set_index([*keys, "event_timestamp"]).sort_index()
+        stamped = parts.set_index([*keys, "event_timestamp"]).sort_index()
+        if view in TILED and stamped.index.duplicated().any():
+            problems.append(f"{view}: a row written twice")
+        stamped = stamped[~stamped.index.duplicated()]
+        whole = REPLAY_FROM + (TILED[view].longest if view in TILED else pd.Timedelta(0))
+        compared = stamped[stamped.index.get_level_values("event_timestamp") >= whole]
+        expected = batch.loc[compared.index, compared.columns]
+        if not expected.equals(compared):
+            problems.append(f"{view}: parts differ from the batch table")
+        if view == "origin_departures_recent" and len(compared) < 100:
+            problems.append(f"{view}: only {len(compared)} rows compared")
+    return problems
