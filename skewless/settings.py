@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skewless.errors import BadInput
@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="The Redis server holding the live event log (Redis Streams), as "
         "host:port[,db=0][,password=...]; its streams are named after the Feast project "
         "(streaming/log.py).",
+    )
+    allowed_lateness_seconds: NonNegativeInt = Field(
+        default=3600,
+        description="How late an event may come (behind the latest event time a stream "
+        "processor has read) and still be folded into the live features; a later one is "
+        "counted and kept offline only (docs/live-features.md).",
     )
     lead_time_minutes: PositiveInt = Field(
         default=60, description="How long before scheduled departure a prediction is asked for."

@@ -165,7 +165,12 @@ def stream_run_command(
     log = _log(settings)
     store = open_store(settings)
     processor = StreamProcessor(
-        store, log, TileStore(log.client, log.project), consumer=consumer, say=console.print
+        store,
+        log,
+        TileStore(log.client, log.project),
+        consumer=consumer,
+        say=console.print,
+        lateness_seconds=settings.allowed_lateness_seconds,
     )
     console.print(f"{consumer}: reading {log.stream} in group {processor.group}")
     try:
@@ -176,7 +181,8 @@ def stream_run_command(
     p = processor.progress
     console.print(
         f"{consumer}: read {p.read:,}, applied {p.applied:,} departures, dead-lettered "
-        f"{p.dead_lettered:,}, wrote {p.rows_written:,} rows; clock {p.clock}"
+        f"{p.dead_lettered:,}, too late {p.too_late:,}, wrote {p.rows_written:,} rows; "
+        f"clock {p.clock}"
     )
 
 

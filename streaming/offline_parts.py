@@ -28,6 +28,12 @@ class OfflineParts:
             raise ValueError(f"{view}: the offline parts need a local parquet source, not {path}")
         return cls(Path(path))
 
+    @classmethod
+    def beside(cls, parts: dict[str, OfflineParts], table: str) -> OfflineParts:
+        """Parts of a table of the processor's own, in the folder of the views' tables."""
+        folder = next(iter(parts.values())).table_path.parent
+        return cls(folder / f"{table}.parquet")
+
     def write(self, rows: list[dict[str, Any]], name: str) -> None:
         table = (
             pa.Table.from_pylist(rows, schema=self.schema)

@@ -28,7 +28,7 @@ from typing import Any
 import pandas as pd
 from feast import FeatureStore
 
-from feature_repo.tables.events import Departure, Weather, parse_event
+from feature_repo.tables.events import Departure, Weather, event_fields, parse_event
 from feature_repo.tables.tiles import TILED, TiledAggregate, tile_index, tile_start, window_rows
 from skewless.online.redis_writer import RedisRowWriter, row_writer
 
@@ -39,6 +39,7 @@ from .tile_store import TileStore
 from .window_sums import SlidingSums
 
 WEATHER_VIEW = "weather_hourly"
+TOO_LATE_TABLE = "too_late_departures"  # beside the feature tables: the raw events, as parts
 BOUNDARY = "boundary"  # a tiled view's mark: the last boundary its rows were written for
 
 
@@ -48,6 +49,8 @@ class Progress:
     applied: int = 0  # departures new to the tiles
     dead_lettered: int = 0
     rows_written: int = 0
+    too_late: int = 0  # departures later than the allowed lateness: offline only
+    folded_in: int = 0  # times a view's latest rows were written again for late events
     clock: pd.Timestamp | None = None
 
 
@@ -62,6 +65,7 @@ class StreamProcessor:
         consumer: str = "processor-1",
         say: Callable[[str], None] = lambda _: None,
         offline: bool = True,
+        lateness_seconds: int = 3600,
     ) -> None:
         self.store, self.log, self.tiles = store, log, tiles
         self.reader = EventReader(log, group, consumer)
@@ -80,6 +84,9 @@ class StreamProcessor:
         self.parts: dict[str, OfflineParts] = (
             {view: OfflineParts.of(store, view) for view in self.writers} if offline else {}
         )
+        self.lateness_seconds = lateness_seconds
+        # Departures too late to change the live features: kept beside the tables, raw.
+        self.too_late_parts = OfflineParts.beside(self.parts, TOO_LATE_TABLE) if offline else None
 
     def step(self, *, count: int = 1000, block_ms: int = 200) -> int:
         """One batch: read, apply, acknowledge, write what it completes. The entries read."""
@@ -90,10 +97,20 @@ class StreamProcessor:
             self._advance()
             return 0
         departures = [d.event for d in delivered if isinstance(d.event, Departure)]
-        applied = self.tiles.apply(departures)
+        applied = self.tiles.apply(departures, lateness_seconds=self.lateness_seconds)
+        entries = f"e{delivered[0].entry_id}_{delivered[-1].entry_id}"
+        if applied.too_late:
+            self.progress.too_late += len(applied.too_late)
+            if self.too_late_parts is not None:
+                self.too_late_parts.write(
+                    [{**event_fields(e), "event_id": e.event_id} for e in applied.too_late],
+                    entries,
+                )
+        for table in applied.behind:  # late, within the lateness: the latest rows again
+            self._fold_in(TILED[table])
         weather = [d.event for d in delivered if isinstance(d.event, Weather)]
         if weather:
-            self._write_weather(weather, f"e{delivered[0].entry_id}_{delivered[-1].entry_id}")
+            self._write_weather(weather, entries)
         self.reader.ack([d.entry_id for d in delivered])
         latest = max(pd.Timestamp(d.event.event_time) for d in delivered)
         clock = self.progress.clock
@@ -144,6 +161,16 @@ class StreamProcessor:
                         self._write_boundary(aggregate, boundary, last)
                         marks[BOUNDARY] = boundary
                 self.written[aggregate.table] = boundary
+
+    def _fold_in(self, aggregate: TiledAggregate) -> None:
+        """Events applied behind the rows already written (late, within the allowed
+        lateness): the view's latest rows, online and in their offline part, written again
+        with them. Earlier parts keep what was served then."""
+        with self.tiles.writing(aggregate.table) as marks:
+            last = marks.get(BOUNDARY, -1)
+            if last >= 0:
+                self._write_boundary(aggregate, last, last)
+                self.progress.folded_in += 1
 
     def _write_boundary(self, aggregate: TiledAggregate, boundary: int, last: int) -> None:
         keys, sums = self.window_sums.at(aggregate, boundary, last)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -37,13 +37,14 @@ from feature_repo.tables.events import Departure
 from feature_repo.tables.tiles import TILED, TiledAggregate, Tiles, WindowSums, tile_of
 
 _APPLY = """
-local seen, watermark_key = KEYS[1], KEYS[2]
+local seen, watermark_key, too_late_ids, too_late_count = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local watermark = tonumber(redis.call('GET', watermark_key) or '0')
 local cursor = 0
 local function take()
   cursor = cursor + 1
   return ARGV[cursor]
 end
+local lateness = tonumber(take())
 local chunk_buckets = tonumber(take())
 -- Per tiled view: its horizon (the boundary whose window sums a writer last took), the count
 -- of events applied behind it (they change sums a writer already took), its floor (the
@@ -55,9 +56,17 @@ for view = 1, tonumber(take()) do
 end
 local sums, order = {}, {}
 local applied = 0
-for _ = 1, tonumber(take()) do
+local too_late = {}  -- the batch's events (by position) later than the allowed lateness
+for position = 1, tonumber(take()) do
   local id, time, late, delay = take(), tonumber(take()), tonumber(take()), tonumber(take())
   local fresh = redis.call('SADD', seen, id) == 1
+  if fresh and watermark > 0 and time < watermark - lateness then
+    -- Too late to change what is online: counted once, kept apart (offline only).
+    fresh = false
+    redis.call('SADD', too_late_ids, id)
+    redis.call('INCR', too_late_count)
+  end
+  if redis.call('SISMEMBER', too_late_ids, id) == 1 then too_late[#too_late + 1] = position end
   for _ = 1, tonumber(take()) do
     local key, bucket, view = take(), take(), tonumber(take())
     if fresh then
@@ -94,7 +103,9 @@ for view, chunk in pairs(lowest) do
   if not floor or chunk < tonumber(floor) then redis.call('SET', floor_keys[view], chunk) end
 end
 redis.call('SET', watermark_key, watermark)
-return {applied, watermark}
+local answer = {applied, watermark, too_late}
+for view = 1, #behind do answer[#answer + 1] = behind[view] end
+return answer
 """
 
 _FORGET = """
@@ -161,6 +172,8 @@ CHUNK_BUCKETS = 16  # a chunk's hash holds 48 fields: Redis keeps it a small lis
 class Applied:
     events: int  # new to the tiles (the others had been applied before)
     watermark: pd.Timestamp | None
+    behind: dict[str, int] = field(default_factory=dict)  # view -> events behind its horizon
+    too_late: list[Departure] = field(default_factory=list)  # not applied: offline only
 
 
 WRITE_LOCK_SECONDS = 10
@@ -172,6 +185,8 @@ class TileStore:
         self.prefix = f"skewless:{project}"
         self.seen = f"{self.prefix}:applied"
         self.watermark_key = f"{self.prefix}:watermark"
+        self.too_late_ids = f"{self.prefix}:too_late"
+        self.too_late_count = f"{self.prefix}:too_late:count"
         self._apply = client.register_script(_APPLY)
         self._forget = client.register_script(_FORGET)
         self._sums = client.register_script(_SUMS)
@@ -196,9 +211,14 @@ class TileStore:
         # a key named like the view's own entries (keys, floor) apart from them.
         return self._view_key(aggregate, f"k:{KEY_SEPARATOR.join(key)}:")
 
-    def apply(self, departures: Iterable[Departure]) -> Applied:
+    def apply(self, departures: Iterable[Departure], *, lateness_seconds: int = 3600) -> Applied:
+        """The departures into their tiles, each once. One later than `lateness_seconds` behind
+        the watermark is not applied (it would change rows long served): it is counted once
+        and returned in `too_late` (every time it is given again, so that a processor that
+        died before keeping it offline keeps it on the next delivery)."""
+        departures = list(departures)
         views = list(TILED.values())
-        args: list[str | int] = [CHUNK_BUCKETS, len(views)]
+        args: list[str | int] = [lateness_seconds, CHUNK_BUCKETS, len(views)]
         for aggregate in views:
             args += [
                 self.horizon_key(aggregate),
@@ -231,9 +251,20 @@ class TileStore:
         for keys_key, members in known.items():
             pipe.sadd(keys_key, *members)
         pipe.execute()
-        result: Any = self._apply(keys=[self.seen, self.watermark_key], args=args)
+        result: Any = self._apply(
+            keys=[self.seen, self.watermark_key, self.too_late_ids, self.too_late_count],
+            args=args,
+        )
         applied, watermark = int(result[0]), int(result[1])
-        return Applied(applied, pd.Timestamp(watermark, unit="s", tz="UTC") if watermark else None)
+        too_late = [departures[int(position) - 1] for position in result[2]]
+        behind = {a.table: int(n) for a, n in zip(views, result[3:], strict=True) if int(n)}
+        moment = pd.Timestamp(watermark, unit="s", tz="UTC") if watermark else None
+        return Applied(applied, moment, behind, too_late)
+
+    def too_late(self) -> int:
+        """Departures that came later than the allowed lateness (counted once each)."""
+        value: Any = self.client.get(self.too_late_count)
+        return int(value or 0)
 
     @contextmanager
     def writing(self, view: str) -> Iterator[dict[str, int]]:
@@ -340,12 +371,12 @@ def _tiles(raw: dict[bytes, bytes]) -> Tiles:
     # Fields are b"<bucket>:<c|l|d>"; parsed as bytes (int() reads ASCII digits): this runs for
     # every key's every tile at each boundary written, the processor's hottest loop.
     parts: dict[int, list[int]] = {}
-    for field, value in raw.items():
-        bucket = int(field[:-2])
+    for name, value in raw.items():
+        bucket = int(name[:-2])
         sums = parts.get(bucket)
         if sums is None:
             sums = parts[bucket] = [0, 0, 0]
-        sums[_PARTS[field[-1]]] = int(value)
+        sums[_PARTS[name[-1]]] = int(value)
     tiles = Tiles()
     for bucket, (count, late, delay) in parts.items():
         tiles.buckets[bucket] = (count, late, float(delay))

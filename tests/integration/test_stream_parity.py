@@ -20,7 +20,7 @@ import pytest
 from feast import FeatureStore
 
 from feature_repo.tables import flights
-from feature_repo.tables.events import Departure, entry_fields, replay_entries
+from feature_repo.tables.events import Departure, entry_fields, event_fields, replay_entries
 from feature_repo.tables.raw import read_raw
 from feature_repo.tables.tiles import TILED, Tiles, tile_index
 from skewless.command_support import command_program
@@ -339,3 +339,71 @@ def _offline_part_problems(settings: Settings, end: pd.Timestamp) -> list[str]:
         if view == "origin_departures_recent" and len(compared) < 100:
             problems.append(f"{view}: only {len(compared)} rows compared")
     return problems
+
+
+def _origin_online(world: World, origin: str) -> dict[str, object]:
+    features = ["origin_1h_departures", "origin_1h_mean_delay", "origin_3h_departures"]
+    found = world.store.get_online_features(
+        features=[f"origin_departures_recent:{f}" for f in features],
+        entity_rows=[{"origin": origin}],
+    ).to_dict()
+    return {f: found[f][0] for f in features}
+
+
+def _late(flight: str, at: pd.Timestamp, delay: int) -> dict[str, str]:
+    departed = at.to_pydatetime()
+    return event_fields(
+        Departure(
+            flight_id=flight,
+            origin="EWR",
+            dest="ORD",
+            carrier="UA",
+            tailnum=None,
+            scheduled_departure=departed - pd.Timedelta(minutes=delay),
+            departed_at=departed,
+            dep_delay=float(delay),
+        )
+    )
+
+
+def test_late_departures_are_folded_in_within_the_lateness_and_kept_offline_beyond(
+    world: World,
+) -> None:
+    end = REPLAY_FROM + pd.Timedelta(days=1)
+    world.publish(REPLAY_FROM, end)
+    processor = world.processor("p1")
+    processor.tick(end)
+    before = _origin_online(world, "EWR")
+    assert before["origin_3h_departures"], "a quiet evening: nothing to compare"
+    part = parts_folder(world.settings.data_dir / "origin_departures_recent.parquet") / (
+        f"b{int(tile_index(pd.DatetimeIndex([end]), TILED['origin_departures_recent'].tile)[0])}"
+        ".parquet"
+    )
+    assert part.exists()
+
+    # 20 minutes late (the allowed lateness is an hour): the rows online now include it, and
+    # so does the offline part of the boundary they were written for.
+    world.log.publish([_late("late-1", end - pd.Timedelta(minutes=20), delay=90)])
+    processor.run_until_idle()
+    after = _origin_online(world, "EWR")
+    assert after["origin_1h_departures"] == before["origin_1h_departures"] + 1
+    assert after["origin_3h_departures"] == before["origin_3h_departures"] + 1
+    assert after["origin_1h_mean_delay"] != before["origin_1h_mean_delay"]
+    offline = pd.read_parquet(part).set_index("origin")
+    assert offline.loc["EWR", "origin_1h_departures"] == after["origin_1h_departures"]
+    assert processor.progress.folded_in >= 1
+
+    # Five hours late: nothing online changes; counted once (a producer's retry included)
+    # and kept offline, raw.
+    too_late = _late("late-2", end - pd.Timedelta(hours=5), delay=45)
+    world.log.publish([too_late, too_late])
+    processor.run_until_idle()
+    assert _origin_online(world, "EWR") == after
+    assert world.tiles.too_late() == 1
+    kept = pd.concat(
+        pd.read_parquet(p)
+        for p in parts_folder(world.settings.data_dir / "too_late_departures.parquet").glob(
+            "*.parquet"
+        )
+    )
+    assert set(kept["event_id"]) == {"departure:late-2"}

@@ -71,7 +71,7 @@ def test_slid_sums_equal_fresh_ones_and_a_late_event_makes_them_fresh(tiles: Til
 
     # A late event: two days before the last boundary, inside the week the sums hold.
     late_at = START + (24 * 10 - 48) * hour + timedelta(minutes=3)
-    tiles.apply([_departure(n, late_at, ROUTES[0], delay=40)])
+    tiles.apply([_departure(n, late_at, ROUTES[0], delay=40)], lateness_seconds=3 * 86_400)
     boundary = last + 1
     keys, got = sums.at(aggregate, boundary, last)
     assert dict(zip(keys, got, strict=True)) == _fresh(tiles, boundary)
