@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import pandas as pd
 
 from serving.batch import TIMESTAMP, score_rows
 from serving.process import ServiceProcess
+from skewless.clock import now as clock_now
 from skewless.features import store as feature_store
 from skewless.features.service import service_schema
 from skewless.models.artifacts import ModelArtifactError, ModelFetcher, ModelRefused, ServedModel
@@ -296,9 +297,8 @@ class Gate:
     def _feature_time(self) -> datetime:
         """What the service reads features as of: the replay's now, or the wall clock (to
         the second, as the service)."""
-        if self.settings.serve_clock == "replay":
-            return self.model_config.as_of
-        return datetime.now(UTC).replace(microsecond=0)
+        moment = clock_now(self.settings, self.model_config.as_of)
+        return moment if self.settings.serve_clock == "replay" else moment.replace(microsecond=0)
 
     def _stop_service(self) -> None:
         if self.service is not None:

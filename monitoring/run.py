@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 from feast import FeatureStore
 
+from skewless.clock import now as clock_now
 from skewless.errors import BadInput
 from skewless.features import store as feature_store
 from skewless.features.outcomes import LABEL, join_labels, outcome_source
@@ -68,7 +69,7 @@ class MonitorOutcome:
 def clock(settings: Settings, config: ModelConfig) -> datetime:
     """The monitoring time when none is given: the service's clock (a replayed data set's
     `as_of`, else now)."""
-    return config.as_of if settings.serve_clock == "replay" else datetime.now(UTC)
+    return clock_now(settings, config.as_of)
 
 
 def served_rows(settings: Settings, config: ModelConfig, period: Period) -> pd.DataFrame:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -15,6 +15,7 @@ from feast import FeatureStore
 from feast.errors import FeatureServiceNotFoundException
 from redis.cluster import RedisCluster
 
+from skewless.clock import now as clock_now
 from skewless.errors import SkewlessError
 from skewless.features import store as feature_store
 from skewless.features.service import ServiceSchema, read_online, service_schema
@@ -128,9 +129,7 @@ class Runtime:
         return partial(read_online, store, schema, service=service)
 
     def clock(self) -> datetime:
-        if self.settings.serve_clock == "replay":
-            return self.config.as_of
-        return datetime.now(UTC)
+        return clock_now(self.settings, self.config.as_of)
 
     def example(self) -> dict[str, Any]:
         """The request the OpenAPI schema shows: the model configuration's `example`, else a

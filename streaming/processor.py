@@ -33,6 +33,7 @@ from feature_repo.tables.tiles import TILED, TiledAggregate, tile_index, tile_st
 from skewless.online.redis_writer import RedisRowWriter, row_writer
 
 from .log import EventLog
+from .metrics import StreamMetrics
 from .offline_parts import OfflineParts
 from .reader import Delivered, EventReader
 from .tile_store import TileStore
@@ -66,6 +67,7 @@ class StreamProcessor:
         say: Callable[[str], None] = lambda _: None,
         offline: bool = True,
         lateness_seconds: int = 3600,
+        metrics: StreamMetrics | None = None,
     ) -> None:
         self.store, self.log, self.tiles = store, log, tiles
         self.reader = EventReader(log, group, consumer)
@@ -85,15 +87,19 @@ class StreamProcessor:
             {view: OfflineParts.of(store, view) for view in self.writers} if offline else {}
         )
         self.lateness_seconds = lateness_seconds
+        self.metrics = metrics
         # Departures too late to change the live features: kept beside the tables, raw.
         self.too_late_parts = OfflineParts.beside(self.parts, TOO_LATE_TABLE) if offline else None
 
     def step(self, *, count: int = 1000, block_ms: int = 200) -> int:
         """One batch: read, apply, acknowledge, write what it completes. The entries read."""
+        dead_before = self.reader.dead_lettered
         delivered = self.reader.poll(count=count, block_ms=block_ms)
         self.last_delivered = delivered
         self.progress.dead_lettered = self.reader.dead_lettered
         if not delivered:
+            if self.metrics is not None:
+                self.metrics.dead_letters.inc(self.reader.dead_lettered - dead_before)
             self._advance()
             return 0
         departures = [d.event for d in delivered if isinstance(d.event, Departure)]
@@ -118,7 +124,20 @@ class StreamProcessor:
         self.progress.read += len(delivered)
         self.progress.applied += applied.events
         self._advance()
+        if self.metrics is not None:
+            self._measure(delivered, len(applied.too_late), dead_before)
         return len(delivered)
+
+    def _measure(self, delivered: list[Delivered], too_late: int, dead_before: int) -> None:
+        assert self.metrics is not None
+        kinds: dict[str, int] = {}
+        for d in delivered:
+            kinds[d.event.KIND] = kinds.get(d.event.KIND, 0) + 1
+        for kind, n in kinds.items():
+            self.metrics.events.labels(kind).inc(n)
+        self.metrics.dead_letters.inc(self.reader.dead_lettered - dead_before)
+        self.metrics.too_late.inc(too_late)
+        self.metrics.delivered([d.entry_id for d in delivered])
 
     def run_until_idle(self, *, count: int = 1000) -> Progress:
         """Steps until the log has nothing new for this processor."""
@@ -219,6 +238,9 @@ class StreamProcessor:
                     table[column] = table[column].astype("float64")
             self.store.write_to_online_store(view, table)
         self.progress.rows_written += len(rows)
+        if self.metrics is not None and rows:
+            newest = max(row["event_timestamp"] for row in rows)
+            self.metrics.written(view, len(rows), pd.Timestamp(newest).to_pydatetime())
 
 
 def _seconds(moment: datetime) -> int:

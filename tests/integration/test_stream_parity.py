@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,7 @@ from skewless.features import store as feature_store
 from skewless.offline.stream_parts import has_parts, parts_folder
 from skewless.settings import Settings
 from streaming.log import EventLog, redis_client
+from streaming.metrics import StreamMetrics
 from streaming.processor import StreamProcessor
 from streaming.reader import EventReader
 from streaming.tile_store import TileStore
@@ -407,3 +410,37 @@ def test_late_departures_are_folded_in_within_the_lateness_and_kept_offline_beyo
         )
     )
     assert set(kept["event_id"]) == {"departure:late-2"}
+
+
+def test_the_processor_serves_its_metrics_and_each_views_freshness(world: World) -> None:
+    end = REPLAY_FROM + pd.Timedelta(hours=12)
+    world.publish(REPLAY_FROM, end)
+    world.log.publish([{"kind": "departure", "flight_id": "x"}, {"kind": "nonsense"}])
+    clock_at = end.to_pydatetime()
+    metrics = StreamMetrics(lambda: clock_at, world.log, "features")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    metrics.serve(port)
+    processor = StreamProcessor(world.store, world.log, world.tiles, metrics=metrics)
+    processor.tick(end)
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    series = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    published = world.entries[world.entries["event_time"] < end]["kind"].value_counts()
+    for kind, n in published.items():
+        assert series[f'skewless_stream_events_total{{kind="{kind}"}}'] == n
+    assert series["skewless_stream_dead_letters_total"] == 2
+    assert series["skewless_stream_lag_entries"] == 0
+    assert series["skewless_stream_pending_entries"] == 0
+    for view in VIEWS:
+        assert series[f'skewless_stream_rows_written_total{{view="{view}"}}'] > 0
+        fresh = series[f'skewless_feature_freshness_seconds{{view="{view}"}}']
+        # The clock stands at `end`: a tiled view's newest row is its last boundary (at most
+        # a tile ago), a weather row the last hour known.
+        assert 0 <= fresh <= 3600, (view, fresh)
+    assert series["skewless_stream_event_to_online_seconds_count"] == sum(published)
