@@ -11,8 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from skewless.command_support import console
-from skewless.errors import CheckFailed
+from skewless.command_support import ConfigOption, console, model_config, parse_time
+from skewless.errors import BadInput, CheckFailed
+from skewless.settings import get_settings
 
 By = Annotated[str | None, typer.Option("--by", help="Who acts (default: user@host).")]
 Why = Annotated[str, typer.Option("--why", help="Why, for the record.")]
@@ -232,7 +233,64 @@ def deploy_command(
     console.print(f"[green]version {canary_report.challenger} is champion[/green]")
 
 
+def live_command(
+    since: Annotated[str, typer.Option("--from", help="Where the replay starts (ISO, a zone).")],
+    until: Annotated[
+        str | None, typer.Option(help="Where it stops (ISO; default: a day after --from).")
+    ] = None,
+    speed: Annotated[float, typer.Option(min=1.0, help="Replay seconds per wall second.")] = 600.0,
+    tick_hours: Annotated[
+        float, typer.Option(min=0.01, help="A CT tick every this many replay hours.")
+    ] = 24.0,
+    out: Annotated[
+        Path | None, typer.Option(help="Logs and live.json (default: <state>/live/<time>).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The level-2 loop on live data: events published as a moving clock passes them, the
+    stream processor and the service running on that clock, each real request sent at its
+    moment, outcomes arriving, the CT controller ticking. Needs a champion and Redis (the
+    online store and the event log): docs/live-features.md."""
+    import time
+    from datetime import timedelta
+
+    from .live import run_live
+
+    settings = get_settings()
+    cfg = model_config(config, settings)
+    start = parse_time(since, "--from")
+    stop = parse_time(until, "--until") if until else start + timedelta(days=1)
+    if stop <= start:
+        raise BadInput("--until: must be after --from")
+    if settings.online_store != "redis":
+        raise BadInput("live features need the Redis online store: set SKEWLESS_ONLINE_STORE=redis")
+    folder = out or settings.state_dir / "live" / time.strftime("%Y%m%dT%H%M%S")
+    _sigterm_interrupts()
+    with _refusals():
+        report = run_live(
+            settings,
+            cfg,
+            start=start,
+            until=stop,
+            speed=speed,
+            tick_every=timedelta(hours=tick_hours),
+            out_dir=folder,
+            say=console.print,
+        )
+    console.print(
+        f"replayed {start:%Y-%m-%d %H:%M} .. {stop:%Y-%m-%d %H:%M} at {speed:g}x: "
+        f"{report.events:,} events (after {report.history_events:,} of history), "
+        f"{report.answered:,}/{report.requests:,} requests answered, {report.failed:,} failed, "
+        f"{report.stale_streamed:,} with a streamed feature missing; ticks: "
+        f"{'; '.join(report.ticks) or 'none'}; at worst {report.behind_seconds:.1f} s behind; "
+        f"{folder / 'live.json'}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
+    app.command("live")(live_command)
     app.command("gate")(gate_command)
     app.command("promote")(promote_command)
     app.command("rollback")(rollback_command)
