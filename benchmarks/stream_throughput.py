@@ -2,7 +2,7 @@
 (Redis Streams), and one stream processor taking them into the tiles and the Redis online store.
 
     python -m benchmarks.stream_throughput [--redis 127.0.0.1:6379] [--days 366] [--batch 1000]
-        [--writer direct|feast|both]
+        [--writer direct|feast|both] [--no-offline]
 
 In a scratch copy of the feature repository (its tables built, applied to a project of its own
 on the Redis online store); the project's keys are removed at the end. Prints events/s for the
@@ -58,6 +58,9 @@ def main() -> None:
     parser.add_argument("--writer", choices=("direct", "feast", "both"), default="both")
     parser.add_argument("--profile", action="store_true", help="Print the processor's profile.")
     parser.add_argument("--sort", default="cumulative", help="The profile's order (pstats).")
+    parser.add_argument(
+        "--no-offline", action="store_true", help="Rows online only (no offline parts)."
+    )
     args = parser.parse_args()
     for writer in ("direct", "feast") if args.writer == "both" else (args.writer,):
         _run(args, writer)
@@ -91,7 +94,9 @@ def _run(args: argparse.Namespace, writer: str) -> None:
             published = len(log.publish(rows))
             publish_seconds = time.perf_counter() - started
 
-            processor = StreamProcessor(store, log, TileStore(log.client, project))
+            processor = StreamProcessor(
+                store, log, TileStore(log.client, project), offline=not args.no_offline
+            )
             if writer == "feast":
                 processor.writers = dict.fromkeys(processor.writers)
             assert all(processor.writers.values()) == (writer == "direct")
@@ -113,7 +118,7 @@ def _run(args: argparse.Namespace, writer: str) -> None:
     print(
         f"processor: {process_seconds:.1f} s, {progress.read / process_seconds:,.0f} events/s "
         f"(departures applied {progress.applied:,}, rows written {progress.rows_written:,}, "
-        f"batch {args.batch})"
+        f"batch {args.batch}, offline parts {'no' if args.no_offline else 'yes'})"
     )
     if profile:
         pstats.Stats(profile).sort_stats(args.sort).print_stats(25)
