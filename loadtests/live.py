@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,11 +124,8 @@ def run_live(
                     ticker.tick()
         ticker.wait()
     finally:
-        processor.terminate()
-        try:
-            processor.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            processor.kill()
+        ticker.stop()
+        _stop(processor)
         service.stop()
     (out_dir / "live.json").write_text(json.dumps(report.as_dict(), indent=2))
     return report
@@ -197,36 +193,61 @@ def _predict(client: httpx.Client, body: dict[str, Any], report: LiveReport) -> 
 
 
 def _child(arguments: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    out = log_path.open("wb")
-    return subprocess.Popen(
-        [*command_program(), *arguments], env=env, stdout=out, stderr=subprocess.STDOUT
-    )
+    with log_path.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [*command_program(), *arguments], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a processor stops between steps, a tick between its stages), then a kill."""
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait(timeout=30)
 
 
 class _Ticker:
     """CT ticks in a child process each, one at a time, beside the replay (a tick that
-    retrains takes minutes of wall time; the replay does not wait for it)."""
+    retrains takes minutes of wall time; the replay does not wait for it). A tick due while
+    the previous one runs is skipped, not queued; one still running at the end is stopped."""
 
     def __init__(self, env: dict[str, str], log_path: Path, report: LiveReport) -> None:
         self.env, self.log_path, self.report = env, log_path, report
-        self.thread: threading.Thread | None = None
+        self.child: subprocess.Popen[bytes] | None = None
+        self.started = 0
 
     def tick(self) -> None:
-        if self.thread is not None and self.thread.is_alive():
-            return  # the previous tick still runs: this one is skipped, not queued
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        self._collect()
+        if self.child is None:
+            self.started = self.log_path.stat().st_size if self.log_path.exists() else 0
+            self.child = _child(["ct", "tick"], self.env, self.log_path)
 
-    def _run(self) -> None:
-        done = subprocess.run(
-            [*command_program(), "ct", "tick"], env=self.env, capture_output=True, text=True
-        )
-        with self.log_path.open("a") as out:
-            out.write(done.stdout + done.stderr)
-        lines = [line for line in done.stdout.splitlines() if line.strip()]
-        first = lines[0] if lines else f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
-        self.report.ticks.append(first)
+    def wait(self, timeout: float = 600) -> None:
+        if self.child is not None:
+            try:
+                self.child.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self._collect()
 
-    def wait(self) -> None:
-        if self.thread is not None:
-            self.thread.join(timeout=600)
+    def stop(self) -> None:
+        if self.child is not None:
+            _stop(self.child)
+            self._collect()
+
+    def _collect(self) -> None:
+        """A finished tick's first line (its decision) into the report."""
+        if self.child is None or self.child.poll() is None:
+            return
+        with self.log_path.open("rb") as out:
+            out.seek(self.started)
+            text = out.read().decode(errors="replace")
+        lines = [line for line in text.splitlines() if line.strip()]
+        code = self.child.returncode
+        self.report.ticks.append(lines[0] if code == 0 and lines else f"exit {code}: {text[-200:]}")
+        self.child = None

@@ -158,6 +158,13 @@ def stream_run_command(
         int,
         typer.Option(min=0, help="Serve the processor's Prometheus metrics here (0: not)."),
     ] = 9108,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            help="Also write each row offline, as a part beside its view's batch table "
+            "(local parquet sources only)."
+        ),
+    ] = True,
 ) -> None:
     """Read the log in the `features` group, apply departures to the tiles exactly once,
     write feature rows online as bucket boundaries pass. Several may run: each its --consumer
@@ -185,16 +192,26 @@ def stream_run_command(
 
     metrics = StreamMetrics(clock, log, "features")
     if metrics_port:
-        metrics.serve(metrics_port)
-    processor = StreamProcessor(
-        store,
-        log,
-        TileStore(log.client, log.project),
-        consumer=consumer,
-        say=console.print,
-        lateness_seconds=settings.allowed_lateness_seconds,
-        metrics=metrics,
-    )
+        try:
+            metrics.serve(metrics_port)
+        except OSError as exc:
+            raise BadInput(
+                f"--metrics-port {metrics_port}: {exc.strerror} (another processor on this "
+                "host? give each its own port, or 0 for none)"
+            ) from None
+    try:
+        processor = StreamProcessor(
+            store,
+            log,
+            TileStore(log.client, log.project),
+            consumer=consumer,
+            say=console.print,
+            lateness_seconds=settings.allowed_lateness_seconds,
+            metrics=metrics,
+            offline=offline,
+        )
+    except ValueError as exc:  # a view whose batch source is not a local parquet file
+        raise BadInput(f"{exc}; run with --no-offline to write rows online only") from None
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _: stopping.append(signum))
     console.print(
@@ -209,9 +226,11 @@ def stream_run_command(
             if until_idle:
                 break
             if moving:
-                # Every event before a minute ago is in the log (a producer publishes as the
-                # clock passes its time; one a little later is folded in as a late one).
-                processor.tick(pd.Timestamp(clock() - TICK_GRACE))
+                # Every event before a moment ago is in the log (a producer publishes as the
+                # clock passes its time; one a little later is folded in as a late one). The
+                # moment: a minute, and half a wall second of a replay that runs faster.
+                grace = TICK_GRACE + timedelta(seconds=0.5 * settings.clock_speed)
+                processor.tick(pd.Timestamp(clock() - grace))
     except KeyboardInterrupt:
         pass
     p = processor.progress

@@ -42,6 +42,7 @@ from .window_sums import SlidingSums
 WEATHER_VIEW = "weather_hourly"
 TOO_LATE_TABLE = "too_late_departures"  # beside the feature tables: the raw events, as parts
 BOUNDARY = "boundary"  # a tiled view's mark: the last boundary its rows were written for
+FOLDED = "folded"  # and the count of events behind its horizon that its rows hold
 
 
 @dataclass
@@ -77,6 +78,7 @@ class StreamProcessor:
         self.last_delivered: list[Delivered] = []  # the last step's events (measurements)
         self.written: dict[str, int] = {}  # table -> the last boundary this process wrote
         self.window_sums = SlidingSums(tiles)
+        self._first_step = True
         # On one Redis server rows go straight into Feast's layout; elsewhere through Feast.
         self.writers: dict[str, RedisRowWriter | None] = {
             view: row_writer(store, view) for view in (*TILED, WEATHER_VIEW)
@@ -105,15 +107,18 @@ class StreamProcessor:
         departures = [d.event for d in delivered if isinstance(d.event, Departure)]
         applied = self.tiles.apply(departures, lateness_seconds=self.lateness_seconds)
         entries = f"e{delivered[0].entry_id}_{delivered[-1].entry_id}"
+        self.progress.too_late += applied.newly_too_late
         if applied.too_late:
-            self.progress.too_late += len(applied.too_late)
             if self.too_late_parts is not None:
                 self.too_late_parts.write(
                     [{**event_fields(e), "event_id": e.event_id} for e in applied.too_late],
                     entries,
                 )
-        for table in applied.behind:  # late, within the lateness: the latest rows again
+        # Late, within the lateness: the latest rows again. After a start, every view is
+        # checked once: a processor that died between applying and folding left it to us.
+        for table in TILED if self._first_step else applied.behind:
             self._fold_in(TILED[table])
+        self._first_step = False
         weather = [d.event for d in delivered if isinstance(d.event, Weather)]
         if weather:
             self._write_weather(weather, entries)
@@ -125,7 +130,7 @@ class StreamProcessor:
         self.progress.applied += applied.events
         self._advance()
         if self.metrics is not None:
-            self._measure(delivered, len(applied.too_late), dead_before)
+            self._measure(delivered, applied.newly_too_late, dead_before)
         return len(delivered)
 
     def _measure(self, delivered: list[Delivered], too_late: int, dead_before: int) -> None:
@@ -179,17 +184,26 @@ class StreamProcessor:
                     if boundary > last:  # no one wrote it, or a later one
                         self._write_boundary(aggregate, boundary, last)
                         marks[BOUNDARY] = boundary
+                        marks[FOLDED] = self.window_sums.behind_read[aggregate.table]
                 self.written[aggregate.table] = boundary
 
     def _fold_in(self, aggregate: TiledAggregate) -> None:
         """Events applied behind the rows already written (late, within the allowed
         lateness): the view's latest rows, online and in their offline part, written again
-        with them. Earlier parts keep what was served then."""
+        with them. Earlier parts keep what was served then. The view's marks keep the count of
+        events behind its horizon that the rows hold, so a fold cut short by a crash is done
+        by the next processor to look. Only where the online write replaces a row of the same
+        stamp (the direct writer): Feast's keeps the first, and the offline part must keep
+        what was served; there, late events reach the next boundary's rows."""
+        if self.writers[aggregate.table] is None:
+            return
         with self.tiles.writing(aggregate.table) as marks:
             last = marks.get(BOUNDARY, -1)
-            if last >= 0:
+            behind = self.tiles.behind(aggregate)
+            if last >= 0 and behind != marks.get(FOLDED, 0):
                 self._write_boundary(aggregate, last, last)
                 self.progress.folded_in += 1
+                marks[FOLDED] = self.window_sums.behind_read[aggregate.table]
 
     def _write_boundary(self, aggregate: TiledAggregate, boundary: int, last: int) -> None:
         keys, sums = self.window_sums.at(aggregate, boundary, last)

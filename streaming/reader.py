@@ -11,10 +11,13 @@ new ones. Several consumers of one group share the log: Redis gives each entry t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from feature_repo.tables.events import Event, MalformedEvent, parse_event
 
 from .log import EventLog, Read
+
+FUTURE_TOLERANCE = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -65,12 +68,21 @@ class EventReader:
     def _checked(self, reads: list[Read]) -> list[Delivered]:
         """The valid events; the others dead-lettered (counted, acknowledged)."""
         delivered = []
+        # A time far ahead of the wall clock is a typo, not an event: it would move every clock
+        # and make every true event after it look late.
+        horizon = datetime.now(UTC) + FUTURE_TOLERANCE
         for read in reads:
             problem = read.encoding_error
             if problem is None:
                 try:
-                    delivered.append(Delivered(read.entry_id, parse_event(read.fields)))
-                    continue
+                    event = parse_event(read.fields)
+                    if event.event_time <= horizon:
+                        delivered.append(Delivered(read.entry_id, event))
+                        continue
+                    problem = (
+                        f"{event.KIND}: event time {event.event_time.isoformat()} is more than "
+                        f"{FUTURE_TOLERANCE} ahead of the wall clock"
+                    )
                 except MalformedEvent as exc:
                     problem = str(exc)
             self.log.dead_letter(self.group, read.entry_id, read.fields, problem)

@@ -48,27 +48,44 @@ local lateness = tonumber(take())
 local chunk_buckets = tonumber(take())
 -- Per tiled view: its horizon (the boundary whose window sums a writer last took), the count
 -- of events applied behind it (they change sums a writer already took), its floor (the
--- oldest chunk that may hold tiles) and the lowest chunk this batch adds to.
+-- oldest chunk that may hold tiles) and the lowest chunk this batch adds to. The written
+-- horizon, in epoch seconds, is what lateness is measured against: a writer moves it only
+-- once every event before it is in (held back by what any processor still holds), so an
+-- event that merely reached this processor after a faster one's is never too late.
 local horizons, behind_keys, behind, floor_keys, lowest = {}, {}, {}, {}, {}
+local reference = nil
 for view = 1, tonumber(take()) do
   horizons[view] = tonumber(redis.call('GET', take()) or '-1')
-  behind_keys[view], behind[view], floor_keys[view] = take(), 0, take()
+  behind_keys[view] = take()
+  behind[view] = 0
+  floor_keys[view] = take()
+  local tile_seconds = tonumber(take())
+  if horizons[view] >= 0 then
+    local at = horizons[view] * tile_seconds
+    if reference == nil or at > reference then reference = at end
+  end
 end
 local sums, order = {}, {}
-local applied = 0
+local applied, newly_too_late = 0, 0
 local too_late = {}  -- the batch's events (by position) later than the allowed lateness
 for position = 1, tonumber(take()) do
-  local id, time, late, delay = take(), tonumber(take()), tonumber(take()), tonumber(take())
+  local id = take()
+  local time = tonumber(take())
+  local late = tonumber(take())
+  local delay = tonumber(take())
   local fresh = redis.call('SADD', seen, id) == 1
-  if fresh and watermark > 0 and time < watermark - lateness then
+  if fresh and reference ~= nil and time < reference - lateness then
     -- Too late to change what is online: counted once, kept apart (offline only).
     fresh = false
+    newly_too_late = newly_too_late + 1
     redis.call('SADD', too_late_ids, id)
     redis.call('INCR', too_late_count)
   end
   if redis.call('SISMEMBER', too_late_ids, id) == 1 then too_late[#too_late + 1] = position end
   for _ = 1, tonumber(take()) do
-    local key, bucket, view = take(), take(), tonumber(take())
+    local key = take()
+    local bucket = take()
+    local view = tonumber(take())
     if fresh then
       local chunk = math.floor(tonumber(bucket) / chunk_buckets)
       if lowest[view] == nil or chunk < lowest[view] then lowest[view] = chunk end
@@ -103,21 +120,33 @@ for view, chunk in pairs(lowest) do
   if not floor or chunk < tonumber(floor) then redis.call('SET', floor_keys[view], chunk) end
 end
 redis.call('SET', watermark_key, watermark)
-local answer = {applied, watermark, too_late}
+local answer = {applied, watermark, too_late, newly_too_late}
 for view = 1, #behind do answer[#answer + 1] = behind[view] end
 return answer
 """
 
 _FORGET = """
--- KEYS[1]: the view's floor; ARGV[1]: the first chunk to keep; ARGV[2..]: each key's tiles
--- prefix. Every chunk from the floor up to the first kept goes, and the floor moves up.
+-- KEYS[1]: the view's floor; ARGV[1]: the first chunk to keep; ARGV[2]: the most chunks one
+-- run drops per key; ARGV[3..]: each key's tiles prefix. Chunks from the floor up go, and the
+-- floor moves up; a floor far behind (a long gap, a stray old event) is caught up over several
+-- runs, so that no run holds the server for long.
 local keep = tonumber(ARGV[1])
 local floor = tonumber(redis.call('GET', KEYS[1]) or ARGV[1])
-for chunk = floor, keep - 1 do
-  for i = 2, #ARGV do redis.call('UNLINK', ARGV[i] .. chunk) end
+local stop = math.min(keep, floor + tonumber(ARGV[2]))
+for chunk = floor, stop - 1 do
+  for i = 3, #ARGV do redis.call('UNLINK', ARGV[i] .. chunk) end
 end
-if floor < keep then redis.call('SET', KEYS[1], keep) end
-return math.max(keep - floor, 0)
+if floor < stop then redis.call('SET', KEYS[1], stop) end
+return math.max(stop - floor, 0)
+"""
+
+_TAKE = """
+-- KEYS[1]: the view's horizon, KEYS[2]: its count of events applied behind it; ARGV[1]: the
+-- boundary a writer reads for. The horizon only moves forward: an older boundary written again
+-- (a fold-in) must not let events between the two pass uncounted.
+local horizon = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if tonumber(ARGV[1]) > horizon then redis.call('SET', KEYS[1], ARGV[1]) end
+return tonumber(redis.call('GET', KEYS[2]) or '0')
 """
 
 _SUMS = """
@@ -165,6 +194,7 @@ return out
 
 KEY_SEPARATOR = "|"
 KEYS_PER_SUM = 50  # keys summed by one script run: a few milliseconds of Redis at most
+FORGET_CHUNKS = 64  # chunks one forget run drops per key at most
 CHUNK_BUCKETS = 16  # a chunk's hash holds 48 fields: Redis keeps it a small list
 
 
@@ -174,6 +204,7 @@ class Applied:
     watermark: pd.Timestamp | None
     behind: dict[str, int] = field(default_factory=dict)  # view -> events behind its horizon
     too_late: list[Departure] = field(default_factory=list)  # not applied: offline only
+    newly_too_late: int = 0  # of those, the ones seen too late for the first time
 
 
 WRITE_LOCK_SECONDS = 10
@@ -190,6 +221,7 @@ class TileStore:
         self._apply = client.register_script(_APPLY)
         self._forget = client.register_script(_FORGET)
         self._sums = client.register_script(_SUMS)
+        self._take = client.register_script(_TAKE)
 
     def _view_key(self, aggregate: TiledAggregate, name: str) -> str:
         return f"{self.prefix}:tiles:{aggregate.table}:{name}"
@@ -212,10 +244,11 @@ class TileStore:
         return self._view_key(aggregate, f"k:{KEY_SEPARATOR.join(key)}:")
 
     def apply(self, departures: Iterable[Departure], *, lateness_seconds: int = 3600) -> Applied:
-        """The departures into their tiles, each once. One later than `lateness_seconds` behind
-        the watermark is not applied (it would change rows long served): it is counted once
-        and returned in `too_late` (every time it is given again, so that a processor that
-        died before keeping it offline keeps it on the next delivery)."""
+        """The departures into their tiles, each once. One more than `lateness_seconds` before
+        the latest boundary a writer has read for (any view) is not applied (it would change
+        rows long served): it is counted once and returned in `too_late`, every time it is
+        given again, so that a processor that died before keeping it offline keeps it on the
+        next delivery."""
         departures = list(departures)
         views = list(TILED.values())
         args: list[str | int] = [lateness_seconds, CHUNK_BUCKETS, len(views)]
@@ -224,6 +257,7 @@ class TileStore:
                 self.horizon_key(aggregate),
                 self.behind_key(aggregate),
                 self.floor_key(aggregate),
+                int(aggregate.tile.total_seconds()),
             ]
         events: list[str | int] = []
         count = 0
@@ -257,9 +291,9 @@ class TileStore:
         )
         applied, watermark = int(result[0]), int(result[1])
         too_late = [departures[int(position) - 1] for position in result[2]]
-        behind = {a.table: int(n) for a, n in zip(views, result[3:], strict=True) if int(n)}
+        behind = {a.table: int(n) for a, n in zip(views, result[4:], strict=True) if int(n)}
         moment = pd.Timestamp(watermark, unit="s", tz="UTC") if watermark else None
-        return Applied(applied, moment, behind, too_late)
+        return Applied(applied, moment, behind, too_late, int(result[3]))
 
     def too_late(self) -> int:
         """Departures that came later than the allowed lateness (counted once each)."""
@@ -301,11 +335,15 @@ class TileStore:
         an event applied before it is behind the horizon. The count of such events so far; a
         writer that kept window sums from an earlier boundary may slide them only if the count
         has not moved since (window_sums.py)."""
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.horizon_key(aggregate), boundary)
-        pipe.get(self.behind_key(aggregate))
-        _, behind = pipe.execute()
-        return int(behind or 0)
+        behind: Any = self._take(
+            keys=[self.horizon_key(aggregate), self.behind_key(aggregate)], args=[boundary]
+        )
+        return int(behind)
+
+    def behind(self, aggregate: TiledAggregate) -> int:
+        """The count of events applied behind the view's horizon so far."""
+        value: Any = self.client.get(self.behind_key(aggregate))
+        return int(value or 0)
 
     def tiles(
         self, aggregate: TiledAggregate, keys: list[tuple[str, ...]], first: int, stop: int
@@ -359,7 +397,8 @@ class TileStore:
             return 0
         prefixes = [self._chunks_prefix(aggregate, key) for key in keys]
         result: Any = self._forget(
-            keys=[self.floor_key(aggregate)], args=[before // CHUNK_BUCKETS, *prefixes]
+            keys=[self.floor_key(aggregate)],
+            args=[before // CHUNK_BUCKETS, FORGET_CHUNKS, *prefixes],
         )
         return int(result)
 

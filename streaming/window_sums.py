@@ -44,6 +44,9 @@ class SlidingSums:
         self.tiles = tiles
         self._taken: dict[str, _Taken] = {}
         self.slid = self.summed = 0  # keys' sums slid or summed anew (the benchmark's split)
+        # per view, the count of events behind its horizon when its sums were last read: the
+        # rows written from them hold every one of those
+        self.behind_read: dict[str, int] = {}
 
     def at(
         self, aggregate: TiledAggregate, boundary: int, last_written: int
@@ -56,7 +59,12 @@ class SlidingSums:
         steps = [aggregate.steps(w) for w in aggregate.windows]
         longest = aggregate.steps_longest
         kept: dict[Key, list[WindowSums]] = {}
-        if taken is not None and taken.boundary == last_written and taken.behind == behind:
+        if (
+            taken is not None
+            and taken.boundary == last_written
+            and taken.behind == behind
+            and boundary - taken.boundary < longest  # else the gap's tiles outnumber a window's
+        ):
             kept = taken.sums
         sums: dict[Key, list[WindowSums]] = {}
         sliding = [k for k in keys if k in kept]
@@ -81,4 +89,5 @@ class SlidingSums:
         self.slid += len(sliding)
         self.summed += len(anew)
         self._taken[aggregate.table] = _Taken(boundary, behind, sums)
+        self.behind_read[aggregate.table] = behind
         return keys, [sums[k] for k in keys]

@@ -103,7 +103,8 @@ def _relation(view: ViewJoin) -> str:
     table = f"read_parquet({_literal(view.path)})"
     if not has_parts(view.path):
         return table
-    parts = f"read_parquet({_literal(part_glob(view.path))})"
+    # By name: a part written before the batch table existed has its columns in its order.
+    parts = f"read_parquet({_literal(part_glob(view.path))}, union_by_name = true)"
     stamped = f"CAST({_quote(view.timestamp)} AS TIMESTAMPTZ)"
     return (
         f"(SELECT * FROM {table} WHERE {stamped} < (SELECT min({stamped}) FROM {parts}) "

@@ -71,13 +71,20 @@ def test_a_replay_is_read_in_order_and_malformed_entries_become_dead_letters(
     assert f"published {len(expected):,} events" in output
     assert set(expected["kind"]) == {"departure", "weather", "outcome"}
 
-    # A producer's own XADDs: four malformed, then a good one.
+    # A producer's own XADDs: five malformed, then a good one.
     client = log.client
+    typo = _departure(expected)  # a valid departure but for its year: 2031, not 2013
+    scheduled = pd.Timestamp(typo["scheduled_departure"]).replace(year=2031)
+    delay = pd.Timedelta(minutes=float(typo["dep_delay"]))
+    typo.update(
+        scheduled_departure=scheduled.isoformat(), departed_at=(scheduled + delay).isoformat()
+    )
     bad = [
         {"kind": "arrival", "flight_id": "x"},
         {**_departure(expected), "dep_delay": "99"},  # disagrees with its own times
         {**_departure(expected), "departed_at": "2013-12-02T12:00:00"},  # no zone
         {b"kind": b"outcome", b"flight_id": b"\xff\xfe", b"departed_late": b"1", b"known_at": b"x"},
+        typo,  # far ahead of the wall clock: it would move every clock
     ]
     for entry in bad:
         client.xadd(log.stream, entry)  # type: ignore[arg-type]
@@ -94,22 +101,25 @@ def test_a_replay_is_read_in_order_and_malformed_entries_become_dead_letters(
     kinds = {type(d.event) for d in events}
     assert kinds == {Departure, Weather, Outcome}
 
-    assert reader.dead_lettered == 4
+    assert reader.dead_lettered == 5
     reasons = [letter.reason for letter in log.dead_letters(last=10)]
     assert reasons[0].startswith("kind: 'arrival' is not an event kind")
     assert reasons[1].startswith("departure.dep_delay: 99 min, but departed_at")
     assert reasons[2] == "departure.departed_at: '2013-12-02T12:00:00' has no time zone"
     assert reasons[3].startswith("encoding: not UTF-8")
+    assert reasons[4].startswith("departure: event time 2031-"), reasons[4]
+    assert "ahead of the wall clock" in reasons[4]
     assert log.dead_letter_counts() == {
         "kind": 1,
         "departure.dep_delay": 1,
         "departure.departed_at": 1,
         "encoding": 1,
+        "departure": 1,
     }
     (group,) = log.groups()
     assert group.pending == 0  # dead letters are acknowledged too: nothing is delivered again
     code, status = _cli("events", "status")
-    assert code == 0 and "dead letters: 4" in status and "group features" in status, status
+    assert code == 0 and "dead letters: 5" in status and "group features" in status, status
 
 
 def _departure(expected: pd.DataFrame) -> dict[str, str]:

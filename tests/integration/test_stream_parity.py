@@ -268,7 +268,9 @@ def _recent(
 
 def _run(world: World, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, **world.settings.as_env()}
-    return subprocess.Popen([*command_program(), "stream", "run", *args], env=env)
+    return subprocess.Popen(
+        [*command_program(), "stream", "run", "--metrics-port", "0", *args], env=env
+    )
 
 
 def test_a_killed_processor_and_two_processors_end_as_one_uninterrupted_run(world: World) -> None:
